@@ -1,0 +1,215 @@
+//! Applying a set to PostgreSQL and checking a database against a set.
+//!
+//! Rules that hold everywhere in this module:
+//! - Only the simple-query protocol is used (no named prepared statements), and every setting is
+//!   `SET LOCAL` inside the transaction that needs it, so it all works behind PgBouncer in
+//!   transaction-pooling mode, where consecutive transactions may reach different backends.
+//! - Each migration runs in its own transaction together with its tracking row: a failure leaves
+//!   the database exactly at the revision before it.
+//! - Serialization is a transaction-level advisory lock taken inside each such transaction, with
+//!   the tracking table re-read under it (session locks do not survive transaction pooling).
+
+mod lock;
+mod status;
+mod upgrade;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use status::{Applied, Divergence, Status};
+pub use upgrade::{Event, UpgradeReport};
+
+use crate::config;
+use crate::migration::{Migration, Revision};
+use crate::tracking::{quote_ident, TrackingTable};
+
+/// Which applied migrations whose file changed since may be accepted by `upgrade`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AcceptChanged {
+    #[default]
+    None,
+    All,
+    Only(Vec<Revision>),
+}
+
+impl AcceptChanged {
+    fn accepts(&self, r: Revision) -> bool {
+        match self {
+            AcceptChanged::None => false,
+            AcceptChanged::All => true,
+            AcceptChanged::Only(list) => list.contains(&r),
+        }
+    }
+}
+
+/// How to talk to one database: the resolved settings of the CLI, or defaults for an app.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub schema: Option<String>,
+    pub table: TrackingTable,
+    /// `lock_timeout` for each migration's statements.
+    pub lock_timeout: Duration,
+    /// Longest wait for another process's migration lock.
+    pub lock_wait: Duration,
+    pub accept_changed: AcceptChanged,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            schema: None,
+            table: TrackingTable::new(config::DEFAULT_VERSION_TABLE, None).expect("valid default"),
+            lock_timeout: config::parse_duration(config::DEFAULT_LOCK_TIMEOUT).expect("valid default"),
+            lock_wait: config::parse_duration(config::DEFAULT_LOCK_WAIT).expect("valid default"),
+            accept_changed: AcceptChanged::None,
+        }
+    }
+}
+
+impl Options {
+    /// Options for `schema` (tracking in it too), defaults otherwise.
+    pub fn with_schema(schema: Option<&str>) -> Options {
+        Options {
+            schema: schema.map(str::to_string),
+            table: TrackingTable::new(config::DEFAULT_VERSION_TABLE, schema).expect("valid default"),
+            ..Options::default()
+        }
+    }
+
+    /// `SET LOCAL`s that every transaction of ours starts with.
+    fn session_sql(&self) -> String {
+        let mut sql = String::from("SET LOCAL application_name = 'cargo-procrastinate';");
+        if let Some(schema) = &self.schema {
+            // Only the configured schema: unqualified names in upstream files must not find (or
+            // drop) objects of another installation in `public`.
+            sql.push_str(&format!(" SET LOCAL search_path TO {};", quote_ident(schema)));
+        }
+        sql
+    }
+}
+
+/// What went wrong, in terms a user can act on. The CLI maps each variant to an exit code.
+#[derive(Debug)]
+pub enum Error {
+    /// Talking to the server failed outside any migration.
+    Db { context: String, source: postgres::Error },
+    /// The database and the files disagree; nothing was changed.
+    Diverged(Vec<Divergence>),
+    /// A migration failed and was rolled back; earlier ones stay applied.
+    Failed(Box<MigrationFailure>),
+    /// Another process held the migration lock for longer than `lock-wait`.
+    LockWait { waited: Duration, holder: Option<String> },
+    /// The request makes no sense for this database (a downgrade, a stamp below current).
+    Refused(String),
+}
+
+#[derive(Debug)]
+pub struct MigrationFailure {
+    pub revision: Revision,
+    pub file_name: String,
+    /// 1-based line in the file where the failing statement (or error position) is.
+    pub line: Option<usize>,
+    pub message: String,
+    pub sqlstate: Option<String>,
+    /// The last revision still applied.
+    pub current: Option<Revision>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Db { context, source } => write!(f, "{context}: {}", describe(source)),
+            Error::Diverged(list) => {
+                write!(f, "the database and the migration files disagree (nothing was changed):")?;
+                list.iter().try_for_each(|d| write!(f, "\n  {d}"))
+            }
+            Error::Failed(fail) => {
+                let at = fail.line.map(|l| format!(":{l}")).unwrap_or_default();
+                write!(f, "migration {} failed at {}{at}: {}", fail.revision, fail.file_name, fail.message)?;
+                if let Some(code) = &fail.sqlstate {
+                    write!(f, " (SQLSTATE {code})")?;
+                }
+                let now = fail.current.map_or("base (nothing applied)".to_string(), |r| r.to_string());
+                write!(f, "\nit was rolled back; the database is at {now}")
+            }
+            Error::LockWait { waited, holder } => {
+                write!(f, "gave up after {}s waiting for the migration lock", waited.as_secs())?;
+                match holder {
+                    Some(h) => write!(f, ", held by {h}"),
+                    None => write!(f, " (its holder is not visible to this user)"),
+                }?;
+                write!(f, "; raise `lock-wait` or retry once that process is done")
+            }
+            Error::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The server's message with its detail and hint, or the client-side error.
+pub fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = db.message().to_string();
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" (detail: {d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!(" (hint: {h})"));
+            }
+            s
+        }
+        None => {
+            // postgres::Error's Display is terse ("db error", "error connecting to server");
+            // the source carries the useful part (e.g. "Connection refused").
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(inner) = source {
+                s.push_str(&format!(": {inner}"));
+                source = inner.source();
+            }
+            s
+        }
+    }
+}
+
+fn db_err(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Db { context, source }
+}
+
+/// Reads what the database records and compares it with `migrations`, changing nothing.
+pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Status, Error> {
+    let mut tx = begin(client, opts)?;
+    let applied = status::read_applied(&mut tx, &opts.table)?;
+    tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
+    Ok(Status::compare(applied, migrations))
+}
+
+/// For an application at start-up: Ok when the database is exactly at the head the binary was
+/// compiled with and every applied file is unchanged; otherwise an error that says what differs.
+pub fn verify(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Revision, Error> {
+    let status = status(client, migrations, opts)?;
+    if !status.divergences.is_empty() {
+        return Err(Error::Diverged(status.divergences));
+    }
+    let head = migrations.last().map(|m| m.revision);
+    match (status.current, head) {
+        (current, Some(head)) if current == Some(head) => Ok(head),
+        (current, head) => Err(Error::Refused(format!(
+            "the database is at {} but this build expects {}: run `cargo procrastinate upgrade`",
+            current.map_or("base (nothing applied)".into(), |r| r.to_string()),
+            head.map_or("base".into(), |r| r.to_string()),
+        ))),
+    }
+}
+
+pub use upgrade::{stamp, upgrade};
+
+/// BEGIN plus our `SET LOCAL`s.
+fn begin<'a>(client: &'a mut postgres::Client, opts: &Options) -> Result<postgres::Transaction<'a>, Error> {
+    let mut tx = client.transaction().map_err(db_err("cannot start a transaction"))?;
+    tx.batch_execute(&opts.session_sql()).map_err(db_err("cannot set up the session"))?;
+    Ok(tx)
+}

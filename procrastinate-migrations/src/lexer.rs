@@ -1,0 +1,365 @@
+//! Splits a migration file into top-level statements, the way psql does.
+//!
+//! Why a lexer at all: files must run whole, and a naive split on `;` breaks dollar-quoted
+//! function bodies (`$$ ... END; $$`). Knowing where each statement starts lets an error name
+//! the file *and line* even when the server reports no position, and lets us refuse what would
+//! break the one-transaction-per-file rule (`BEGIN`/`COMMIT`) or what only psql understands
+//! (backslash meta-commands) before anything runs.
+//!
+//! Covered: '...' strings (with `''`), E'...' strings (backslash escapes), "quoted" identifiers,
+//! $tag$...$tag$ bodies, `--` and nested `/* */` comments, parentheses, and SQL-standard bodies
+//! (`CREATE FUNCTION ... BEGIN ATOMIC ...; END`), whose inner `;` do not end the statement.
+
+use std::ops::Range;
+
+/// One top-level statement: `text` is the source from its first token through its `;`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// Byte range of the statement in the file, first token to terminating `;` (inclusive).
+    pub span: Range<usize>,
+    /// 1-based line of the statement's first token.
+    pub line: usize,
+    /// Upper-cased first word (`CREATE`, `BEGIN`, ...), empty when it starts with a symbol.
+    pub keyword: String,
+}
+
+/// Why a file cannot be run as one transaction by this tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LexError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Splits `sql` into statements and checks it holds none of what the tool refuses.
+pub fn statements(sql: &str) -> Result<Vec<Statement>, LexError> {
+    let statements = Scanner::new(sql).run()?;
+    for st in &statements {
+        check_transaction_control(sql, st)?;
+    }
+    Ok(statements)
+}
+
+/// 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    1 + text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count()
+}
+
+fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> {
+    let words: Vec<String> = sql[st.span.clone()]
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let second = words.get(1).map(String::as_str).unwrap_or("");
+    let refused = match st.keyword.as_str() {
+        "BEGIN" | "COMMIT" | "END" | "ABORT" => true,
+        "START" => second == "TRANSACTION",
+        // `ROLLBACK TO SAVEPOINT` stays inside the transaction; a plain ROLLBACK does not.
+        "ROLLBACK" => second != "TO",
+        _ => false,
+    };
+    if refused {
+        return Err(LexError {
+            line: st.line,
+            message: format!(
+                "top-level `{}`: each file already runs in its own transaction together with its \
+                 tracking row; remove the transaction control",
+                words.join(" ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+struct Scanner<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    line: usize,
+    out: Vec<Statement>,
+    // State of the statement being read.
+    start: Option<(usize, usize)>,
+    keyword: String,
+    paren_depth: usize,
+    /// psql's `begin_depth`: BEGIN (ATOMIC) / CASE nesting inside CREATE FUNCTION/PROCEDURE.
+    begin_depth: usize,
+    is_create: bool,
+}
+
+fn is_ident_start(b: u8) -> bool {
+    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+}
+
+fn is_ident_char(b: u8) -> bool {
+    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+}
+
+impl<'a> Scanner<'a> {
+    fn new(src: &'a str) -> Scanner<'a> {
+        Scanner {
+            src,
+            bytes: src.as_bytes(),
+            pos: 0,
+            line: 1,
+            out: Vec::new(),
+            start: None,
+            keyword: String::new(),
+            paren_depth: 0,
+            begin_depth: 0,
+            is_create: false,
+        }
+    }
+
+    fn err<T>(&self, line: usize, message: String) -> Result<T, LexError> {
+        Err(LexError { line, message })
+    }
+
+    fn peek(&self, ahead: usize) -> Option<u8> {
+        self.bytes.get(self.pos + ahead).copied()
+    }
+
+    /// Advances over `n` bytes, counting newlines.
+    fn bump(&mut self, n: usize) {
+        let end = (self.pos + n).min(self.bytes.len());
+        self.line += self.bytes[self.pos..end].iter().filter(|&&b| b == b'\n').count();
+        self.pos = end;
+    }
+
+    fn mark_token(&mut self) {
+        if self.start.is_none() {
+            self.start = Some((self.pos, self.line));
+        }
+    }
+
+    fn finish_statement(&mut self, end: usize) {
+        if let Some((start, line)) = self.start.take() {
+            self.out.push(Statement { span: start..end, line, keyword: std::mem::take(&mut self.keyword) });
+        }
+        self.keyword.clear();
+        self.paren_depth = 0;
+        self.begin_depth = 0;
+        self.is_create = false;
+    }
+
+    fn run(mut self) -> Result<Vec<Statement>, LexError> {
+        while let Some(b) = self.peek(0) {
+            match b {
+                b'-' if self.peek(1) == Some(b'-') => {
+                    let len = self.bytes[self.pos..].iter().position(|&c| c == b'\n').unwrap_or(self.bytes.len() - self.pos);
+                    self.bump(len);
+                }
+                b'/' if self.peek(1) == Some(b'*') => self.block_comment()?,
+                b'\'' => {
+                    self.mark_token();
+                    self.quoted(b'\'', false)?;
+                }
+                b'"' => {
+                    self.mark_token();
+                    self.quoted(b'"', false)?;
+                }
+                b'$' if self.dollar_tag().is_some() => {
+                    self.mark_token();
+                    self.dollar_quoted()?;
+                }
+                b'\\' => {
+                    let word: String = self.src[self.pos..].chars().take_while(|c| !c.is_whitespace()).take(20).collect();
+                    return self.err(
+                        self.line,
+                        format!("psql meta-command `{word}`: files must be plain SQL that the server runs, not psql scripts"),
+                    );
+                }
+                b'(' => {
+                    self.mark_token();
+                    self.paren_depth += 1;
+                    self.bump(1);
+                }
+                b')' => {
+                    self.mark_token();
+                    self.paren_depth = self.paren_depth.saturating_sub(1);
+                    self.bump(1);
+                }
+                b';' => {
+                    self.bump(1);
+                    if self.paren_depth == 0 && self.begin_depth == 0 {
+                        self.finish_statement(self.pos);
+                    }
+                }
+                b if is_ident_start(b) => self.word()?,
+                b if b.is_ascii_whitespace() => self.bump(1),
+                _ => {
+                    self.mark_token();
+                    // Skip a whole UTF-8 character so `pos` stays on a char boundary.
+                    let len = self.src[self.pos..].chars().next().map_or(1, char::len_utf8);
+                    self.bump(len);
+                }
+            }
+        }
+        // psql runs a last statement that lacks its `;` at end of input.
+        self.finish_statement(self.bytes.len());
+        Ok(self.out)
+    }
+
+    fn word(&mut self) -> Result<(), LexError> {
+        self.mark_token();
+        let start = self.pos;
+        let len = self.bytes[start..].iter().position(|&b| !is_ident_char(b)).unwrap_or(self.bytes.len() - start);
+        // E'...' (and e'...') strings take backslash escapes.
+        if len == 1 && matches!(self.bytes[start], b'E' | b'e') && self.peek(1) == Some(b'\'') {
+            self.bump(1);
+            return self.quoted(b'\'', true);
+        }
+        let word = self.src[start..start + len].to_ascii_uppercase();
+        self.bump(len);
+        if self.keyword.is_empty() && self.out_statement_just_started(start) {
+            self.is_create = word == "CREATE";
+            self.keyword = word.clone();
+        }
+        // Only inside CREATE statements can BEGIN ... END enclose `;` (SQL-standard bodies);
+        // elsewhere a top-level BEGIN is transaction control, handled after splitting.
+        if self.is_create {
+            match word.as_str() {
+                "BEGIN" => self.begin_depth += 1,
+                "CASE" if self.begin_depth > 0 => self.begin_depth += 1,
+                "END" if self.begin_depth > 0 => self.begin_depth -= 1,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// True when the word at `start` is the statement's first token.
+    fn out_statement_just_started(&self, start: usize) -> bool {
+        self.start.map(|(s, _)| s) == Some(start)
+    }
+
+    fn block_comment(&mut self) -> Result<(), LexError> {
+        let line = self.line;
+        let mut depth = 0usize;
+        while self.pos < self.bytes.len() {
+            match (self.bytes[self.pos], self.peek(1)) {
+                (b'/', Some(b'*')) => {
+                    depth += 1;
+                    self.bump(2);
+                }
+                (b'*', Some(b'/')) => {
+                    depth -= 1;
+                    self.bump(2);
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                _ => self.bump(1),
+            }
+        }
+        self.err(line, "unterminated /* comment".into())
+    }
+
+    /// Reads a quoted string or identifier; the doubled quote character is an escape.
+    fn quoted(&mut self, quote: u8, backslash_escapes: bool) -> Result<(), LexError> {
+        let line = self.line;
+        self.bump(1);
+        while let Some(b) = self.peek(0) {
+            if backslash_escapes && b == b'\\' {
+                self.bump(2);
+            } else if b == quote {
+                if self.peek(1) == Some(quote) {
+                    self.bump(2);
+                } else {
+                    self.bump(1);
+                    return Ok(());
+                }
+            } else {
+                self.bump(1);
+            }
+        }
+        let what = if quote == b'"' { "quoted identifier" } else { "string literal" };
+        self.err(line, format!("unterminated {what}"))
+    }
+
+    /// At a `$`: the `$tag$` opening a dollar-quoted string, if it is one. `$1` is a parameter
+    /// and `a$b` an identifier (handled by `word`), not a quote.
+    fn dollar_tag(&self) -> Option<usize> {
+        let rest = &self.bytes[self.pos + 1..];
+        let len = rest.iter().position(|&b| !(is_ident_char(b) && b != b'$'))?;
+        if rest[len] != b'$' || rest.first().is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(len + 2)
+    }
+
+    fn dollar_quoted(&mut self) -> Result<(), LexError> {
+        let line = self.line;
+        let tag_len = self.dollar_tag().expect("called at a dollar tag");
+        let tag = &self.src[self.pos..self.pos + tag_len];
+        match self.src[self.pos + tag_len..].find(tag) {
+            Some(end) => {
+                self.bump(tag_len + end + tag_len);
+                Ok(())
+            }
+            None => self.err(line, format!("unterminated dollar-quoted string {tag}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sql: &str) -> Vec<(usize, String)> {
+        statements(sql).unwrap().into_iter().map(|s| (s.line, sql[s.span].to_string())).collect()
+    }
+
+    #[test]
+    fn dollar_quoted_bodies_keep_their_semicolons() {
+        let sql = "CREATE FUNCTION f() RETURNS void AS $$\nBEGIN\n  PERFORM 1;\nEND;\n$$ LANGUAGE plpgsql;\n\n-- c;\nSELECT 'a;b', \"x;y\", $tag$;$tag$;\n";
+        let got = split(sql);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, 1);
+        assert!(got[0].1.ends_with("LANGUAGE plpgsql;"));
+        assert_eq!(got[1], (8, "SELECT 'a;b', \"x;y\", $tag$;$tag$;".to_string()));
+    }
+
+    #[test]
+    fn strings_comments_and_parameters() {
+        let sql = "SELECT E'it\\'s;', 'it''s;' /* a /* nested; */ comment */, $1, a$b;\nSELECT 2";
+        let got = split(sql);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[1], (2, "SELECT 2".to_string()));
+    }
+
+    #[test]
+    fn sql_standard_bodies_and_parentheses() {
+        let sql = "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 1 END; END;\nCREATE RULE r AS ON INSERT TO t DO INSTEAD (SELECT 1; SELECT 2);\nSELECT 3;";
+        let got = split(sql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[2].1, "SELECT 3;");
+    }
+
+    #[test]
+    fn refuses_transaction_control_and_meta_commands() {
+        let e = statements("SELECT 1;\nBEGIN;\nSELECT 2;\nCOMMIT;").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("`BEGIN`"), "{}", e.message);
+        assert_eq!(statements("SELECT 1;\n\ncommit;").unwrap_err().line, 3);
+        assert!(statements("START TRANSACTION;").is_err());
+        assert!(statements("SAVEPOINT a; ROLLBACK TO SAVEPOINT a; RELEASE a;").is_ok());
+        let e = statements("SELECT 1;\n\\set ON_ERROR_STOP 1\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("meta-command `\\set`"), "{}", e.message);
+        // Inside a body a BEGIN or a backslash is just text.
+        assert!(statements("DO $$ BEGIN RAISE NOTICE '\\'; END $$;").is_ok());
+    }
+
+    #[test]
+    fn unterminated_things_name_their_line() {
+        assert_eq!(statements("SELECT 1;\nSELECT $$ oops").unwrap_err().line, 2);
+        assert_eq!(statements("\n\nSELECT 'x").unwrap_err().line, 3);
+        assert!(statements("/* open").unwrap_err().message.contains("comment"));
+    }
+
+    #[test]
+    fn comments_only_is_no_statement() {
+        assert!(statements("-- nothing\n/* here */\n").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,222 @@
+//! The resolver: one directory of `*.sql` files in, one ordered, validated set out.
+//!
+//! `procrastinate-build` and `cargo procrastinate` both call [`MigrationSet::from_dir`], so a
+//! set that fails the build fails the CLI with the same words, and vice versa.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::lexer;
+use crate::migration::{Checksum, Migration, Revision};
+use crate::name;
+
+/// A validated migration set, in revision order (`migrations[0]` is `0001`).
+#[derive(Clone, Debug)]
+pub struct MigrationSet {
+    pub dir: PathBuf,
+    pub migrations: Vec<Migration>,
+}
+
+/// A set that cannot be used, with every problem found (not just the first), each naming its file.
+#[derive(Debug)]
+pub struct SetError {
+    pub dir: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// File name within the directory, or `None` for a problem with the directory itself.
+    pub file: Option<String>,
+    /// 1-based line, when the problem is inside the file.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for SetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid migration set in {}:", self.dir.display())?;
+        for p in &self.problems {
+            match (&p.file, p.line) {
+                (Some(file), Some(line)) => write!(f, "\n  {file}:{line}: {}", p.message)?,
+                (Some(file), None) => write!(f, "\n  {file}: {}", p.message)?,
+                (None, _) => write!(f, "\n  {}", p.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SetError {}
+
+impl MigrationSet {
+    /// Reads `*.sql` directly in `dir` (not recursive: `future_migrations/` is never a part of
+    /// it), skipping other files (`__init__.py`) and hidden ones (editor swap files).
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<MigrationSet, SetError> {
+        let dir = dir.as_ref().to_path_buf();
+        let fail = |message: String| SetError { dir: dir.clone(), problems: vec![Problem { file: None, line: None, message }] };
+        let entries = std::fs::read_dir(&dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| fail(format!("cannot read the directory: {e}")))?;
+            let file_name = entry.file_name();
+            let Some(file_name) = file_name.to_str() else {
+                return Err(fail(format!("file name {:?} is not UTF-8", entry.file_name())));
+            };
+            let is_file = entry.file_type().map(|t| t.is_file() || t.is_symlink()).unwrap_or(false);
+            if is_file && file_name.ends_with(".sql") && !file_name.starts_with('.') {
+                let bytes = std::fs::read(entry.path())
+                    .map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
+                files.push((file_name.to_string(), bytes));
+            }
+        }
+        Self::from_files(dir, files)
+    }
+
+    /// Builds a set from `(file name, content)` pairs; [`from_dir`](Self::from_dir) without the I/O.
+    pub fn from_files(dir: PathBuf, mut files: Vec<(String, Vec<u8>)>) -> Result<MigrationSet, SetError> {
+        // Bytewise order of names is the order of the set (not locale order, not version order).
+        files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut problems = Vec::new();
+        let mut seen: HashMap<(crate::Version, u8), String> = HashMap::new();
+        let mut migrations = Vec::with_capacity(files.len());
+        for (index, (file_name, bytes)) in files.into_iter().enumerate() {
+            let mut problem = |line: Option<usize>, message: String| {
+                problems.push(Problem { file: Some(file_name.clone()), line, message })
+            };
+            let parsed = match name::parse(&file_name) {
+                Ok(parsed) => parsed,
+                Err(message) => {
+                    problem(None, message);
+                    continue;
+                }
+            };
+            if let Some(first) = seen.insert((parsed.version, parsed.serial), file_name.clone()) {
+                problem(None, format!("duplicate version and serial {}_{:02}: also used by {first}", parsed.version, parsed.serial));
+            }
+            let sql = match String::from_utf8(bytes) {
+                Ok(sql) => sql,
+                Err(e) => {
+                    let offset = e.utf8_error().valid_up_to();
+                    let line = lexer::line_of(&String::from_utf8_lossy(e.as_bytes()), offset);
+                    problem(Some(line), format!("not UTF-8 (invalid byte at offset {offset})"));
+                    continue;
+                }
+            };
+            match lexer::statements(&sql) {
+                Ok(statements) if statements.is_empty() => {
+                    problem(None, "empty: the file holds no SQL statement".into());
+                }
+                Ok(_) => {}
+                Err(e) => problem(Some(e.line), e.message),
+            }
+            migrations.push(Migration {
+                revision: Revision::new(index as u32 + 1),
+                version: parsed.version,
+                serial: parsed.serial,
+                phase: parsed.phase,
+                description: Cow::Owned(parsed.description.to_string()),
+                file_name: Cow::Owned(file_name.clone()),
+                checksum: Checksum::of(sql.as_bytes()),
+                sql: Cow::Owned(sql),
+            });
+        }
+        if migrations.is_empty() && problems.is_empty() {
+            problems.push(Problem { file: None, line: None, message: "no migration files (`*.sql`) in this directory".into() });
+        }
+        if problems.is_empty() {
+            Ok(MigrationSet { dir, migrations })
+        } else {
+            Err(SetError { dir, problems })
+        }
+    }
+
+    pub fn head(&self) -> Revision {
+        self.migrations.last().expect("a set is never empty").revision
+    }
+
+    pub fn get(&self, revision: Revision) -> Option<&Migration> {
+        self.migrations.get(revision.index())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Phase;
+
+    fn set(files: &[(&str, &str)]) -> Result<MigrationSet, SetError> {
+        let files = files.iter().map(|(n, s)| (n.to_string(), s.as_bytes().to_vec())).collect();
+        MigrationSet::from_files(PathBuf::from("sql/x"), files)
+    }
+
+    #[test]
+    fn orders_bytewise_and_numbers_from_0001() {
+        let s = set(&[
+            ("03.00.00_50_post_b.sql", "SELECT 2;"),
+            ("00.10.00_01_a.sql", "SELECT 0;"),
+            ("03.00.00_01_pre_b.sql", "SELECT 1;"),
+        ])
+        .unwrap();
+        let got: Vec<_> = s.migrations.iter().map(|m| (m.revision.to_string(), m.file_name.to_string(), m.phase)).collect();
+        assert_eq!(
+            got,
+            [
+                ("0001".into(), "00.10.00_01_a.sql".into(), Phase::Unmarked),
+                ("0002".into(), "03.00.00_01_pre_b.sql".into(), Phase::Pre),
+                ("0003".into(), "03.00.00_50_post_b.sql".into(), Phase::Post),
+            ]
+        );
+        assert_eq!(s.head().to_string(), "0003");
+        assert_eq!(s.migrations[0].checksum, Checksum::of(b"SELECT 0;"));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_file() {
+        let err = set(&[
+            ("03.00.00_01_pre_ok.sql", "SELECT 1;"),
+            ("03.00.00_01_pre_dup.sql", "SELECT 1;"),
+            ("03.00.00_02_pre_empty.sql", "  -- nothing\n"),
+            ("bad name.sql", "SELECT 1;"),
+            ("03.00.00_03_pre_tx.sql", "SELECT 1;\nCOMMIT;"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("invalid migration set in sql/x:"), "{text}");
+        assert!(text.contains("03.00.00_01_pre_ok.sql: duplicate version and serial 03.00.00_01: also used by 03.00.00_01_pre_dup.sql"), "{text}");
+        assert!(text.contains("03.00.00_02_pre_empty.sql: empty"), "{text}");
+        assert!(text.contains("bad name.sql: malformed name"), "{text}");
+        assert!(text.contains("03.00.00_03_pre_tx.sql:2: top-level `COMMIT`"), "{text}");
+        assert_eq!(err.problems.len(), 4);
+    }
+
+    #[test]
+    fn rejects_non_utf8_with_its_line() {
+        let files = vec![("01.00.00_01_x.sql".to_string(), b"SELECT 1;\nSELECT '\xff';".to_vec())];
+        let err = MigrationSet::from_files(PathBuf::from("d"), files).unwrap_err();
+        assert_eq!(err.problems[0].line, Some(2));
+        assert!(err.to_string().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn an_empty_directory_is_an_error() {
+        let dir = tempfile_dir();
+        std::fs::create_dir_all(dir.join("future_migrations")).unwrap();
+        std::fs::write(dir.join("future_migrations/01.00.00_01_x.sql"), "SELECT 1;").unwrap();
+        std::fs::write(dir.join("__init__.py"), "").unwrap();
+        let err = MigrationSet::from_dir(&dir).unwrap_err();
+        assert!(err.to_string().contains("no migration files"), "{err}");
+        std::fs::write(dir.join("01.00.00_01_x.sql"), "SELECT 1;").unwrap();
+        assert_eq!(MigrationSet::from_dir(&dir).unwrap().migrations.len(), 1);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pm-set-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
