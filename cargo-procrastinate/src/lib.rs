@@ -1,1 +1,71 @@
+//! `cargo procrastinate`: the library behind the thin binary.
+//!
+//! - [`cli`]: the clap surface.
+//! - [`settings`]: metadata, environment and flags into one [`settings::Resolved`].
+//! - [`connect`]: database URL precedence, URL spellings, TLS, password-free display.
+//! - [`commands`]: one function per subcommand, on top of `procrastinate_migrations::db`.
+//! - [`exit`]: the documented exit codes.
 
+pub mod cli;
+pub mod commands;
+pub mod connect;
+pub mod exit;
+pub mod settings;
+
+use std::fmt;
+
+/// An error on its way to stderr, with the exit code it ends the process with.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into() }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(exit::USAGE, message)
+    }
+
+    pub fn connect(message: impl Into<String>) -> Failure {
+        Failure::new(exit::CONNECT, message)
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<procrastinate_migrations::db::Error> for Failure {
+    fn from(e: procrastinate_migrations::db::Error) -> Failure {
+        use procrastinate_migrations::db::Error as E;
+        let code = match &e {
+            E::Db { .. } | E::Failed(_) => exit::FAILED,
+            E::Diverged(_) => exit::DIVERGED,
+            E::LockWait { .. } => exit::LOCKED,
+            E::Refused(_) => exit::USAGE,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = cli::parse();
+    let quiet = cli.global.quiet;
+    match commands::run(cli) {
+        Ok(code) => code,
+        Err(f) => {
+            // Every message is built from settings and server replies, never from the URL
+            // itself, so no password reaches here.
+            let _ = quiet;
+            eprintln!("error: {}", f.message);
+            f.code
+        }
+    }
+}

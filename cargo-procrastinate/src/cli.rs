@@ -1,0 +1,129 @@
+//! The command line. Cargo runs `cargo-procrastinate procrastinate ARGS`; run directly it is
+//! `cargo-procrastinate ARGS`. Both spellings reach the same parser.
+
+use std::path::PathBuf;
+
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo-procrastinate",
+    bin_name = "cargo procrastinate",
+    version,
+    about = "Manage the Procrastinate PostgreSQL schema (and SQL migrations written the same way) from Cargo",
+    after_help = "Settings: defaults < [workspace.metadata.procrastinate] < [package.metadata.procrastinate] \
+                  < PROCRASTINATE_* environment < flags.\nExit codes: see README.md (0 ok, 1 migration failed, \
+                  2 usage, 3 connection, 4 behind head, 5 database and files disagree, 6 lock wait)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct Global {
+    /// Path to Cargo.toml (default: the nearest one from the current directory up).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Package whose [package.metadata.procrastinate] to use.
+    #[arg(short = 'p', long, global = true, value_name = "SPEC")]
+    pub package: Option<String>,
+    /// Database URL (default: $DATABASE_URL, a .env file beside the manifest, then PG* variables).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Run against a throwaway local PostgreSQL started (and removed) by this command.
+    #[arg(long, global = true, conflicts_with = "database_url")]
+    pub scratch: bool,
+    /// Directory of migration files (setting `migrations`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// PostgreSQL schema that migrations and tracking live in (setting `schema`).
+    #[arg(long, global = true)]
+    pub schema: Option<String>,
+    /// Tracking table, optionally schema-qualified (setting `version-table`).
+    #[arg(long, global = true, value_name = "TABLE")]
+    pub version_table: Option<String>,
+    /// Longest a migration waits for a table lock, e.g. 5s (setting `lock-timeout`).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+    /// Longest to wait for another upgrade's migration lock, e.g. 10min (setting `lock-wait`).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub lock_wait: Option<String>,
+    /// Output format for data on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+    /// No progress on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MessageFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show the revision recorded in the database.
+    Current,
+    /// Apply pending migrations, each in its own transaction (TARGET: head, a revision, +N).
+    Upgrade {
+        #[arg(default_value = "head")]
+        target: String,
+        /// Accept applied migrations whose file changed since (a revision, repeatable, or `all`),
+        /// recording their new checksum.
+        #[arg(long, value_name = "REV|all")]
+        accept_changed: Vec<String>,
+    },
+    /// Record TARGET as applied without running any SQL (for databases built from schema.sql).
+    Stamp {
+        target: String,
+        /// Clear every record first.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// List migrations with their state (RANGE as in Alembic: base:head, current:head, 0025:0030).
+    History {
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(short = 'r', long = "rev-range", value_name = "RANGE", default_value = "base:head")]
+        range: String,
+    },
+    /// Migrations not yet applied (same as `history -r current:head`).
+    Pending {
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Show the head revision of the migration files.
+    Heads,
+    /// Exit 0 only if the database is at head and every applied file is unchanged.
+    Check,
+    /// Print the SQL that `upgrade` would run, as a script for psql.
+    Sql {
+        /// Do not connect: RANGE must not mention `current` (default range base:head).
+        #[arg(long)]
+        offline: bool,
+        /// RANGE (`head`, `0029:head`, `:0030`); default `current:head` online, `base:head` offline.
+        range: Option<String>,
+        /// Start after this revision (the one the target database is at); same as `REV:head`.
+        #[arg(long, value_name = "REV", conflicts_with = "range")]
+        from: Option<String>,
+    },
+    /// Refused: Procrastinate migrations cannot be reversed.
+    Downgrade {
+        #[arg(allow_hyphen_values = true)]
+        target: Option<String>,
+    },
+}
+
+/// Parses `std::env::args`, dropping the `procrastinate` that cargo inserts.
+pub fn parse() -> Cli {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "procrastinate") {
+        args.remove(1);
+    }
+    Cli::parse_from(args)
+}

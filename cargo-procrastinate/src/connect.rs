@@ -1,0 +1,293 @@
+//! From settings to a connected client: where the URL comes from, which URL spellings are
+//! accepted, TLS, and how a connection is named in output (never with its password).
+//!
+//! URL precedence: `--database-url` > the variable named by `database-url-env` (default
+//! `DATABASE_URL`) > that key in a `.env` file beside the manifest > libpq's `PG*` variables.
+//! As libpq does, `PG*` variables also fill what the URL leaves out (password, user, ...).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use postgres::config::{Host, SslMode};
+use postgres::{Client, Config};
+use postgres_openssl::MakeTlsConnector;
+
+use crate::Failure;
+
+/// libpq's sslmode, which tokio-postgres only partly knows (it has no verify-ca/verify-full).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl TlsMode {
+    fn parse(s: &str) -> Result<TlsMode, Failure> {
+        Ok(match s {
+            "disable" => TlsMode::Disable,
+            // `allow` tries plain first; prefer's order is as close as the driver gets.
+            "allow" | "prefer" => TlsMode::Prefer,
+            "require" => TlsMode::Require,
+            "verify-ca" => TlsMode::VerifyCa,
+            "verify-full" => TlsMode::VerifyFull,
+            other => {
+                return Err(Failure::usage(format!(
+                    "sslmode `{other}` is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                )))
+            }
+        })
+    }
+}
+
+/// A database to connect to, and how to name it in output.
+pub struct Target {
+    pub config: Config,
+    pub tls: TlsMode,
+    pub root_cert: Option<PathBuf>,
+}
+
+impl Target {
+    /// `postgres://user@host:port/dbname`: what logs and errors say, without the password.
+    pub fn display(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(Host::Tcp(h)) => h.clone(),
+            Some(Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!(
+            "postgres://{}@{host}:{port}/{}",
+            self.config.get_user().unwrap_or("?"),
+            self.config.get_dbname().unwrap_or("?")
+        )
+    }
+
+    pub fn connect(&self) -> Result<Client, Failure> {
+        let fail = |e: postgres::Error| {
+            Failure::connect(format!("cannot connect to {}: {}", self.display(), procrastinate_migrations::db::describe(&e)))
+        };
+        if self.tls == TlsMode::Disable {
+            return self.config.connect(postgres::NoTls).map_err(fail);
+        }
+        let connector = self.tls_connector()?;
+        self.config.connect(connector).map_err(fail)
+    }
+
+    fn tls_connector(&self) -> Result<MakeTlsConnector, Failure> {
+        let tls_err = |e: openssl::error::ErrorStack| Failure::connect(format!("cannot set up TLS: {e}"));
+        let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(tls_err)?;
+        let verify = matches!(self.tls, TlsMode::VerifyCa | TlsMode::VerifyFull)
+            // libpq: with a root certificate given, `require` verifies the chain like verify-ca.
+            || (self.tls == TlsMode::Require && self.root_cert.is_some());
+        if verify {
+            match &self.root_cert {
+                Some(path) if path.as_os_str() == "system" => builder.set_default_verify_paths().map_err(tls_err)?,
+                Some(path) => builder.set_ca_file(path).map_err(|e| {
+                    Failure::connect(format!("cannot read sslrootcert {}: {e}", path.display()))
+                })?,
+                None => {
+                    let default = home_root_cert();
+                    if !default.is_file() {
+                        return Err(Failure::connect(format!(
+                            "sslmode=verify-ca/verify-full needs a root certificate: set sslrootcert=PATH in the URL \
+                             (or `system`), PGSSLROOTCERT, or create {}",
+                            default.display()
+                        )));
+                    }
+                    builder.set_ca_file(&default).map_err(tls_err)?;
+                }
+            }
+            builder.set_verify(SslVerifyMode::PEER);
+        } else {
+            // prefer/require without a root certificate: encrypted, not authenticated (libpq's
+            // behaviour too).
+            builder.set_verify(SslVerifyMode::NONE);
+        }
+        let mut connector = MakeTlsConnector::new(builder.build());
+        let check_host = self.tls == TlsMode::VerifyFull;
+        connector.set_callback(move |config, _domain| {
+            config.set_verify_hostname(check_host);
+            Ok(())
+        });
+        Ok(connector)
+    }
+}
+
+fn home_root_cert() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".postgresql/root.crt")
+}
+
+/// Finds the URL by precedence and builds the target. `Ok(None)`: nothing configured anywhere.
+pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) -> Result<Option<Target>, Failure> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let dotenv = || -> Option<String> {
+        let path = manifest_dir?.join(".env");
+        dotenvy::from_path_iter(&path).ok()?.filter_map(Result::ok).find(|(k, _)| k == url_env).map(|(_, v)| v)
+    };
+    let url = flag.map(str::to_string).or_else(|| env(url_env)).or_else(dotenv);
+    let has_libpq = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"].iter().any(|k| env(k).is_some());
+    match url {
+        Some(url) => parse(&url, &env).map(Some),
+        None if has_libpq => parse("", &env).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses a URL (`postgres://`, `postgresql://`, `postgresql+driver://`) or a key=value string,
+/// then fills gaps from `PG*` variables. Errors never quote the input: it may hold a password.
+pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
+    let mut sslmode = None;
+    let mut root_cert = None;
+    let mut rest = Vec::new();
+    let cleaned = if let Some((scheme, after)) = input.split_once("://") {
+        // SQLAlchemy spells the driver into the scheme: postgresql+psycopg://
+        let base = scheme.split('+').next().unwrap_or(scheme);
+        if base != "postgres" && base != "postgresql" {
+            return Err(Failure::usage(format!("database URL scheme `{scheme}://` is not postgres:// or postgresql://")));
+        }
+        let (head, query) = after.split_once('?').unwrap_or((after, ""));
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslmode" => sslmode = Some(percent_decode(v)),
+                "sslrootcert" => root_cert = Some(percent_decode(v)),
+                _ => rest.push(pair),
+            }
+        }
+        let query = if rest.is_empty() { String::new() } else { format!("?{}", rest.join("&")) };
+        format!("postgresql://{head}{query}")
+    } else {
+        // key=value form (libpq conninfo); values with spaces must be quoted there, so a
+        // whitespace split of unquoted sslmode/sslrootcert is enough.
+        let mut kept = Vec::new();
+        for part in input.split_whitespace() {
+            match part.split_once('=') {
+                Some(("sslmode", v)) => sslmode = Some(v.trim_matches('\'').to_string()),
+                Some(("sslrootcert", v)) => root_cert = Some(v.trim_matches('\'').to_string()),
+                _ => kept.push(part),
+            }
+        }
+        kept.join(" ")
+    };
+    let mut config: Config = if cleaned.is_empty() {
+        Config::new()
+    } else {
+        cleaned.parse().map_err(|e: postgres::Error| {
+            Failure::usage(format!("the database URL is not valid ({}); expected postgres://user:password@host:port/dbname", describe_parse(&e)))
+        })?
+    };
+    fill_from_env(&mut config, env);
+    let tls = TlsMode::parse(&sslmode.or_else(|| env("PGSSLMODE")).unwrap_or_else(|| "prefer".into()))?;
+    config.ssl_mode(match tls {
+        TlsMode::Disable => SslMode::Disable,
+        TlsMode::Prefer => SslMode::Prefer,
+        _ => SslMode::Require,
+    });
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.application_name("cargo-procrastinate");
+    Ok(Target { config, tls, root_cert: root_cert.or_else(|| env("PGSSLROOTCERT")).map(PathBuf::from) })
+}
+
+/// tokio-postgres's parse errors name the offending option, never its value.
+fn describe_parse(e: &postgres::Error) -> String {
+    procrastinate_migrations::db::describe(e)
+}
+
+/// libpq's defaults for what the URL does not say.
+fn fill_from_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
+    if config.get_hosts().is_empty() {
+        match env("PGHOST") {
+            Some(h) if h.starts_with('/') => config.host_path(h),
+            Some(h) => config.host(&h),
+            // libpq's compiled-in default on Debian is the socket directory.
+            None if Path::new("/var/run/postgresql").is_dir() => config.host_path("/var/run/postgresql"),
+            None => config.host("localhost"),
+        };
+    }
+    if config.get_ports().is_empty() {
+        if let Some(port) = env("PGPORT").and_then(|p| p.parse().ok()) {
+            config.port(port);
+        }
+    }
+    if config.get_user().is_none() {
+        let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
+        config.user(&user);
+    }
+    if config.get_dbname().is_none() {
+        let db = env("PGDATABASE").unwrap_or_else(|| config.get_user().unwrap_or("postgres").to_string());
+        config.dbname(&db);
+    }
+    if config.get_password().is_none() {
+        if let Some(pw) = env("PGPASSWORD") {
+            config.password(pw);
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| s.get(i + 1..i + 3)).flatten();
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn url_spellings_and_sslmode() {
+        for url in ["postgres://u:secret@db:6543/app", "postgresql://u:secret@db:6543/app", "postgresql+psycopg://u:secret@db:6543/app"] {
+            let t = parse(url, &no_env).unwrap();
+            assert_eq!(t.display(), "postgres://u@db:6543/app");
+            assert_eq!(t.config.get_password(), Some(&b"secret"[..]));
+            assert_eq!(t.tls, TlsMode::Prefer);
+        }
+        let t = parse("postgres://u@db/app?sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&connect_timeout=3", &no_env).unwrap();
+        assert_eq!((t.tls, t.root_cert.as_deref()), (TlsMode::VerifyFull, Some(Path::new("/tmp/ca.pem"))));
+        assert_eq!(t.config.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        let t = parse("host=db user=u dbname=app sslmode=require", &no_env).unwrap();
+        assert_eq!((t.display(), t.tls), ("postgres://u@db:5432/app".to_string(), TlsMode::Require));
+        assert!(parse("mysql://u:secret@db/app", &no_env).is_err());
+        let err = parse("postgres://u:secret@db/app?sslmode=bogus", &no_env).err().unwrap();
+        assert!(!err.message.contains("secret"));
+    }
+
+    #[test]
+    fn libpq_variables_fill_the_gaps() {
+        let env = |k: &str| match k {
+            "PGPASSWORD" => Some("pw".to_string()),
+            "PGHOST" => Some("h".to_string()),
+            "PGPORT" => Some("7".to_string()),
+            _ => None,
+        };
+        let t = parse("postgres://u@/app", &env).unwrap();
+        assert_eq!(t.display(), "postgres://u@h:7/app");
+        assert_eq!(t.config.get_password(), Some(&b"pw"[..]));
+        let t = parse("postgres://u:own@x/app", &env).unwrap();
+        assert_eq!(t.config.get_password(), Some(&b"own"[..]));
+    }
+}

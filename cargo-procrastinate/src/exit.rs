@@ -1,0 +1,28 @@
+//! Exit codes: the one place they are defined. README.md's table is checked against this list
+//! by the tidy test, so the two cannot drift.
+
+/// Success (for `check`: at head, every applied file unchanged).
+pub const OK: i32 = 0;
+/// A migration failed and was rolled back (earlier ones stay applied), or the database failed.
+pub const FAILED: i32 = 1;
+/// Bad arguments, settings or migration set; a refused request (downgrade, stamp backwards).
+pub const USAGE: i32 = 2;
+/// Cannot connect or authenticate.
+pub const CONNECT: i32 = 3;
+/// `check`: the database is behind head (pending migrations, or none recorded).
+pub const BEHIND: i32 = 4;
+/// The database and the files disagree: a changed file, a revision the files lack, a gap.
+pub const DIVERGED: i32 = 5;
+/// Gave up waiting for another process's migration lock (`lock-wait`).
+pub const LOCKED: i32 = 6;
+
+/// `(code, meaning)` for docs and the tidy test.
+pub const ALL: &[(i32, &str)] = &[
+    (OK, "success; for `check`, the database is at head and every applied file is unchanged"),
+    (FAILED, "a migration failed and was rolled back (earlier ones stay applied), or the database failed"),
+    (USAGE, "bad arguments, settings or migration set; a refused request (downgrade, stamp backwards)"),
+    (CONNECT, "cannot connect or authenticate"),
+    (BEHIND, "`check`: the database is behind head"),
+    (DIVERGED, "the database and the files disagree (changed file, unknown revision, gap); nothing was changed"),
+    (LOCKED, "gave up waiting for another process's migration lock (`lock-wait`)"),
+];

@@ -1,0 +1,184 @@
+//! Settings: defaults < `[workspace.metadata.procrastinate]` < `[package.metadata.procrastinate]`
+//! < environment (`PROCRASTINATE_*`) < flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cargo_metadata::{Metadata, MetadataCommand, Package};
+use procrastinate_migrations::config::{self, Settings};
+use procrastinate_migrations::tracking::TrackingTable;
+
+use crate::Failure;
+
+/// Everything a command needs to know, after precedence.
+#[derive(Debug)]
+pub struct Resolved {
+    pub migrations: PathBuf,
+    /// Where `migrations` came from, for error messages.
+    pub migrations_origin: String,
+    pub database_url_env: String,
+    pub schema: Option<String>,
+    pub table: TrackingTable,
+    pub lock_timeout: Duration,
+    pub lock_wait: Duration,
+    /// Directory of the manifest in use: where `.env` is looked for.
+    pub manifest_dir: Option<PathBuf>,
+}
+
+/// Flags that take part in precedence (the top layer).
+#[derive(Debug, Default)]
+pub struct FlagLayer {
+    pub manifest_path: Option<PathBuf>,
+    pub package: Option<String>,
+    pub settings: Settings,
+}
+
+const ENV: &[(&str, fn(&mut Settings) -> &mut Option<String>)] = &[
+    ("PROCRASTINATE_MIGRATIONS", |s| &mut s.migrations),
+    ("PROCRASTINATE_DATABASE_URL_ENV", |s| &mut s.database_url_env),
+    ("PROCRASTINATE_SCHEMA", |s| &mut s.schema),
+    ("PROCRASTINATE_VERSION_TABLE", |s| &mut s.version_table),
+    ("PROCRASTINATE_LOCK_TIMEOUT", |s| &mut s.lock_timeout),
+    ("PROCRASTINATE_LOCK_WAIT", |s| &mut s.lock_wait),
+];
+
+pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure> {
+    let cwd = std::env::current_dir().map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let manifest = match &flags.manifest_path {
+        Some(p) => Some(p.clone()),
+        None => cwd.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file()),
+    };
+    let mut layers: Vec<(Settings, String)> = Vec::new();
+    let mut manifest_dir = None;
+    if let Some(manifest) = &manifest {
+        match metadata(manifest) {
+            Ok(meta) => {
+                let (ws, pkg, dir) = manifest_layers(&meta, manifest, flags.package.as_deref())?;
+                layers.extend(ws);
+                layers.extend(pkg);
+                manifest_dir = Some(dir);
+            }
+            // Without cargo (a deploy box) the flags and environment can still say everything.
+            Err(e) if flags.settings.migrations.is_some() => log(&format!("warning: ignoring {}: {e}", manifest.display())),
+            Err(e) => return Err(Failure::usage(e)),
+        }
+    } else if flags.package.is_some() {
+        return Err(Failure::usage("`-p` needs a Cargo.toml: none found here or above; pass --manifest-path"));
+    }
+    let mut env = Settings::default();
+    for (var, field) in ENV {
+        if let Ok(value) = std::env::var(var) {
+            *field(&mut env) = Some(value);
+        }
+    }
+    layers.push((absolutize(env, &cwd), "the environment (PROCRASTINATE_MIGRATIONS)".into()));
+    layers.push((absolutize(flags.settings, &cwd), "--migrations".into()));
+
+    let mut merged = Settings::default();
+    let mut migrations_origin = String::new();
+    for (layer, origin) in layers {
+        if layer.migrations.is_some() {
+            migrations_origin = origin;
+        }
+        merged = merged.overlay(layer);
+    }
+    let Some(migrations) = merged.migrations else {
+        return Err(Failure::usage(format!(
+            "no migration directory: set `migrations = \"...\"` under [package.metadata.procrastinate] in {}, \
+             or pass --migrations DIR",
+            manifest.map_or("Cargo.toml".into(), |m| m.display().to_string())
+        )));
+    };
+    let duration = |key: &str, value: Option<String>, default: &str| {
+        let value = value.unwrap_or_else(|| default.to_string());
+        config::parse_duration(&value).map_err(|e| Failure::usage(format!("setting `{key}`: {e}")))
+    };
+    let schema = merged.schema.filter(|s| !s.is_empty());
+    let table = TrackingTable::new(merged.version_table.as_deref().unwrap_or(config::DEFAULT_VERSION_TABLE), schema.as_deref())
+        .map_err(|e| Failure::usage(format!("setting `version-table`: {e}")))?;
+    Ok(Resolved {
+        migrations: PathBuf::from(migrations),
+        migrations_origin,
+        database_url_env: merged.database_url_env.unwrap_or_else(|| config::DEFAULT_DATABASE_URL_ENV.into()),
+        schema,
+        table,
+        lock_timeout: duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?,
+        lock_wait: duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?,
+        manifest_dir,
+    })
+}
+
+fn metadata(manifest: &Path) -> Result<Metadata, String> {
+    MetadataCommand::new()
+        .manifest_path(manifest)
+        .no_deps()
+        .exec()
+        .map_err(|e| format!("cannot read the workspace of {}: {e}", manifest.display()))
+}
+
+type Layer = (Settings, String);
+
+/// The workspace layer, the package layer (which package: `-p`, else the manifest's own, else
+/// the one member that has settings), and the directory `.env` is read from.
+fn manifest_layers(meta: &Metadata, manifest: &Path, package: Option<&str>) -> Result<(Option<Layer>, Option<Layer>, PathBuf), Failure> {
+    let ws_root = meta.workspace_root.as_std_path();
+    let ws_manifest = ws_root.join("Cargo.toml");
+    let ws = parse_layer(&meta.workspace_metadata, "workspace", &ws_manifest)?.map(|s| {
+        (absolutize(s, ws_root), format!("[workspace.metadata.procrastinate] in {}", ws_manifest.display()))
+    });
+    let members: Vec<&Package> = meta.workspace_packages();
+    let canonical = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let chosen: Option<&Package> = match package {
+        Some(name) => Some(*members.iter().find(|p| p.name.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+            Failure::usage(format!("package `{name}` is not a member of this workspace (members: {})", names.join(", ")))
+        })?),
+        None => match members.iter().find(|p| p.manifest_path.as_std_path() == canonical) {
+            Some(p) => Some(*p),
+            None => {
+                let with: Vec<&&Package> = members.iter().filter(|p| has_settings(p)).collect();
+                match with.as_slice() {
+                    [one] => Some(**one),
+                    [] => None,
+                    many => {
+                        // The workspace's own settings decide when they name a directory.
+                        if ws.as_ref().is_some_and(|(s, _)| s.migrations.is_some()) {
+                            None
+                        } else {
+                            let names: Vec<&str> = many.iter().map(|p| p.name.as_str()).collect();
+                            return Err(Failure::usage(format!(
+                                "several packages have [package.metadata.procrastinate] ({}): choose one with -p",
+                                names.join(", ")
+                            )));
+                        }
+                    }
+                }
+            }
+        },
+    };
+    let Some(pkg) = chosen else {
+        return Ok((ws, None, ws_root.to_path_buf()));
+    };
+    let pkg_manifest = pkg.manifest_path.as_std_path();
+    let pkg_dir = pkg_manifest.parent().unwrap_or(ws_root).to_path_buf();
+    let layer = parse_layer(&pkg.metadata, "package", pkg_manifest)?
+        .map(|s| (absolutize(s, &pkg_dir), format!("[package.metadata.procrastinate] in {}", pkg_manifest.display())));
+    Ok((ws, layer, pkg_dir))
+}
+
+fn has_settings(p: &Package) -> bool {
+    p.metadata.get("procrastinate").is_some()
+}
+
+fn parse_layer(metadata: &serde_json::Value, section: &str, manifest: &Path) -> Result<Option<Settings>, Failure> {
+    let Some(table) = metadata.get("procrastinate") else { return Ok(None) };
+    serde_json::from_value::<Settings>(table.clone())
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("{}: [{section}.metadata.procrastinate]: {e}", manifest.display())))
+}
+
+/// Makes `migrations` absolute against the directory of the layer that set it.
+fn absolutize(mut s: Settings, base: &Path) -> Settings {
+    s.migrations = s.migrations.map(|m| base.join(m).to_string_lossy().into_owned());
+    s
+}
