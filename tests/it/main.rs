@@ -1,1 +1,10 @@
+//! The one integration-test binary: real PostgreSQL (one scratch cluster for the binary, a
+//! database per test), the real binary, and Procrastinate's real migrations from its wheels.
 
+mod build;
+mod failures;
+mod settings;
+mod support;
+mod tidy;
+mod tls;
+mod upstream;

@@ -26,7 +26,8 @@ fn server() -> &'static Server {
     let server = SERVER.get_or_init(|| match std::env::var(SERVER_ENV) {
         Ok(url) if !url.is_empty() => {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(format!("{SERVER_ENV} must be a postgres:// URL, got {url:?}"));
+                // Not quoted back: the URL may hold a password.
+                return Err(format!("{SERVER_ENV} must be a postgres:// or postgresql:// URL"));
             }
             Ok(Server::External(url))
         }

@@ -1,0 +1,111 @@
+//! procrastinate-build end to end: a real crate, built by cargo, against 3.10.0's set.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::*;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn cargo(krate: &Path, args: &[&str], database_url: Option<&str>) -> Run {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // Its own target dir: the outer `cargo test` holds the lock on the workspace's.
+    cmd.args(args)
+        .arg("--quiet")
+        .current_dir(krate)
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/it-build"))
+        .env_remove("DATABASE_URL");
+    if let Some(url) = database_url {
+        cmd.env("DATABASE_URL", url);
+    }
+    let out = cmd.output().expect("run cargo");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const MAIN: &str = r#"
+mod migrations {
+    procrastinate_migrations::include_migrations!();
+}
+
+fn main() {
+    // Typed constants, by revision and phase.
+    let _: procrastinate_migrations::Migration = migrations::REV_0030_PRE_CANCEL_NOTIFICATION;
+    assert_eq!(migrations::REV_0031_POST_CANCEL_NOTIFICATION.phase, procrastinate_migrations::Phase::Post);
+    for m in migrations::MIGRATIONS {
+        println!("{} {} {}", m.revision, m.phase, m.file_name);
+    }
+    println!("HEAD {}", migrations::HEAD);
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        match procrastinate_migrations::db::verify(&mut client, migrations::MIGRATIONS, &Default::default()) {
+            Ok(head) => println!("database ok at {head}"),
+            Err(e) => {
+                eprintln!("refusing to start: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+"#;
+
+#[test]
+fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
+    let up = v3_10();
+    let tmp = tempfile::tempdir().unwrap();
+    let krate = tmp.path();
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    let set = krate.join("migrations");
+    std::fs::create_dir(&set).unwrap();
+    for entry in std::fs::read_dir(&up.migrations).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), set.join(entry.file_name())).unwrap();
+    }
+    let root = workspace_root();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"uses-generated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
+             [package.metadata.procrastinate]\nmigrations = \"migrations\"\n\n\
+             [dependencies]\nprocrastinate-migrations = {{ path = {:?}, features = [\"postgres\"] }}\npostgres = \"0.19\"\n\n\
+             [build-dependencies]\nprocrastinate-build = {{ path = {:?} }}\n\n[workspace]\n",
+            root.join("procrastinate-migrations").display().to_string(),
+            root.join("procrastinate-build").display().to_string(),
+        ),
+    )
+    .unwrap();
+    // Same versions as the workspace, and no network needed.
+    std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+    std::fs::write(krate.join("build.rs"), "fn main() -> Result<(), procrastinate_build::Error> {\n    procrastinate_build::compile()\n}\n").unwrap();
+    std::fs::write(krate.join("src/main.rs"), MAIN).unwrap();
+
+    let run = cargo(krate, &["run", "--offline"], None).ok();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 39, "{}", run.stdout);
+    assert_eq!(lines[0], "0001 unmarked 00.00.00_01_initial.sql");
+    assert_eq!(lines[29], "0030 pre 03.00.00_01_pre_cancel_notification.sql");
+    assert_eq!(lines[38], "HEAD 0038");
+
+    // The app's start-up check, against a database behind and at head.
+    let db = TestDb::new("build_verify");
+    let behind = cargo(krate, &["run", "--offline"], Some(&db.url())).code(1);
+    assert!(behind.stderr.contains("refusing to start: the database is at base (nothing applied) but this build expects 0038"), "{}", behind.stderr);
+    cli(&db, &up.migrations, &["upgrade"]).ok();
+    assert!(cargo(krate, &["run", "--offline"], Some(&db.url())).ok().stdout.ends_with("database ok at 0038\n"));
+
+    // Adding a file rebuilds the module on the next build.
+    std::fs::write(set.join("03.05.00_01_pre_add_extra.sql"), "SELECT 1;\n").unwrap();
+    let run = cargo(krate, &["run", "--offline"], None).ok();
+    assert!(run.stdout.contains("0039 pre 03.05.00_01_pre_add_extra.sql\nHEAD 0039\n"), "{}", run.stdout);
+
+    // A malformed set fails the build, naming the file.
+    std::fs::write(set.join("03.05.00_02_pre_Add-Bad.sql"), "SELECT 1;\n").unwrap();
+    let failed = cargo(krate, &["build", "--offline"], None);
+    assert_ne!(failed.code, 0);
+    assert!(failed.stderr.contains("03.05.00_02_pre_Add-Bad.sql: upper case in description `Add-Bad`"), "{}", failed.stderr);
+}

@@ -1,0 +1,149 @@
+//! What happens when things go wrong: each case names what is wrong, exits with its documented
+//! code, and leaves nothing half-applied.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const TABLE: &str = "cargo_procrastinate_migrations";
+
+fn write(dir: &Path, name: &str, sql: &str) {
+    std::fs::write(dir.join(name), sql).unwrap();
+}
+
+#[test]
+fn a_failing_migration_rolls_back_whole_and_upgrade_resumes_there() {
+    let set = copy_set(&example_set());
+    write(set.path(), "03.00.00_01_pre_broken.sql", "CREATE TABLE half_done (x int);\n\nINSERT INTO accounts (email)\n  VALUES (1 / 0);\n");
+    write(set.path(), "03.00.00_50_post_after.sql", "CREATE TABLE after_broken (x int);\n");
+    let db = TestDb::new("failing");
+    let run = cli(&db, set.path(), &["upgrade"]).code(1);
+    assert!(
+        run.stderr.contains("migration 0004 failed at 03.00.00_01_pre_broken.sql:3: division by zero (SQLSTATE 22012)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("the database is at 0003"), "{}", run.stderr);
+    assert_eq!(cli(&db, set.path(), &["current"]).ok().stdout.trim(), "0003");
+    let half: Option<String> = db.client().query_one("SELECT to_regclass('half_done')::text", &[]).unwrap().get(0);
+    assert_eq!(half, None, "the failed file's first statement was rolled back with it");
+    // A syntax error is placed by the server's position, on its own line.
+    write(set.path(), "03.00.00_01_pre_broken.sql", "CREATE TABLE half_done (x int);\nSELECT 1;\nSELEC 2;\n");
+    let syntax = cli(&db, set.path(), &["upgrade"]).code(1);
+    assert!(syntax.stderr.contains("03.00.00_01_pre_broken.sql:3: syntax error at or near \"SELEC\""), "{}", syntax.stderr);
+    // Fixed, it resumes at 0004 (and re-records nothing before it).
+    write(set.path(), "03.00.00_01_pre_broken.sql", "CREATE TABLE half_done (x int);\n");
+    let resumed = cli(&db, set.path(), &["--message-format", "json", "upgrade"]).ok().json();
+    assert_eq!(resumed["from"], "0003");
+    assert_eq!(resumed["applied"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn check_fails_after_an_applied_file_is_edited() {
+    let set = copy_set(&example_set());
+    let db = TestDb::new("edited");
+    cli(&db, set.path(), &["upgrade"]).ok();
+    cli(&db, set.path(), &["check"]).ok();
+    let file = set.path().join("01.00.00_01_create_accounts.sql");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("email      text", "email      varchar(200)")).unwrap();
+    let check = cli(&db, set.path(), &["check"]).code(5);
+    assert!(check.stdout.contains("0001 01.00.00_01_create_accounts.sql changed after it was applied"), "{}", check.stdout);
+    let json = cli(&db, set.path(), &["--message-format", "json", "check"]).code(5).json();
+    assert_eq!(json["divergences"][0]["kind"], "changed");
+    // upgrade refuses too, even with nothing pending, and changes nothing.
+    write(set.path(), "03.00.00_01_pre_more.sql", "CREATE TABLE more (x int);\n");
+    cli(&db, set.path(), &["upgrade"]).code(5);
+    assert_eq!(tracking_rows(&db, TABLE).len(), 3);
+}
+
+#[test]
+fn a_database_ahead_of_the_files_is_an_error_and_is_left_alone() {
+    let db = TestDb::new("ahead");
+    let set = copy_set(&example_set());
+    write(set.path(), "03.00.00_01_pre_more.sql", "CREATE TABLE more (x int);\n");
+    cli(&db, set.path(), &["upgrade"]).ok();
+    let run = cli(&db, &example_set(), &["upgrade"]).code(5);
+    assert!(run.stderr.contains("0004 (03.00.00_01_pre_more.sql) is recorded in the database but is not in the migration files"), "{}", run.stderr);
+    cli(&db, &example_set(), &["check"]).code(5);
+    assert_eq!(tracking_rows(&db, TABLE).len(), 4);
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_without_the_password() {
+    let db = TestDb::new("password");
+    let good = db.url();
+    let secret = "correct-horse-battery-staple";
+    // postgres://postgres:<pw>@host:port/db -> same with a wrong password.
+    let (head, tail) = good.split_once('@').unwrap();
+    let bad = format!("{}:{secret}@{tail}", head.rsplit_once(':').unwrap().0);
+    let dir = example_set();
+    let dir = dir.to_str().unwrap();
+    for extra in [&["current"][..], &["--message-format", "json", "upgrade"][..]] {
+        let mut all = vec!["--migrations", dir, "--database-url", &bad];
+        all.extend_from_slice(extra);
+        let run = cli_in(&std::env::temp_dir(), &all, &[]).code(3);
+        assert!(run.stderr.contains("password authentication failed for user \"postgres\""), "{}", run.stderr);
+        assert!(run.stderr.contains("cannot connect to postgres://postgres@127.0.0.1:"), "{}", run.stderr);
+        assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "password leaked: {run:?}");
+    }
+    // The same through DATABASE_URL and the SQLAlchemy spelling.
+    let alchemy = bad.replacen("postgres://", "postgresql+psycopg://", 1);
+    let run = cli_in(&std::env::temp_dir(), &["--migrations", example_set().to_str().unwrap(), "current"], &[("DATABASE_URL", &alchemy)]).code(3);
+    assert!(!run.stderr.contains(secret), "{}", run.stderr);
+}
+
+#[test]
+fn nothing_to_connect_to_says_how_to_configure() {
+    let run = cli_in(&std::env::temp_dir(), &["--migrations", example_set().to_str().unwrap(), "current"], &[]).code(2);
+    assert!(run.stderr.contains("no database configured") && run.stderr.contains("--scratch"), "{}", run.stderr);
+}
+
+#[test]
+fn lock_timeout_fails_fast_instead_of_hanging() {
+    let set = copy_set(&example_set());
+    let db = TestDb::new("lock_timeout");
+    cli(&db, set.path(), &["upgrade"]).ok();
+    write(set.path(), "03.00.00_01_pre_touch_accounts.sql", "ALTER TABLE accounts ADD COLUMN note text;\n");
+    let mut blocker = db.client();
+    let mut tx = blocker.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE accounts IN ACCESS SHARE MODE").unwrap();
+    let run = cli(&db, set.path(), &["--lock-timeout", "200ms", "upgrade"]).code(1);
+    assert!(run.stderr.contains("lock-timeout (200ms) ran out"), "{}", run.stderr);
+    assert!(run.stderr.contains("SQLSTATE 55P03"), "{}", run.stderr);
+    tx.rollback().unwrap();
+    cli(&db, set.path(), &["upgrade"]).ok();
+}
+
+#[test]
+fn waiting_for_another_upgrade_is_bounded_and_names_the_holder() {
+    let db = TestDb::new("lock_wait");
+    cli(&db, &example_set(), &["upgrade", "0001"]).ok();
+    let key = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap().lock_key();
+    let mut holder = db.client();
+    let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({key})")).unwrap();
+    let run = cli(&db, &example_set(), &["--lock-wait", "1s", "upgrade"]).code(6);
+    assert!(run.stderr.contains(&format!("waiting for the migration lock, held by pid {pid}")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("gave up after 1s waiting for the migration lock, held by pid {pid}")), "{}", run.stderr);
+    tx.rollback().unwrap();
+    assert_eq!(cli(&db, &example_set(), &["current"]).ok().stdout.trim(), "0001");
+}
+
+#[test]
+fn downgrade_is_refused_with_the_advice() {
+    let run = cli_in(&std::env::temp_dir(), &["downgrade", "-1"], &[]).code(2);
+    assert!(run.stderr.contains("downgrade is not supported") && run.stderr.contains("backup"), "{}", run.stderr);
+}
+
+#[test]
+fn a_malformed_set_is_refused_before_connecting() {
+    let set = copy_set(&example_set());
+    write(set.path(), "03.00.00_01_pre_Bad-Name.sql", "SELECT 1;");
+    write(set.path(), "03.00.00_02_pre_psql.sql", "SELECT 1;\n\\gset\n");
+    let run = cli_in(&std::env::temp_dir(), &["--migrations", set.path().to_str().unwrap(), "heads"], &[]).code(2);
+    assert!(run.stderr.contains("03.00.00_01_pre_Bad-Name.sql: upper case in description"), "{}", run.stderr);
+    assert!(run.stderr.contains("03.00.00_02_pre_psql.sql:2: psql meta-command `\\gset`"), "{}", run.stderr);
+    assert!(run.stderr.contains("(the directory is set by --migrations)"), "{}", run.stderr);
+}

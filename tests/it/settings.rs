@@ -1,0 +1,106 @@
+//! Where settings come from: defaults < workspace metadata < package metadata < environment <
+//! flags, found through `cargo metadata` from the current directory or --manifest-path.
+
+use std::path::Path;
+
+use crate::support::*;
+
+/// A workspace with one member `app`: migrations and schema set at workspace level, schema
+/// overridden by the package.
+fn workspace(package_settings: &str) -> tempfile::TempDir {
+    let ws = tempfile::tempdir().unwrap();
+    let root = ws.path();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nmembers = [\"app\"]\nresolver = \"2\"\n\n[workspace.metadata.procrastinate]\nmigrations = \"db/migrations\"\nschema = \"ws_schema\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("app/src")).unwrap();
+    std::fs::write(root.join("app/src/lib.rs"), "").unwrap();
+    std::fs::write(
+        root.join("app/Cargo.toml"),
+        format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.procrastinate]\n{package_settings}\n"),
+    )
+    .unwrap();
+    let set = copy_set(&example_set());
+    std::fs::create_dir_all(root.join("db")).unwrap();
+    let target = root.join("db/migrations");
+    std::fs::create_dir(&target).unwrap();
+    for entry in std::fs::read_dir(set.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+    ws
+}
+
+fn tracking_table_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut all = vec!["--message-format", "json"];
+    all.extend_from_slice(args);
+    all.push("current");
+    let run = cli_in(dir, &all, env).ok();
+    run.json()["tracking_table"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn precedence_workspace_package_environment_flags() {
+    let db = TestDb::new("precedence");
+    let url = db.url();
+    let ws = workspace("schema = \"pkg_schema\"");
+    let app = ws.path().join("app");
+    let env = [("DATABASE_URL", url.as_str())];
+    // Package beats workspace; migrations still come from the workspace (relative to its root).
+    assert_eq!(tracking_table_in(&app, &[], &env), "pkg_schema.cargo_procrastinate_migrations");
+    // From the virtual root, the one member with settings is used; -p names it explicitly.
+    assert_eq!(tracking_table_in(ws.path(), &[], &env), "pkg_schema.cargo_procrastinate_migrations");
+    assert_eq!(tracking_table_in(ws.path(), &["-p", "app"], &env), "pkg_schema.cargo_procrastinate_migrations");
+    let manifest = app.join("Cargo.toml");
+    assert_eq!(
+        tracking_table_in(&std::env::temp_dir(), &["--manifest-path", manifest.to_str().unwrap()], &env),
+        "pkg_schema.cargo_procrastinate_migrations"
+    );
+    // Environment beats package; flags beat environment.
+    let env2 = [("DATABASE_URL", url.as_str()), ("PROCRASTINATE_SCHEMA", "env_schema")];
+    assert_eq!(tracking_table_in(&app, &[], &env2), "env_schema.cargo_procrastinate_migrations");
+    assert_eq!(tracking_table_in(&app, &["--schema", "flag_schema"], &env2), "flag_schema.cargo_procrastinate_migrations");
+    assert_eq!(tracking_table_in(&app, &["--version-table", "ops.migs"], &env), "ops.migs");
+    // upgrade really uses them.
+    cli_in(&app, &["upgrade"], &env).ok();
+    assert_eq!(tracking_rows(&db, "pkg_schema.cargo_procrastinate_migrations").len(), 3);
+    let missing = cli_in(ws.path(), &["-p", "nope", "current"], &env).code(2);
+    assert!(missing.stderr.contains("package `nope` is not a member of this workspace (members: app)"), "{}", missing.stderr);
+}
+
+#[test]
+fn an_unknown_key_is_an_error_that_names_it() {
+    let ws = workspace("schema = \"s\"\nlock_timeout = \"1s\"");
+    let run = cli_in(&ws.path().join("app"), &["heads"], &[]).code(2);
+    assert!(run.stderr.contains("[package.metadata.procrastinate]: unknown field `lock_timeout`"), "{}", run.stderr);
+    assert!(run.stderr.contains("app/Cargo.toml"), "{}", run.stderr);
+    let ws = workspace("lock-timeout = \"soon\"");
+    let run = cli_in(&ws.path().join("app"), &["heads"], &[]).code(2);
+    assert!(run.stderr.contains("setting `lock-timeout`: `soon` is not a duration"), "{}", run.stderr);
+}
+
+#[test]
+fn database_url_from_dotenv_a_renamed_variable_and_libpq_variables() {
+    let db = TestDb::new("url_sources");
+    let url = db.url();
+    let ws = workspace("database-url-env = \"APP_DB\"");
+    let app = ws.path().join("app");
+    // The variable named by `database-url-env`, in .env beside the manifest.
+    std::fs::write(app.join(".env"), format!("OTHER=1\nAPP_DB={url}\n")).unwrap();
+    cli_in(&app, &["upgrade"], &[]).ok();
+    std::fs::remove_file(app.join(".env")).unwrap();
+    assert!(cli_in(&app, &["current"], &[("APP_DB", &url)]).ok().stdout.starts_with("0003"));
+    // libpq variables alone: postgres://USER:PASSWORD@HOST:PORT/DB, split up.
+    let rest = url.strip_prefix("postgres://").unwrap();
+    let (auth, rest) = rest.split_once('@').unwrap();
+    let (user, password) = auth.split_once(':').unwrap();
+    let (hostport, dbname) = rest.split_once('/').unwrap();
+    let (host, port) = hostport.split_once(':').unwrap();
+    let pg = [("PGHOST", host), ("PGPORT", port), ("PGUSER", user), ("PGPASSWORD", password), ("PGDATABASE", dbname)];
+    assert!(cli_in(&app, &["current"], &pg).ok().stdout.starts_with("0003"));
+    // --scratch needs none of it.
+    let scratch = cli_in(&app, &["--scratch", "upgrade"], &[]).ok();
+    assert!(scratch.stdout.contains("0003 post     applied"), "{}", scratch.stdout);
+}

@@ -1,0 +1,126 @@
+//! Running the real binary and psql, and reading a database back for comparison.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub use procrastinate_tests::{wheels, TestDb};
+
+/// What a command did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// `cargo-procrastinate ARGS` (run directly, as on a deploy box) in `dir`, with a clean
+/// environment apart from `env`.
+pub fn cli_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-procrastinate"));
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PG") || key.starts_with("PROCRASTINATE_") || key == "DATABASE_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().expect("run cargo-procrastinate");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `cargo-procrastinate --migrations DIR --database-url URL ARGS` from a directory with no manifest.
+pub fn cli(db: &TestDb, migrations: &Path, args: &[&str]) -> Run {
+    let url = db.url();
+    let dir = migrations.to_str().expect("utf-8 path");
+    let mut all = vec!["--migrations", dir, "--database-url", &url];
+    all.extend_from_slice(args);
+    cli_in(&std::env::temp_dir(), &all, &[])
+}
+
+pub fn psql_path() -> PathBuf {
+    pg_scratch::find_bindir().expect("PostgreSQL binaries").join("psql")
+}
+
+/// `psql -v ON_ERROR_STOP=1 -f FILE` against `db`, optionally with a search_path.
+pub fn psql_file(db: &TestDb, file: &Path, search_path: Option<&str>) -> Run {
+    let mut cmd = Command::new(psql_path());
+    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url(), "-f"]).arg(file).stdin(Stdio::null());
+    if let Some(schema) = search_path {
+        cmd.env("PGOPTIONS", format!("-c search_path={schema}"));
+    }
+    let out = cmd.output().expect("run psql");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The catalog fingerprint of `schema` (sql/catalog.sql), tracking table left out.
+pub fn catalog(db: &TestDb, schema: &str) -> Vec<String> {
+    let sql = include_str!("../../sql/catalog.sql");
+    let rows = db.client().query(sql, &[&schema, &"cargo_procrastinate_migrations"]).expect("catalog query");
+    assert!(!rows.is_empty(), "schema {schema} of {} is empty", db.name());
+    rows.iter().map(|r| format!("{} {} = {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect()
+}
+
+#[track_caller]
+pub fn assert_same_catalog(a: &[String], b: &[String]) {
+    let only_a: Vec<&String> = a.iter().filter(|x| !b.contains(x)).collect();
+    let only_b: Vec<&String> = b.iter().filter(|x| !a.contains(x)).collect();
+    assert!(only_a.is_empty() && only_b.is_empty(), "catalogs differ\nonly in the first:\n{only_a:#?}\nonly in the second:\n{only_b:#?}");
+}
+
+/// `(revision, file_name, checksum, stamped)` rows of a tracking table.
+pub fn tracking_rows(db: &TestDb, table: &str) -> Vec<(String, String, String, bool)> {
+    db.client()
+        .query(&format!("SELECT revision, file_name, checksum, stamped FROM {table} ORDER BY revision"), &[])
+        .expect("read tracking table")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
+}
+
+/// A writable copy of a migration directory (tests that edit or add files).
+pub fn copy_set(from: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(from).expect("read set") {
+        let entry = entry.expect("entry");
+        if entry.file_type().expect("type").is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+        }
+    }
+    dir
+}
+
+/// The 3.10.0 wheel's migrations, as the issues measure them.
+pub fn v3_10() -> wheels::Upstream {
+    wheels::procrastinate("3.10.0")
+}
+
+/// The workspace's own example set.
+pub fn example_set() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sql/example")
+}

@@ -1,0 +1,82 @@
+//! House rules, checked as tests (rust-analyzer style): docs that must match the code, and
+//! nothing from upstream committed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use procrastinate_migrations::{config::Settings, Checksum};
+
+use crate::support::*;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn tracked_files() -> Vec<String> {
+    let out = Command::new("git").args(["ls-files"]).current_dir(root()).output().expect("git ls-files");
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn no_upstream_sql_is_committed() {
+    let mut upstream = Vec::new();
+    for version in ["3.0.0", "3.10.0"] {
+        let up = wheels::procrastinate(version);
+        upstream.push(Checksum::of(&std::fs::read(&up.schema_sql).unwrap()));
+        for entry in std::fs::read_dir(&up.migrations).unwrap() {
+            upstream.push(Checksum::of(&std::fs::read(entry.unwrap().path()).unwrap()));
+        }
+    }
+    let files = tracked_files();
+    assert!(!files.is_empty(), "not a git checkout?");
+    for file in files.iter().filter(|f| f.ends_with(".sql")) {
+        let sum = Checksum::of(&std::fs::read(root().join(file)).unwrap());
+        assert!(!upstream.contains(&sum), "{file} is a copy of upstream Procrastinate SQL: fetch the wheel at test time instead");
+    }
+}
+
+#[test]
+fn readme_documents_every_exit_code_and_setting() {
+    let readme = read("README.md");
+    for (code, _) in cargo_procrastinate::exit::ALL {
+        assert!(readme.contains(&format!("| {code} |")), "README.md: exit code {code} is not in the table");
+    }
+    for key in Settings::KEYS {
+        assert!(readme.contains(&format!("`{key}`")), "README.md: setting `{key}` is not documented");
+    }
+}
+
+#[test]
+fn architecture_maps_every_crate_and_module() {
+    let arch = read("ARCHITECTURE.md");
+    let members = ["procrastinate-migrations", "procrastinate-build", "pg-scratch", "cargo-procrastinate", "example", "tests", "xtask", "sql"];
+    for dir in members {
+        assert!(arch.contains(&format!("`{dir}/`")), "ARCHITECTURE.md does not map `{dir}/`");
+    }
+    for krate in ["procrastinate-migrations", "procrastinate-build", "pg-scratch", "cargo-procrastinate"] {
+        for entry in walk(&root().join(krate).join("src")) {
+            let name = entry.file_name().unwrap().to_str().unwrap().to_string();
+            if name == "lib.rs" || name == "main.rs" || name == "mod.rs" || name == "tests.rs" {
+                continue;
+            }
+            assert!(arch.contains(&format!("`{name}`")), "ARCHITECTURE.md does not mention {}", entry.display());
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

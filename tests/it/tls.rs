@@ -1,0 +1,122 @@
+//! sslmode with real TLS: a scratch server with a certificate from a throwaway CA.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::{X509Name, X509};
+
+use crate::support::*;
+
+fn key() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+}
+
+fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, san_dns: Option<&str>) -> X509 {
+    let mut name = X509Name::builder().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(rand_serial()).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    match issuer {
+        Some((ca, _)) => b.set_issuer_name(ca.subject_name()).unwrap(),
+        None => {
+            b.set_issuer_name(&name).unwrap();
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+        }
+    }
+    if let Some(dns) = san_dns {
+        let ext = SubjectAlternativeName::new().dns(dns).build(&b.x509v3_context(issuer.map(|i| &**i.0), None)).unwrap();
+        b.append_extension(ext).unwrap();
+    }
+    b.sign(issuer.map_or(key, |i| i.1), MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+fn rand_serial() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+}
+
+/// Writes a file the server (running as the data directory's owner) may read.
+fn write_owned(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let meta = std::fs::metadata(dir).unwrap();
+    std::os::unix::fs::chown(&path, Some(meta.uid()), Some(meta.gid())).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn sslmode_is_honoured_with_real_tls() {
+    let server = pg_scratch::Scratch::start().unwrap();
+    let dir = server.socket_dir().to_path_buf();
+    let ca_key = key();
+    let ca = cert("cargo-procrastinate test CA", &ca_key, None, None);
+    let server_key = key();
+    let server_cert = cert("localhost", &server_key, Some((&ca, &ca_key)), Some("localhost"));
+    let crt = write_owned(&dir, "server.crt", &server_cert.to_pem().unwrap());
+    let key_path = write_owned(&dir, "server.key", &server_key.private_key_to_pem_pkcs8().unwrap());
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.to_pem().unwrap()).unwrap();
+    let other_ca = ca_dir.path().join("other.pem");
+    std::fs::write(&other_ca, cert("someone else", &key(), None, None).to_pem().unwrap()).unwrap();
+
+    let mut admin = server.config("postgres").connect(postgres::NoTls).unwrap();
+    // One statement per call: ALTER SYSTEM refuses to run in a multi-statement (implicit) transaction.
+    for sql in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{crt}'"),
+        format!("ALTER SYSTEM SET ssl_key_file = '{key_path}'"),
+        "ALTER SYSTEM SET ssl = on".to_string(),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    for _ in 0..100 {
+        let on: String = server.config("postgres").connect(postgres::NoTls).unwrap().query_one("SHOW ssl", &[]).unwrap().get(0);
+        if on == "on" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let url = |host: &str, query: &str| {
+        format!("postgres://postgres:{}@{host}:{}/postgres?{query}", server.password(), server.port())
+    };
+    let uses_tls = |u: &str| -> bool {
+        let target = cargo_procrastinate::connect::parse(u, &|_| None).unwrap();
+        let mut client = target.connect().unwrap_or_else(|e| panic!("{e}"));
+        client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).unwrap().get(0)
+    };
+    let ca = ca_file.to_str().unwrap();
+    assert!(!uses_tls(&url("127.0.0.1", "sslmode=disable")));
+    assert!(uses_tls(&url("127.0.0.1", "sslmode=prefer")));
+    assert!(uses_tls(&url("127.0.0.1", "sslmode=require")));
+    assert!(uses_tls(&url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}"))));
+    // verify-ca checks the chain only, so the IP the certificate does not name is fine...
+    assert!(uses_tls(&url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}"))));
+
+    // ...while verify-full refuses it, and both refuse a certificate from another CA.
+    let set = example_set();
+    let run = |u: String| cli_in(&std::env::temp_dir(), &["--migrations", set.to_str().unwrap(), "--database-url", &u, "current"], &[]);
+    let wrong_host = run(url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}"))).code(3);
+    assert!(wrong_host.stderr.contains("cannot connect to postgres://postgres@127.0.0.1"), "{}", wrong_host.stderr);
+    let other = other_ca.to_str().unwrap();
+    run(url("localhost", &format!("sslmode=verify-ca&sslrootcert={other}"))).code(3);
+    run(url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}"))).ok();
+    let no_root = run(url("localhost", "sslmode=verify-full")).code(3);
+    assert!(no_root.stderr.contains("needs a root certificate"), "{}", no_root.stderr);
+    assert!(!no_root.stderr.contains(server.password()));
+}
