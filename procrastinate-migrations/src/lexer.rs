@@ -84,7 +84,9 @@ struct Scanner<'a> {
     paren_depth: usize,
     /// psql's `begin_depth`: BEGIN (ATOMIC) / CASE nesting inside CREATE FUNCTION/PROCEDURE.
     begin_depth: usize,
-    is_create: bool,
+    /// The statement's first words, upper-cased (up to 4): enough to recognize
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, the only statements whose bodies may hold `;`.
+    first_words: Vec<String>,
 }
 
 fn is_ident_start(b: u8) -> bool {
@@ -107,7 +109,7 @@ impl<'a> Scanner<'a> {
             keyword: String::new(),
             paren_depth: 0,
             begin_depth: 0,
-            is_create: false,
+            first_words: Vec::new(),
         }
     }
 
@@ -139,7 +141,13 @@ impl<'a> Scanner<'a> {
         self.keyword.clear();
         self.paren_depth = 0;
         self.begin_depth = 0;
-        self.is_create = false;
+        self.first_words.clear();
+    }
+
+    /// As psql decides it: only a routine's SQL-standard body nests BEGIN ... END.
+    fn is_routine(&self) -> bool {
+        let w: Vec<&str> = self.first_words.iter().map(String::as_str).collect();
+        matches!(w.as_slice(), ["CREATE", "FUNCTION" | "PROCEDURE", ..] | ["CREATE", "OR", "REPLACE", "FUNCTION" | "PROCEDURE", ..])
     }
 
     fn run(mut self) -> Result<Vec<Statement>, LexError> {
@@ -212,12 +220,14 @@ impl<'a> Scanner<'a> {
         let word = self.src[start..start + len].to_ascii_uppercase();
         self.bump(len);
         if self.keyword.is_empty() && self.out_statement_just_started(start) {
-            self.is_create = word == "CREATE";
             self.keyword = word.clone();
         }
-        // Only inside CREATE statements can BEGIN ... END enclose `;` (SQL-standard bodies);
-        // elsewhere a top-level BEGIN is transaction control, handled after splitting.
-        if self.is_create {
+        if self.first_words.len() < 4 {
+            self.first_words.push(word.clone());
+        }
+        // Only in CREATE FUNCTION/PROCEDURE can BEGIN ... END enclose `;` (SQL-standard
+        // bodies); `begin` elsewhere is a column name or, at the top, transaction control.
+        if self.is_routine() {
             match word.as_str() {
                 "BEGIN" => self.begin_depth += 1,
                 "CASE" if self.begin_depth > 0 => self.begin_depth += 1,
@@ -334,6 +344,12 @@ mod tests {
         let got = split(sql);
         assert_eq!(got.len(), 3, "{got:?}");
         assert_eq!(got[2].1, "SELECT 3;");
+    }
+
+    #[test]
+    fn begin_as_a_name_does_not_nest() {
+        let got = split("CREATE TABLE t (begin int, \"end\" int);\nSELECT begin FROM t;\nCREATE OR REPLACE PROCEDURE p() BEGIN ATOMIC SELECT 1; END;\nSELECT 2;");
+        assert_eq!(got.len(), 4, "{got:?}");
     }
 
     #[test]
