@@ -32,8 +32,8 @@ pub fn render(migrations: &[Migration], from: u32, to: u32, opts: &ScriptOptions
          -- block before it stays applied and recorded, so fix the cause and run the rest\n\
          -- (`cargo procrastinate sql --offline --from <last applied revision>`).\n\
          --\n\
-         -- Each block refuses to run twice and refuses to run before the revision it follows, and\n\
-         -- takes the same advisory lock as `cargo procrastinate upgrade`.\n\n",
+         -- Before each block, a guard refuses to apply a revision twice or before the one it\n\
+         -- follows; creating the tracking table takes the same lock as `cargo procrastinate upgrade`.\n\n",
         range = opts.range,
         first = if from < to { format!("{:04}", from + 1) } else { "nothing".into() },
         last = if from < to { format!("{to:04}") } else { "nothing".into() },
@@ -59,14 +59,16 @@ pub fn render(migrations: &[Migration], from: u32, to: u32, opts: &ScriptOptions
                 r = m.revision
             )
         };
+        // The guard runs before BEGIN so that the block itself is exactly BEGIN, the file,
+        // its tracking row, COMMIT. Even without the guard, the primary key on `revision`
+        // makes a second run of a block fail and roll back whole.
         out.push_str(&format!(
             "\n-- Revision {r}: {file}\n-- phase: {phase}; release {version}; sha256: {sum}\n\
-             BEGIN;\n\
-             SELECT pg_advisory_xact_lock({lock_key});\n\
              DO $cargo_procrastinate$\nBEGIN\n    \
              IF EXISTS (SELECT 1 FROM {table} WHERE revision = {rev}) THEN\n        \
              RAISE EXCEPTION 'revision {r} ({file}) is already applied';\n    END IF;\n\
-             {requires_prev}END\n$cargo_procrastinate$;\n",
+             {requires_prev}END\n$cargo_procrastinate$;\n\
+             BEGIN;\n",
             r = m.revision,
             file = m.file_name,
             phase = m.phase,
@@ -113,7 +115,7 @@ mod tests {
         assert_eq!(out, render(&set.migrations, 0, 2, &opts), "deterministic");
         assert!(out.contains("SET search_path TO \"jobs\";"));
         assert!(out.contains("-- Revision 0001: 01.00.00_01_a.sql\n"));
-        assert!(out.contains("CREATE TABLE a (x int);\nINSERT INTO \"jobs\".\"t\""));
+        assert!(out.contains("$cargo_procrastinate$;\nBEGIN;\nCREATE TABLE a (x int);\nINSERT INTO \"jobs\".\"t\""));
         assert!(out.contains("CREATE TABLE b (x int)\n;\nINSERT INTO"), "{out}");
         assert!(out.contains("revision 0001 must be applied before 0002"));
         assert_eq!(out.matches("\nCOMMIT;\n").count(), 3);
