@@ -20,6 +20,8 @@ struct Ctx {
     database_url: Option<String>,
     /// Kept alive for the whole command; dropping it stops the cluster.
     scratch: Option<pg_scratch::Scratch>,
+    /// Whether "connected to ..." was said already (some commands connect twice).
+    announced: bool,
 }
 
 impl Ctx {
@@ -49,8 +51,10 @@ impl Ctx {
         match self.target()? {
             Some(target) => {
                 let client = target.connect()?;
-                let schema = self.settings.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default();
-                self.log(&format!("connected to {}{schema}", target.display()));
+                if !std::mem::replace(&mut self.announced, true) {
+                    let schema = self.settings.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default();
+                    self.log(&format!("connected to {}{schema}", target.display()));
+                }
                 Ok(client)
             }
             None => Err(Failure::usage(format!(
@@ -131,6 +135,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         quiet,
         database_url: g.database_url,
         scratch,
+        announced: false,
     };
     let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
     let code = match cli.command {

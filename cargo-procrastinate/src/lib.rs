@@ -57,14 +57,17 @@ impl From<procrastinate_migrations::db::Error> for Failure {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = cli::parse();
-    let quiet = cli.global.quiet;
+    let json = cli.global.message_format == cli::MessageFormat::Json;
     match commands::run(cli) {
         Ok(code) => code,
         Err(f) => {
             // Every message is built from settings and server replies, never from the URL
             // itself, so no password reaches here.
-            let _ = quiet;
             eprintln!("error: {}", f.message);
+            if json {
+                // Scripts reading stdout get a document on failure too.
+                println!("{}", serde_json::json!({ "error": f.message, "exit_code": f.code }));
+            }
             f.code
         }
     }

@@ -83,6 +83,9 @@ fn a_wrong_password_is_a_clear_error_without_the_password() {
         let mut all = vec!["--migrations", dir, "--database-url", &bad];
         all.extend_from_slice(extra);
         let run = cli_in(&std::env::temp_dir(), &all, &[]).code(3);
+        if extra.contains(&"json") {
+            assert_eq!(run.json()["exit_code"], 3);
+        }
         assert!(run.stderr.contains("password authentication failed for user \"postgres\""), "{}", run.stderr);
         assert!(run.stderr.contains("cannot connect to postgres://postgres@127.0.0.1:"), "{}", run.stderr);
         assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret), "password leaked: {run:?}");
