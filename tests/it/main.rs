@@ -3,6 +3,7 @@
 
 mod build;
 mod failures;
+mod fixtures;
 mod settings;
 mod support;
 mod tidy;
