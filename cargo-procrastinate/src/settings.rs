@@ -33,7 +33,10 @@ pub struct FlagLayer {
     pub settings: Settings,
 }
 
-const ENV: &[(&str, fn(&mut Settings) -> &mut Option<String>)] = &[
+/// Which `Settings` field an environment variable sets.
+type Field = fn(&mut Settings) -> &mut Option<String>;
+
+const ENV: &[(&str, Field)] = &[
     ("PROCRASTINATE_MIGRATIONS", |s| &mut s.migrations),
     ("PROCRASTINATE_DATABASE_URL_ENV", |s| &mut s.database_url_env),
     ("PROCRASTINATE_SCHEMA", |s| &mut s.schema),

@@ -54,7 +54,7 @@ pub(crate) fn spawn_tied_to_process(mut cmd: Command) -> io::Result<Child> {
         tx
     });
     let (reply_tx, reply_rx) = mpsc::channel();
-    let gone = || io::Error::new(io::ErrorKind::Other, "the pg-scratch spawner thread is not running");
+    let gone = || io::Error::other("the pg-scratch spawner thread is not running");
     spawner.send((cmd, reply_tx)).map_err(|_| gone())?;
     reply_rx.recv().map_err(|_| gone())?
 }

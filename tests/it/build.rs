@@ -61,11 +61,7 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     let krate = tmp.path();
     std::fs::create_dir_all(krate.join("src")).unwrap();
     let set = krate.join("migrations");
-    std::fs::create_dir(&set).unwrap();
-    for entry in std::fs::read_dir(&up.migrations).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), set.join(entry.file_name())).unwrap();
-    }
+    copy_files(&up.migrations, &set);
     let root = workspace_root();
     std::fs::write(
         krate.join("Cargo.toml"),

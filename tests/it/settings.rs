@@ -22,14 +22,7 @@ fn workspace(package_settings: &str) -> tempfile::TempDir {
         format!("[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.procrastinate]\n{package_settings}\n"),
     )
     .unwrap();
-    let set = copy_set(&example_set());
-    std::fs::create_dir_all(root.join("db")).unwrap();
-    let target = root.join("db/migrations");
-    std::fs::create_dir(&target).unwrap();
-    for entry in std::fs::read_dir(set.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
-    }
+    copy_files(&example_set(), &root.join("db/migrations"));
     ws
 }
 

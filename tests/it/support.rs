@@ -106,13 +106,19 @@ pub fn tracking_rows(db: &TestDb, table: &str) -> Vec<(String, String, String, b
 /// A writable copy of a migration directory (tests that edit or add files).
 pub fn copy_set(from: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
+    copy_files(from, dir.path());
+    dir
+}
+
+/// Copies the files (not subdirectories) of `from` into `to`, creating it.
+pub fn copy_files(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create directory");
     for entry in std::fs::read_dir(from).expect("read set") {
         let entry = entry.expect("entry");
         if entry.file_type().expect("type").is_file() {
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
         }
     }
-    dir
 }
 
 /// The 3.10.0 wheel's migrations, as the issues measure them.
