@@ -40,7 +40,7 @@ impl Ctx {
             return connect::target(
                 self.database_url.as_deref(),
                 &self.settings.database_url_env,
-                self.settings.manifest_dir.as_deref(),
+                self.settings.manifest_dir.as_ref().map(|d| d.as_std_path()),
             );
         }
         let scratch = self.scratch.as_ref().expect("checked");

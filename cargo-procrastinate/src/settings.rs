@@ -1,19 +1,21 @@
 //! Settings: defaults < `[workspace.metadata.procrastinate]` < `[package.metadata.procrastinate]`
 //! < environment (`PROCRASTINATE_*`) < flags.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{Metadata, MetadataCommand, Package};
 use procrastinate_migrations::config::{self, Settings};
 use procrastinate_migrations::tracking::TrackingTable;
 
 use crate::Failure;
 
-/// Everything a command needs to know, after precedence.
+/// Everything a command needs to know, after precedence. Paths are UTF-8: they are printed,
+/// put in JSON and written into generated code.
 #[derive(Debug)]
 pub struct Resolved {
-    pub migrations: PathBuf,
+    pub migrations: Utf8PathBuf,
     /// Where `migrations` came from, for error messages.
     pub migrations_origin: String,
     pub database_url_env: String,
@@ -22,7 +24,7 @@ pub struct Resolved {
     pub lock_timeout: Duration,
     pub lock_wait: Duration,
     /// Directory of the manifest in use: where `.env` is looked for.
-    pub manifest_dir: Option<PathBuf>,
+    pub manifest_dir: Option<Utf8PathBuf>,
 }
 
 /// Flags that take part in precedence (the top layer).
@@ -47,8 +49,9 @@ const ENV: &[(&str, Field)] = &[
 
 pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure> {
     let cwd = std::env::current_dir().map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
-    let manifest = match &flags.manifest_path {
-        Some(p) => Some(p.clone()),
+    let cwd = utf8(cwd, "the current directory")?;
+    let manifest = match flags.manifest_path {
+        Some(p) => Some(utf8(p, "--manifest-path")?),
         None => cwd.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file()),
     };
     let mut layers: Vec<(Settings, String)> = Vec::new();
@@ -62,7 +65,7 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
                 manifest_dir = Some(dir);
             }
             // Without cargo (a deploy box) the flags and environment can still say everything.
-            Err(e) if flags.settings.migrations.is_some() => log(&format!("warning: ignoring {}: {e}", manifest.display())),
+            Err(e) if flags.settings.migrations.is_some() => log(&format!("warning: ignoring {manifest}: {e}")),
             Err(e) => return Err(Failure::usage(e)),
         }
     } else if flags.package.is_some() {
@@ -89,7 +92,7 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
         return Err(Failure::usage(format!(
             "no migration directory: set `migrations = \"...\"` under [package.metadata.procrastinate] in {}, \
              or pass --migrations DIR",
-            manifest.map_or("Cargo.toml".into(), |m| m.display().to_string())
+            manifest.map_or("Cargo.toml".into(), |m| m.to_string())
         )));
     };
     let duration = |key: &str, value: Option<String>, default: &str| {
@@ -100,7 +103,7 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
     let table = TrackingTable::new(merged.version_table.as_deref().unwrap_or(config::DEFAULT_VERSION_TABLE), schema.as_deref())
         .map_err(|e| Failure::usage(format!("setting `version-table`: {e}")))?;
     Ok(Resolved {
-        migrations: PathBuf::from(migrations),
+        migrations: Utf8PathBuf::from(migrations),
         migrations_origin,
         database_url_env: merged.database_url_env.unwrap_or_else(|| config::DEFAULT_DATABASE_URL_ENV.into()),
         schema,
@@ -111,32 +114,39 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
     })
 }
 
-fn metadata(manifest: &Path) -> Result<Metadata, String> {
+fn utf8(path: PathBuf, what: &str) -> Result<Utf8PathBuf, Failure> {
+    Utf8PathBuf::from_path_buf(path).map_err(|p| Failure::usage(format!("{what} ({}) is not a UTF-8 path", p.display())))
+}
+
+fn metadata(manifest: &Utf8Path) -> Result<Metadata, String> {
     MetadataCommand::new()
         .manifest_path(manifest)
         .no_deps()
         .exec()
-        .map_err(|e| format!("cannot read the workspace of {}: {e}", manifest.display()))
+        .map_err(|e| format!("cannot read the workspace of {manifest}: {e}"))
 }
 
 type Layer = (Settings, String);
 
 /// The workspace layer, the package layer (which package: `-p`, else the manifest's own, else
 /// the one member that has settings), and the directory `.env` is read from.
-fn manifest_layers(meta: &Metadata, manifest: &Path, package: Option<&str>) -> Result<(Option<Layer>, Option<Layer>, PathBuf), Failure> {
-    let ws_root = meta.workspace_root.as_std_path();
+fn manifest_layers(
+    meta: &Metadata,
+    manifest: &Utf8Path,
+    package: Option<&str>,
+) -> Result<(Option<Layer>, Option<Layer>, Utf8PathBuf), Failure> {
+    let ws_root = meta.workspace_root.as_path();
     let ws_manifest = ws_root.join("Cargo.toml");
-    let ws = parse_layer(&meta.workspace_metadata, "workspace", &ws_manifest)?.map(|s| {
-        (absolutize(s, ws_root), format!("[workspace.metadata.procrastinate] in {}", ws_manifest.display()))
-    });
+    let ws = parse_layer(&meta.workspace_metadata, "workspace", &ws_manifest)?
+        .map(|s| (absolutize(s, ws_root), format!("[workspace.metadata.procrastinate] in {ws_manifest}")));
     let members: Vec<&Package> = meta.workspace_packages();
-    let canonical = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let canonical = manifest.canonicalize_utf8().unwrap_or_else(|_| manifest.to_path_buf());
     let chosen: Option<&Package> = match package {
         Some(name) => Some(*members.iter().find(|p| p.name.as_str() == name).ok_or_else(|| {
             let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
             Failure::usage(format!("package `{name}` is not a member of this workspace (members: {})", names.join(", ")))
         })?),
-        None => match members.iter().find(|p| p.manifest_path.as_std_path() == canonical) {
+        None => match members.iter().find(|p| p.manifest_path == canonical) {
             Some(p) => Some(*p),
             None => {
                 let with: Vec<&&Package> = members.iter().filter(|p| has_settings(p)).collect();
@@ -162,10 +172,10 @@ fn manifest_layers(meta: &Metadata, manifest: &Path, package: Option<&str>) -> R
     let Some(pkg) = chosen else {
         return Ok((ws, None, ws_root.to_path_buf()));
     };
-    let pkg_manifest = pkg.manifest_path.as_std_path();
+    let pkg_manifest = pkg.manifest_path.as_path();
     let pkg_dir = pkg_manifest.parent().unwrap_or(ws_root).to_path_buf();
     let layer = parse_layer(&pkg.metadata, "package", pkg_manifest)?
-        .map(|s| (absolutize(s, &pkg_dir), format!("[package.metadata.procrastinate] in {}", pkg_manifest.display())));
+        .map(|s| (absolutize(s, &pkg_dir), format!("[package.metadata.procrastinate] in {pkg_manifest}")));
     Ok((ws, layer, pkg_dir))
 }
 
@@ -173,15 +183,15 @@ fn has_settings(p: &Package) -> bool {
     p.metadata.get("procrastinate").is_some()
 }
 
-fn parse_layer(metadata: &serde_json::Value, section: &str, manifest: &Path) -> Result<Option<Settings>, Failure> {
+fn parse_layer(metadata: &serde_json::Value, section: &str, manifest: &Utf8Path) -> Result<Option<Settings>, Failure> {
     let Some(table) = metadata.get("procrastinate") else { return Ok(None) };
     serde_json::from_value::<Settings>(table.clone())
         .map(Some)
-        .map_err(|e| Failure::usage(format!("{}: [{section}.metadata.procrastinate]: {e}", manifest.display())))
+        .map_err(|e| Failure::usage(format!("{manifest}: [{section}.metadata.procrastinate]: {e}")))
 }
 
 /// Makes `migrations` absolute against the directory of the layer that set it.
-fn absolutize(mut s: Settings, base: &Path) -> Settings {
-    s.migrations = s.migrations.map(|m| base.join(m).to_string_lossy().into_owned());
+fn absolutize(mut s: Settings, base: &Utf8Path) -> Settings {
+    s.migrations = s.migrations.map(|m| base.join(m).into_string());
     s
 }

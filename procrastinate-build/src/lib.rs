@@ -25,6 +25,9 @@ use procrastinate_migrations::{Migration, MigrationSet, Phase, SetError};
 /// Default name of the generated file in `OUT_DIR`; `include_migrations!()` expects it.
 pub const DEFAULT_FILE_NAME: &str = "procrastinate_migrations.rs";
 
+/// Overrides the manifests' `migrations`, as it does for `cargo procrastinate`.
+pub const MIGRATIONS_ENV: &str = "PROCRASTINATE_MIGRATIONS";
+
 /// Compiles the set named by the package's (or workspace's) metadata into
 /// `$OUT_DIR/procrastinate_migrations.rs`.
 pub fn compile() -> Result<(), Error> {
@@ -46,7 +49,8 @@ impl Builder {
         Builder { emit_rerun: true, ..Builder::default() }
     }
 
-    /// The directory of `*.sql` files; by default the `migrations` key of
+    /// The directory of `*.sql` files. By default, as for the CLI: `$PROCRASTINATE_MIGRATIONS`
+    /// (relative to the package), else the `migrations` key of
     /// `[package.metadata.procrastinate]`, else `[workspace.metadata.procrastinate]`.
     pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Builder {
         self.migrations = Some(dir.into());
@@ -86,8 +90,17 @@ impl Builder {
                     Some(d) => d.clone(),
                     None => env_path("CARGO_MANIFEST_DIR")?,
                 };
-                self.rerun(&manifest_dir.join("Cargo.toml"));
-                migrations_from_manifests(&manifest_dir)?
+                if self.emit_rerun {
+                    println!("cargo:rerun-if-env-changed={MIGRATIONS_ENV}");
+                }
+                match std::env::var_os(MIGRATIONS_ENV).filter(|v| !v.is_empty()) {
+                    // The environment beats the manifests, as it does for the CLI.
+                    Some(dir) => manifest_dir.join(dir),
+                    None => {
+                        self.rerun(&manifest_dir.join("Cargo.toml"));
+                        migrations_from_manifests(&manifest_dir, self.emit_rerun)?
+                    }
+                }
             }
         };
         // A directory: cargo rescans it, so an added or edited file triggers a rebuild.
@@ -148,7 +161,7 @@ fn env_path(var: &str) -> Result<PathBuf, Error> {
 
 /// `migrations` from the package manifest, else from the nearest workspace manifest above it;
 /// each relative to the manifest that sets it.
-fn migrations_from_manifests(manifest_dir: &Path) -> Result<PathBuf, Error> {
+fn migrations_from_manifests(manifest_dir: &Path, emit_rerun: bool) -> Result<PathBuf, Error> {
     let package = read_settings(&manifest_dir.join("Cargo.toml"), "package")?;
     if let Some(dir) = package.and_then(|s| s.migrations) {
         return Ok(manifest_dir.join(dir));
@@ -157,7 +170,9 @@ fn migrations_from_manifests(manifest_dir: &Path) -> Result<PathBuf, Error> {
         let manifest = ancestor.join("Cargo.toml");
         if manifest.is_file() {
             if let Some(dir) = read_settings(&manifest, "workspace")?.and_then(|s| s.migrations) {
-                self::rerun_quiet(&manifest);
+                if emit_rerun {
+                    println!("cargo:rerun-if-changed={}", manifest.display());
+                }
                 return Ok(ancestor.join(dir));
             }
         }
@@ -167,10 +182,6 @@ fn migrations_from_manifests(manifest_dir: &Path) -> Result<PathBuf, Error> {
          or call procrastinate_build::Builder::new().migrations(dir)",
         manifest_dir.join("Cargo.toml").display()
     )))
-}
-
-fn rerun_quiet(manifest: &Path) {
-    println!("cargo:rerun-if-changed={}", manifest.display());
 }
 
 /// `[<section>.metadata.procrastinate]` of one manifest, checked for unknown keys.

@@ -9,17 +9,16 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn cargo(krate: &Path, args: &[&str], database_url: Option<&str>) -> Run {
+fn cargo(krate: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // Its own target dir: the outer `cargo test` holds the lock on the workspace's.
     cmd.args(args)
         .arg("--quiet")
         .current_dir(krate)
         .env("CARGO_TARGET_DIR", workspace_root().join("target/it-build"))
-        .env_remove("DATABASE_URL");
-    if let Some(url) = database_url {
-        cmd.env("DATABASE_URL", url);
-    }
+        .env_remove("DATABASE_URL")
+        .env_remove("PROCRASTINATE_MIGRATIONS")
+        .envs(env.iter().copied());
     let out = cmd.output().expect("run cargo");
     Run {
         code: out.status.code().unwrap_or(-1),
@@ -80,7 +79,7 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     std::fs::write(krate.join("build.rs"), "fn main() -> Result<(), procrastinate_build::Error> {\n    procrastinate_build::compile()\n}\n").unwrap();
     std::fs::write(krate.join("src/main.rs"), MAIN).unwrap();
 
-    let run = cargo(krate, &["run", "--offline"], None).ok();
+    let run = cargo(krate, &["run", "--offline"], &[]).ok();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 39, "{}", run.stdout);
     assert_eq!(lines[0], "0001 unmarked 00.00.00_01_initial.sql");
@@ -89,19 +88,23 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
 
     // The app's start-up check, against a database behind and at head.
     let db = TestDb::new("build_verify");
-    let behind = cargo(krate, &["run", "--offline"], Some(&db.url())).code(1);
+    let behind = cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).code(1);
     assert!(behind.stderr.contains("refusing to start: the database is at base (nothing applied) but this build expects 0038"), "{}", behind.stderr);
     cli(&db, &up.migrations, &["upgrade"]).ok();
-    assert!(cargo(krate, &["run", "--offline"], Some(&db.url())).ok().stdout.ends_with("database ok at 0038\n"));
+    assert!(cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).ok().stdout.ends_with("database ok at 0038\n"));
 
     // Adding a file rebuilds the module on the next build.
     std::fs::write(set.join("03.05.00_01_pre_add_extra.sql"), "SELECT 1;\n").unwrap();
-    let run = cargo(krate, &["run", "--offline"], None).ok();
+    let run = cargo(krate, &["run", "--offline"], &[]).ok();
     assert!(run.stdout.contains("0039 pre 03.05.00_01_pre_add_extra.sql\nHEAD 0039\n"), "{}", run.stdout);
+    // PROCRASTINATE_MIGRATIONS beats the manifest, as for the CLI, and changing it rebuilds.
+    let pristine = up.migrations.to_str().unwrap();
+    let run = cargo(krate, &["run", "--offline"], &[("PROCRASTINATE_MIGRATIONS", pristine)]).ok();
+    assert!(run.stdout.ends_with("HEAD 0038\n"), "{}", run.stdout);
 
     // A malformed set fails the build, naming the file.
     std::fs::write(set.join("03.05.00_02_pre_Add-Bad.sql"), "SELECT 1;\n").unwrap();
-    let failed = cargo(krate, &["build", "--offline"], None);
+    let failed = cargo(krate, &["build", "--offline"], &[]);
     assert_ne!(failed.code, 0);
     assert!(failed.stderr.contains("03.05.00_02_pre_Add-Bad.sql: upper case in description `Add-Bad`"), "{}", failed.stderr);
 }
