@@ -19,11 +19,11 @@ fn main() {
     assert_eq!(migrations::REV_0002_PRE_ADD_ACCOUNT_STATUS.phase, procrastinate_migrations::Phase::Pre);
 
     let Ok(url) = std::env::var("DATABASE_URL") else { return };
+    // The same schema and tracking table as `cargo procrastinate`, from the build's settings.
+    let options = db::Options::new(migrations::SCHEMA, migrations::VERSION_TABLE).expect("checked by the build");
     let result = postgres::Client::connect(&url, postgres::NoTls)
         .map_err(|e| db::describe(&e))
-        .and_then(|mut client| {
-            db::verify(&mut client, migrations::MIGRATIONS, &db::Options::default()).map_err(|e| e.to_string())
-        });
+        .and_then(|mut client| db::verify(&mut client, migrations::MIGRATIONS, &options).map_err(|e| e.to_string()));
     match result {
         Ok(head) => println!("database is at {head}: ok"),
         Err(e) => {

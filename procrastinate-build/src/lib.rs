@@ -19,14 +19,12 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use procrastinate_migrations::config::Settings;
+use procrastinate_migrations::config::{self, Settings};
+use procrastinate_migrations::tracking::TrackingTable;
 use procrastinate_migrations::{Migration, MigrationSet, Phase, SetError};
 
 /// Default name of the generated file in `OUT_DIR`; `include_migrations!()` expects it.
 pub const DEFAULT_FILE_NAME: &str = "procrastinate_migrations.rs";
-
-/// Overrides the manifests' `migrations`, as it does for `cargo procrastinate`.
-pub const MIGRATIONS_ENV: &str = "PROCRASTINATE_MIGRATIONS";
 
 /// Compiles the set named by the package's (or workspace's) metadata into
 /// `$OUT_DIR/procrastinate_migrations.rs`.
@@ -49,9 +47,9 @@ impl Builder {
         Builder { emit_rerun: true, ..Builder::default() }
     }
 
-    /// The directory of `*.sql` files. By default, as for the CLI: `$PROCRASTINATE_MIGRATIONS`
-    /// (relative to the package), else the `migrations` key of
-    /// `[package.metadata.procrastinate]`, else `[workspace.metadata.procrastinate]`.
+    /// The directory of `*.sql` files; by default the `migrations` key of
+    /// `[package.metadata.procrastinate]`, else `[workspace.metadata.procrastinate]`. (Not the
+    /// environment: what a binary embeds should not depend on a variable set for the CLI.)
     pub fn migrations(mut self, dir: impl Into<PathBuf>) -> Builder {
         self.migrations = Some(dir.into());
         self
@@ -83,26 +81,29 @@ impl Builder {
 
     /// Writes the module (only when its content changed) and returns its path.
     pub fn compile(self) -> Result<PathBuf, Error> {
-        let dir = match self.migrations.clone() {
-            Some(dir) => dir,
-            None => {
-                let manifest_dir = match &self.manifest_dir {
-                    Some(d) => d.clone(),
-                    None => env_path("CARGO_MANIFEST_DIR")?,
-                };
-                if self.emit_rerun {
-                    println!("cargo:rerun-if-env-changed={MIGRATIONS_ENV}");
-                }
-                match std::env::var_os(MIGRATIONS_ENV).filter(|v| !v.is_empty()) {
-                    // The environment beats the manifests, as it does for the CLI.
-                    Some(dir) => manifest_dir.join(dir),
-                    None => {
-                        self.rerun(&manifest_dir.join("Cargo.toml"));
-                        migrations_from_manifests(&manifest_dir, self.emit_rerun)?
-                    }
-                }
+        // The manifests also give `schema` and `version-table`, which the module carries so that
+        // the application checks the same tracking table the CLI writes.
+        let manifest_dir = match &self.manifest_dir {
+            Some(d) => Some(d.clone()),
+            None => std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        };
+        let settings = match &manifest_dir {
+            Some(d) => manifest_settings(d, self.emit_rerun)?,
+            None => Settings::default(),
+        };
+        let dir = match (self.migrations.clone(), settings.migrations.clone().map(PathBuf::from)) {
+            (Some(dir), _) | (None, Some(dir)) => dir,
+            (None, None) => {
+                return Err(Error::Config(format!(
+                    "no migration directory: set `migrations = \"...\"` under [package.metadata.procrastinate] in {}, \
+                     or call procrastinate_build::Builder::new().migrations(dir)",
+                    manifest_dir.unwrap_or_default().join("Cargo.toml").display()
+                )))
             }
         };
+        let version_table = settings.version_table.as_deref().unwrap_or(config::DEFAULT_VERSION_TABLE);
+        TrackingTable::new(version_table, settings.schema.as_deref())
+            .map_err(|e| Error::Config(format!("setting `version-table`: {e}")))?;
         // A directory: cargo rescans it, so an added or edited file triggers a rebuild.
         self.rerun(&dir);
         let set = MigrationSet::from_dir(&dir).map_err(Error::Set)?;
@@ -111,7 +112,7 @@ impl Builder {
             None => env_path("OUT_DIR")?,
         };
         let out = out_dir.join(self.file_name.as_deref().unwrap_or(DEFAULT_FILE_NAME));
-        let code = generate(&set);
+        let code = generate(&set, settings.schema.as_deref(), version_table);
         // Write only when changed, so an unchanged set does not recompile the crate.
         if std::fs::read_to_string(&out).ok().as_deref() != Some(code.as_str()) {
             std::fs::write(&out, code).map_err(|e| Error::Io(format!("cannot write {}: {e}", out.display())))?;
@@ -159,29 +160,35 @@ fn env_path(var: &str) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::Config(format!("${var} is not set: call procrastinate-build from build.rs, or set the directory on the Builder")))
 }
 
-/// `migrations` from the package manifest, else from the nearest workspace manifest above it;
-/// each relative to the manifest that sets it.
-fn migrations_from_manifests(manifest_dir: &Path, emit_rerun: bool) -> Result<PathBuf, Error> {
-    let package = read_settings(&manifest_dir.join("Cargo.toml"), "package")?;
-    if let Some(dir) = package.and_then(|s| s.migrations) {
-        return Ok(manifest_dir.join(dir));
+/// The workspace's settings (the nearest manifest above with `[workspace.metadata.procrastinate]`)
+/// overlaid by the package's, `migrations` made absolute against the manifest that set it.
+fn manifest_settings(manifest_dir: &Path, emit_rerun: bool) -> Result<Settings, Error> {
+    let absolute = |mut s: Settings, base: &Path| {
+        s.migrations = s.migrations.map(|m| base.join(m).to_string_lossy().into_owned());
+        s
+    };
+    let manifest = manifest_dir.join("Cargo.toml");
+    let mut layers = Vec::new();
+    if manifest.is_file() {
+        layers.push((manifest.clone(), read_settings(&manifest, "package")?.map(|s| absolute(s, manifest_dir))));
     }
     for ancestor in manifest_dir.ancestors().skip(1) {
         let manifest = ancestor.join("Cargo.toml");
         if manifest.is_file() {
-            if let Some(dir) = read_settings(&manifest, "workspace")?.and_then(|s| s.migrations) {
-                if emit_rerun {
-                    println!("cargo:rerun-if-changed={}", manifest.display());
-                }
-                return Ok(ancestor.join(dir));
+            if let Some(ws) = read_settings(&manifest, "workspace")? {
+                layers.push((manifest, Some(absolute(ws, ancestor))));
+                break;
             }
         }
     }
-    Err(Error::Config(format!(
-        "no migration directory: set `migrations = \"...\"` under [package.metadata.procrastinate] in {}, \
-         or call procrastinate_build::Builder::new().migrations(dir)",
-        manifest_dir.join("Cargo.toml").display()
-    )))
+    let mut merged = Settings::default();
+    for (manifest, layer) in layers.into_iter().rev() {
+        if emit_rerun {
+            println!("cargo:rerun-if-changed={}", manifest.display());
+        }
+        merged = merged.overlay(layer.unwrap_or_default());
+    }
+    Ok(merged)
 }
 
 /// `[<section>.metadata.procrastinate]` of one manifest, checked for unknown keys.
@@ -200,7 +207,8 @@ fn read_settings(manifest: &Path, section: &str) -> Result<Option<Settings>, Err
 }
 
 /// The module text: deterministic (revision order, no timestamps), with an `@generated` header.
-pub fn generate(set: &MigrationSet) -> String {
+/// `schema` and `version_table` are the settings the application should check with.
+pub fn generate(set: &MigrationSet, schema: Option<&str>, version_table: &str) -> String {
     let pm = "::procrastinate_migrations";
     let mut out = String::new();
     let _ = writeln!(
@@ -250,7 +258,11 @@ pub fn generate(set: &MigrationSet) -> String {
     let _ = writeln!(
         out,
         "];\n\n/// The last revision: what the database must be at for this build.\n\
-         pub const HEAD: {pm}::Revision = {pm}::Revision::new({});",
+         pub const HEAD: {pm}::Revision = {pm}::Revision::new({});\n\n\
+         /// The `schema` setting (`None`: the server's search_path), for `db::Options::new`.\n\
+         pub const SCHEMA: ::std::option::Option<&str> = {schema:?};\n\n\
+         /// The `version-table` setting, for `db::Options::new`.\n\
+         pub const VERSION_TABLE: &str = {version_table:?};",
         set.head().number()
     );
     out
@@ -281,13 +293,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), &[("03.00.00_50_post_b.sql", "SELECT 2;"), ("03.00.00_01_pre_b.sql", "SELECT 1;")]);
         let set = MigrationSet::from_dir(tmp.path()).unwrap();
-        let code = generate(&set);
+        let code = generate(&set, Some("jobs"), "migs");
+        assert!(code.contains("pub const SCHEMA: ::std::option::Option<&str> = Some(\"jobs\");"));
+        assert!(code.contains("pub const VERSION_TABLE: &str = \"migs\";"));
         assert!(code.starts_with("// @generated by procrastinate-build"));
         let a = code.find("pub const REV_0001_PRE_B:").unwrap();
         let b = code.find("pub const REV_0002_POST_B:").unwrap();
         assert!(a < b);
         assert!(code.contains("pub const HEAD: ::procrastinate_migrations::Revision = ::procrastinate_migrations::Revision::new(2);"));
-        assert_eq!(code, generate(&MigrationSet::from_dir(tmp.path()).unwrap()), "deterministic");
+        assert_eq!(code, generate(&MigrationSet::from_dir(tmp.path()).unwrap(), Some("jobs"), "migs"), "deterministic");
     }
 
     #[test]
@@ -299,14 +313,35 @@ mod tests {
         std::fs::write(pkg.join("Cargo.toml"), "[package]\nname = \"x\"\n[package.metadata.procrastinate]\nmigrations = \"sql\"\n").unwrap();
         let build = || Builder::new().manifest_dir(pkg).out_dir(pkg).emit_rerun_if_changed(false).compile();
         let out = build().unwrap();
-        let mtime = std::fs::metadata(&out).unwrap().modified().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // Backdate the output: a rewrite would then show whatever the clock's resolution.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let mtime = || std::fs::metadata(&out).unwrap().modified().unwrap();
+        std::fs::File::options().write(true).open(&out).unwrap().set_modified(old).unwrap();
         build().unwrap();
-        assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), mtime, "unchanged output is not rewritten");
+        assert_eq!(mtime(), old, "unchanged output is not rewritten");
+        write(&pkg.join("sql"), &[("01.00.00_02_b.sql", "SELECT 2;")]);
+        build().unwrap();
+        assert_ne!(mtime(), old, "changed output is rewritten");
 
         std::fs::write(pkg.join("Cargo.toml"), "[package]\nname = \"x\"\n[package.metadata.procrastinate]\nmigratoins = \"sql\"\n").unwrap();
         let err = build().unwrap_err().to_string();
         assert!(err.contains("unknown field `migratoins`"), "{err}");
+    }
+
+    #[test]
+    fn workspace_and_package_settings_merge_into_the_module() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path();
+        std::fs::write(ws.join("Cargo.toml"), "[workspace]\n[workspace.metadata.procrastinate]\nmigrations = \"db\"\nschema = \"jobs\"\n").unwrap();
+        std::fs::create_dir_all(ws.join("db")).unwrap();
+        std::fs::create_dir_all(ws.join("app")).unwrap();
+        write(&ws.join("db"), &[("01.00.00_01_a.sql", "SELECT 1;")]);
+        std::fs::write(ws.join("app/Cargo.toml"), "[package]\nname = \"app\"\n[package.metadata.procrastinate]\nversion-table = \"ops.migs\"\n").unwrap();
+        let out = Builder::new().manifest_dir(ws.join("app")).out_dir(ws).emit_rerun_if_changed(false).compile().unwrap();
+        let code = std::fs::read_to_string(out).unwrap();
+        assert!(code.contains("pub const SCHEMA: ::std::option::Option<&str> = Some(\"jobs\");"), "{code}");
+        assert!(code.contains("pub const VERSION_TABLE: &str = \"ops.migs\";"), "{code}");
+        assert!(code.contains("01.00.00_01_a.sql"));
     }
 
     #[test]

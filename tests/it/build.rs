@@ -42,7 +42,8 @@ fn main() {
     println!("HEAD {}", migrations::HEAD);
     if let Ok(url) = std::env::var("DATABASE_URL") {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        match procrastinate_migrations::db::verify(&mut client, migrations::MIGRATIONS, &Default::default()) {
+        let options = procrastinate_migrations::db::Options::new(migrations::SCHEMA, migrations::VERSION_TABLE).unwrap();
+        match procrastinate_migrations::db::verify(&mut client, migrations::MIGRATIONS, &options) {
             Ok(head) => println!("database ok at {head}"),
             Err(e) => {
                 eprintln!("refusing to start: {e}");
@@ -66,7 +67,7 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
         krate.join("Cargo.toml"),
         format!(
             "[package]\nname = \"uses-generated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n\
-             [package.metadata.procrastinate]\nmigrations = \"migrations\"\n\n\
+             [package.metadata.procrastinate]\nmigrations = \"migrations\"\nschema = \"jobs\"\n\n\
              [dependencies]\nprocrastinate-migrations = {{ path = {:?}, features = [\"postgres\"] }}\npostgres = \"0.19\"\n\n\
              [build-dependencies]\nprocrastinate-build = {{ path = {:?} }}\n\n[workspace]\n",
             root.join("procrastinate-migrations").display().to_string(),
@@ -90,17 +91,16 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     let db = TestDb::new("build_verify");
     let behind = cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).code(1);
     assert!(behind.stderr.contains("refusing to start: the database is at base (nothing applied) but this build expects 0038"), "{}", behind.stderr);
+    // Upgraded in the schema the build was configured with: that is where the app looks.
     cli(&db, &up.migrations, &["upgrade"]).ok();
+    cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).code(1);
+    cli(&db, &up.migrations, &["--schema", "jobs", "upgrade"]).ok();
     assert!(cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).ok().stdout.ends_with("database ok at 0038\n"));
 
     // Adding a file rebuilds the module on the next build.
     std::fs::write(set.join("03.05.00_01_pre_add_extra.sql"), "SELECT 1;\n").unwrap();
     let run = cargo(krate, &["run", "--offline"], &[]).ok();
     assert!(run.stdout.contains("0039 pre 03.05.00_01_pre_add_extra.sql\nHEAD 0039\n"), "{}", run.stdout);
-    // PROCRASTINATE_MIGRATIONS beats the manifest, as for the CLI, and changing it rebuilds.
-    let pristine = up.migrations.to_str().unwrap();
-    let run = cargo(krate, &["run", "--offline"], &[("PROCRASTINATE_MIGRATIONS", pristine)]).ok();
-    assert!(run.stdout.ends_with("HEAD 0038\n"), "{}", run.stdout);
 
     // A malformed set fails the build, naming the file.
     std::fs::write(set.join("03.05.00_02_pre_Add-Bad.sql"), "SELECT 1;\n").unwrap();

@@ -67,13 +67,14 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Options for `schema` (tracking in it too), defaults otherwise.
-    pub fn with_schema(schema: Option<&str>) -> Options {
-        Options {
+    /// Options for the `schema` and `version-table` settings, defaults otherwise. An
+    /// application passes the `SCHEMA` and `VERSION_TABLE` of its generated module.
+    pub fn new(schema: Option<&str>, version_table: &str) -> Result<Options, String> {
+        Ok(Options {
             schema: schema.map(str::to_string),
-            table: TrackingTable::new(config::DEFAULT_VERSION_TABLE, schema).expect("valid default"),
+            table: TrackingTable::new(version_table, schema)?,
             ..Options::default()
-        }
+        })
     }
 
     /// `SET LOCAL`s that every transaction of ours starts with.
