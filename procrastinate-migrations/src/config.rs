@@ -53,13 +53,14 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration (e.g. `5s`, `500ms`, `2min`)"))?;
-    let ms = match unit.trim() {
-        "ms" => n,
-        "" | "s" => n * 1000,
-        "min" | "m" => n * 60_000,
-        "h" => n * 3_600_000,
+    let scale: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "min" | "m" => 60_000,
+        "h" => 3_600_000,
         other => return Err(format!("unknown unit `{other}` in `{s}` (use ms, s, min or h)")),
     };
+    let ms = n.checked_mul(scale).ok_or_else(|| format!("`{s}` is too long a duration"))?;
     Ok(std::time::Duration::from_millis(ms))
 }
 
@@ -75,6 +76,7 @@ mod tests {
         assert_eq!(parse_duration("7").unwrap().as_secs(), 7);
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("99999999999999999h").unwrap_err().contains("too long"));
     }
 
     #[test]

@@ -54,7 +54,7 @@ fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> 
     let second = words.get(1).map(String::as_str).unwrap_or("");
     let refused = match st.keyword.as_str() {
         "BEGIN" | "COMMIT" | "END" | "ABORT" => true,
-        "START" => second == "TRANSACTION",
+        "START" | "PREPARE" => second == "TRANSACTION",
         // `ROLLBACK TO SAVEPOINT` stays inside the transaction; a plain ROLLBACK does not.
         "ROLLBACK" => second != "TO",
         _ => false,
@@ -359,6 +359,8 @@ mod tests {
         assert!(e.message.contains("`BEGIN`"), "{}", e.message);
         assert_eq!(statements("SELECT 1;\n\ncommit;").unwrap_err().line, 3);
         assert!(statements("START TRANSACTION;").is_err());
+        assert!(statements("PREPARE TRANSACTION 'x';").is_err());
+        assert!(statements("PREPARE q AS SELECT 1;").is_ok());
         assert!(statements("SAVEPOINT a; ROLLBACK TO SAVEPOINT a; RELEASE a;").is_ok());
         let e = statements("SELECT 1;\n\\set ON_ERROR_STOP 1\n").unwrap_err();
         assert_eq!(e.line, 2);

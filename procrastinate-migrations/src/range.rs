@@ -89,7 +89,7 @@ pub fn resolve_point(p: Point, head: Revision, current: Option<u32>, relative_to
         Point::Head => head.number(),
         Point::Current => current.ok_or("`current` needs a database; the offline script has none (use a revision)")?,
         Point::Rev(r) => r.number(),
-        Point::Relative(n) => relative_to + n,
+        Point::Relative(n) => relative_to.checked_add(n).unwrap_or(u32::MAX),
     };
     if n > head.number() {
         return Err(format!("{} is not in the set: head is {head}", if let Point::Relative(k) = p { format!("+{k} (revision {:04})", n) } else { show(n) }));
@@ -140,5 +140,6 @@ mod tests {
         assert!(r("0030:0029", None).unwrap_err().contains("backwards"));
         assert!("x:head".parse::<Range>().is_err());
         assert!("+0".parse::<Point>().is_err());
+        assert!(r("current:+4294967295", Some(12)).unwrap_err().contains("head is 0038"));
     }
 }

@@ -83,7 +83,7 @@ pub fn render(migrations: &[Migration], from: u32, to: u32, opts: &ScriptOptions
             // psql would otherwise glue the tracking INSERT onto the file's last statement.
             out.push_str(";\n");
         }
-        out.push_str(&opts.table.insert_sql(m));
+        out.push_str(&opts.table.insert_sql(m, false));
         out.push_str("\nCOMMIT;\n");
     }
     out

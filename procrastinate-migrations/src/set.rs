@@ -62,11 +62,16 @@ impl MigrationSet {
         for entry in entries {
             let entry = entry.map_err(|e| fail(format!("cannot read the directory: {e}")))?;
             let file_name = entry.file_name();
+            let raw = file_name.as_encoded_bytes();
+            // Only SQL files are the set's business: a stray non-UTF-8 name elsewhere is not.
+            if !raw.ends_with(b".sql") || raw.starts_with(b".") {
+                continue;
+            }
             let Some(file_name) = file_name.to_str() else {
                 return Err(fail(format!("file name {:?} is not UTF-8", entry.file_name())));
             };
             let is_file = entry.file_type().map(|t| t.is_file() || t.is_symlink()).unwrap_or(false);
-            if is_file && file_name.ends_with(".sql") && !file_name.starts_with('.') {
+            if is_file {
                 let bytes = std::fs::read(entry.path())
                     .map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
                 files.push((file_name.to_string(), bytes));

@@ -72,12 +72,13 @@ impl TrackingTable {
         h as i64
     }
 
-    /// The row an applied migration leaves; the duration is measured by the server from the
-    /// start of the migration's transaction, the same online and in the offline script.
-    pub fn insert_sql(&self, m: &Migration) -> String {
+    /// The row an applied (or, `stamped`, recorded without running) migration leaves. The
+    /// duration is measured by the server from the start of the migration's transaction, the
+    /// same online and in the offline script; a stamp has none.
+    pub fn insert_sql(&self, m: &Migration, stamped: bool) -> String {
+        let duration = if stamped { "NULL" } else { "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint" };
         format!(
-            "INSERT INTO {} (revision, file_name, checksum, duration_ms) VALUES ({}, {}, {}, \
-             (extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint);",
+            "INSERT INTO {} (revision, file_name, checksum, duration_ms, stamped) VALUES ({}, {}, {}, {duration}, {stamped});",
             self.sql(),
             quote_literal(&m.revision.to_string()),
             quote_literal(&m.file_name),

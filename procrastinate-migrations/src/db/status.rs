@@ -22,6 +22,13 @@ pub struct Applied {
     pub stamped: bool,
 }
 
+impl Applied {
+    /// The stored revision, if it is one (`0030`; a hand-written `30` counts too).
+    pub fn revision(&self) -> Option<Revision> {
+        self.revision.parse().ok()
+    }
+}
+
 /// How the database differs from the files, beyond simply being behind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Divergence {
@@ -78,7 +85,7 @@ impl Status {
         let mut divergences = Vec::new();
         let mut current: Option<Revision> = None;
         for row in &applied {
-            let known = row.revision.parse::<Revision>().ok().and_then(|r| migrations.get(r.index()));
+            let known = row.revision().and_then(|r| migrations.get(r.index()));
             let Some(m) = known else {
                 divergences.push(Divergence::Unknown { revision: row.revision.clone(), file_name: row.file_name.clone() });
                 continue;
@@ -101,7 +108,7 @@ impl Status {
         }
         if let Some(current) = current {
             for m in &migrations[..current.index()] {
-                if !applied.iter().any(|row| row.revision == m.revision.to_string()) {
+                if !applied.iter().any(|row| row.revision() == Some(m.revision)) {
                     divergences.push(Divergence::Missing { revision: m.revision, file_name: m.file_name.to_string() });
                 }
             }
@@ -114,8 +121,7 @@ impl Status {
     }
 
     pub fn row(&self, revision: Revision) -> Option<&Applied> {
-        let key = revision.to_string();
-        self.applied.iter().find(|row| row.revision == key)
+        self.applied.iter().find(|row| row.revision() == Some(revision))
     }
 }
 

@@ -6,7 +6,7 @@ use super::status::{read_applied, Status};
 use super::{begin, db_err, lock, Divergence, Error, MigrationFailure, Options};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
-use crate::tracking::quote_literal;
+use crate::tracking::{quote_ident, quote_literal};
 
 /// Progress, for the caller to print as it likes.
 #[derive(Debug)]
@@ -43,9 +43,7 @@ pub fn upgrade(
     // Step 1, under the lock: create the tracking table, compare, accept changed files.
     let start = {
         let mut tx = begin(client, opts)?;
-        lock::acquire(&mut tx, key, opts.lock_wait, &mut |holder| on_event(Event::Waiting { holder }))?;
-        ensure_table(&mut tx, opts)?;
-        let status = Status::compare(read_applied(&mut tx, &opts.table)?, migrations);
+        let status = locked_status(&mut tx, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
         let (accepted, refused): (Vec<_>, Vec<_>) = status.divergences.iter().cloned().partition(|d| {
             matches!(d, Divergence::Changed { revision, .. } if opts.accept_changed.accepts(*revision))
         });
@@ -101,7 +99,7 @@ pub fn upgrade(
             drop(tx); // rolls back
             return Err(Error::Failed(Box::new(failure)));
         }
-        tx.batch_execute(&opts.table.insert_sql(m)).map_err(db_err(format!("cannot record {}", m.label())))?;
+        tx.batch_execute(&opts.table.insert_sql(m, false)).map_err(db_err(format!("cannot record {}", m.label())))?;
         tx.commit().map_err(db_err(format!("cannot commit {}", m.label())))?;
         on_event(Event::Applied { migration: m, duration: started.elapsed() });
         report.applied.push(m.revision);
@@ -154,13 +152,35 @@ fn run_file(
     Ok(())
 }
 
-fn ensure_table(tx: &mut postgres::Transaction<'_>, opts: &Options) -> Result<(), Error> {
-    // Check first: CREATE ... IF NOT EXISTS needs CREATE privilege even when the table exists.
-    if read_applied(tx, &opts.table)?.is_none() {
-        tx.batch_execute(&opts.table.create_sql())
-            .map_err(db_err(format!("cannot create the tracking table {}", opts.table)))?;
+/// Takes the migration lock in `tx`, creates what is missing (the schema, the tracking table),
+/// and compares what is recorded with the files: the start of every change.
+fn locked_status(
+    tx: &mut postgres::Transaction<'_>,
+    migrations: &[Migration],
+    opts: &Options,
+    on_wait: &mut dyn FnMut(Option<&str>),
+) -> Result<Status, Error> {
+    lock::acquire(tx, opts.table.lock_key(), opts.lock_wait, on_wait)?;
+    // The schema the migrations run in, which may differ from the tracking table's own.
+    if let Some(schema) = &opts.schema {
+        let exists = super::status::simple_rows(tx, &format!("SELECT to_regnamespace({}) IS NOT NULL", quote_literal(&quote_ident(schema))))
+            .map_err(db_err(format!("cannot look for schema {schema}")))?;
+        if exists.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) != Some("t") {
+            tx.batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
+                .map_err(db_err(format!("cannot create schema {schema}")))?;
+        }
     }
-    Ok(())
+    let applied = match read_applied(tx, &opts.table)? {
+        Some(applied) => applied,
+        None => {
+            // Only when missing: CREATE ... IF NOT EXISTS needs CREATE privilege even when the
+            // table exists.
+            tx.batch_execute(&opts.table.create_sql())
+                .map_err(db_err(format!("cannot create the tracking table {}", opts.table)))?;
+            Vec::new()
+        }
+    };
+    Ok(Status::compare(Some(applied), migrations))
 }
 
 /// Records `target` (None: base) without running any SQL. `purge` clears the records first.
@@ -172,12 +192,11 @@ pub fn stamp(
     opts: &Options,
 ) -> Result<Status, Error> {
     let mut tx = begin(client, opts)?;
-    lock::acquire(&mut tx, opts.table.lock_key(), opts.lock_wait, &mut |_| {})?;
-    ensure_table(&mut tx, opts)?;
+    let mut status = locked_status(&mut tx, migrations, opts, &mut |_| {})?;
     if purge {
         tx.batch_execute(&format!("DELETE FROM {}", opts.table.sql())).map_err(db_err("cannot purge the tracking table"))?;
+        status = Status::compare(Some(Vec::new()), migrations);
     }
-    let status = Status::compare(read_applied(&mut tx, &opts.table)?, migrations);
     if !status.divergences.is_empty() {
         return Err(Error::Diverged(status.divergences));
     }
@@ -190,14 +209,7 @@ pub fn stamp(
     let from = status.current.map_or(0, |r| r.number() as usize);
     let to = target.map_or(0, |r| r.number() as usize);
     for m in &migrations[from..to] {
-        tx.batch_execute(&format!(
-            "INSERT INTO {} (revision, file_name, checksum, stamped) VALUES ({}, {}, {}, true)",
-            opts.table.sql(),
-            quote_literal(&m.revision.to_string()),
-            quote_literal(&m.file_name),
-            quote_literal(&m.checksum.to_string()),
-        ))
-        .map_err(db_err(format!("cannot record {}", m.label())))?;
+        tx.batch_execute(&opts.table.insert_sql(m, true)).map_err(db_err(format!("cannot record {}", m.label())))?;
     }
     let status = Status::compare(read_applied(&mut tx, &opts.table)?, migrations);
     tx.commit().map_err(db_err("cannot commit the stamp"))?;
