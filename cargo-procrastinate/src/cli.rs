@@ -3,17 +3,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use clap::{Args as ClapArgs, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo-procrastinate",
     bin_name = "cargo procrastinate",
     version,
-    about = "Manage the Procrastinate PostgreSQL schema (and SQL migrations written the same way) from Cargo",
-    after_help = "Settings: defaults < [workspace.metadata.procrastinate] < [package.metadata.procrastinate] \
-                  < PROCRASTINATE_* environment < flags.\nExit codes: see README.md (0 ok, 1 migration failed, \
-                  2 usage, 3 connection, 4 behind head, 5 database and files disagree, 6 lock wait)."
+    about = "Manage the Procrastinate PostgreSQL schema (and SQL migrations written the same way) from Cargo"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -125,5 +122,16 @@ pub fn parse() -> Cli {
     if args.get(1).is_some_and(|a| a == "procrastinate") {
         args.remove(1);
     }
-    Cli::parse_from(args)
+    let matches = Cli::command().after_help(after_help()).get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// Precedence and exit codes, the latter from `exit::ALL` so help cannot drift from the code.
+fn after_help() -> String {
+    let codes: Vec<String> = crate::exit::ALL.iter().map(|(code, meaning)| format!("  {code}  {meaning}")).collect();
+    format!(
+        "Settings: defaults < [workspace.metadata.procrastinate] < [package.metadata.procrastinate] \
+         < PROCRASTINATE_* environment < flags.\n\nExit codes:\n{}",
+        codes.join("\n")
+    )
 }

@@ -49,20 +49,26 @@ impl Ctx {
 
     fn client(&mut self) -> Result<postgres::Client, Failure> {
         match self.target()? {
-            Some(target) => {
-                let client = target.connect()?;
-                if !std::mem::replace(&mut self.announced, true) {
-                    let schema = self.settings.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default();
-                    self.log(&format!("connected to {}{schema}", target.display()));
-                }
-                Ok(client)
-            }
-            None => Err(Failure::usage(format!(
-                "no database configured: pass --database-url URL, set {} (or put it in .env beside Cargo.toml), \
-                 set PGHOST/PGDATABASE/..., or use --scratch for a throwaway local PostgreSQL",
-                self.settings.database_url_env
-            ))),
+            Some(target) => self.connect(&target),
+            None => Err(self.no_database()),
         }
+    }
+
+    fn connect(&mut self, target: &Target) -> Result<postgres::Client, Failure> {
+        let client = target.connect()?;
+        if !std::mem::replace(&mut self.announced, true) {
+            let schema = self.settings.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default();
+            self.log(&format!("connected to {}{schema}", target.display()));
+        }
+        Ok(client)
+    }
+
+    fn no_database(&self) -> Failure {
+        Failure::usage(format!(
+            "no database configured: pass --database-url URL, set {} (or put it in .env beside Cargo.toml), \
+             set PGHOST/PGDATABASE/..., or use --scratch for a throwaway local PostgreSQL",
+            self.settings.database_url_env
+        ))
     }
 
     fn status(&mut self) -> Result<(postgres::Client, Status), Failure> {
@@ -313,8 +319,11 @@ fn history(ctx: &mut Ctx, range: &str, verbose: bool) -> Result<i32, Failure> {
     let range: Range = range.parse().map_err(Failure::usage)?;
     let needs_db = range.from == Point::Current || range.to == Point::Current;
     let status = match ctx.target()? {
-        Some(_) => Some(ctx.status()?.1),
-        None if needs_db => return Err(ctx.client().err().expect("no target means no client")),
+        Some(target) => {
+            let mut client = ctx.connect(&target)?;
+            Some(db::status(&mut client, &ctx.set.migrations, &ctx.opts)?)
+        }
+        None if needs_db => return Err(ctx.no_database()),
         None => {
             ctx.log("(no database configured: showing the files only)");
             None

@@ -137,19 +137,29 @@ pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) ->
     }
 }
 
+/// `scheme://...` with a scheme as RFC 3986 spells it; anything else is libpq's key=value form
+/// (whose values, a password among them, may well contain `://`).
+fn url_scheme(input: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = input.split_once("://")?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some((scheme, rest))
+}
+
 /// Parses a URL (`postgres://`, `postgresql://`, `postgresql+driver://`) or a key=value string,
 /// then fills gaps from `PG*` variables. Errors never quote the input: it may hold a password.
 pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
     let mut sslmode = None;
     let mut root_cert = None;
-    let mut rest = Vec::new();
-    let cleaned = if let Some((scheme, after)) = input.split_once("://") {
+    let cleaned = if let Some((scheme, after)) = url_scheme(input) {
         // SQLAlchemy spells the driver into the scheme: postgresql+psycopg://
         let base = scheme.split('+').next().unwrap_or(scheme);
         if base != "postgres" && base != "postgresql" {
             return Err(Failure::usage(format!("database URL scheme `{scheme}://` is not postgres:// or postgresql://")));
         }
         let (head, query) = after.split_once('?').unwrap_or((after, ""));
+        let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
@@ -159,10 +169,11 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
             }
         }
         let query = if rest.is_empty() { String::new() } else { format!("?{}", rest.join("&")) };
-        format!("postgresql://{head}{query}")
+        format!("postgresql://{}{query}", with_default_port(head, env("PGPORT")))
     } else {
         // key=value form (libpq conninfo); values with spaces must be quoted there, so a
-        // whitespace split of unquoted sslmode/sslrootcert is enough.
+        // whitespace split of unquoted sslmode/sslrootcert is enough (anything it misses is
+        // still read by the driver below).
         let mut kept = Vec::new();
         for part in input.split_whitespace() {
             match part.split_once('=') {
@@ -177,11 +188,22 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
         Config::new()
     } else {
         cleaned.parse().map_err(|e: postgres::Error| {
-            Failure::usage(format!("the database URL is not valid ({}); expected postgres://user:password@host:port/dbname", describe_parse(&e)))
+            Failure::usage(format!(
+                "the database URL is not valid ({}); expected postgres://user:password@host:port/dbname",
+                procrastinate_migrations::db::describe(&e)
+            ))
         })?
     };
     fill_from_env(&mut config, env);
-    let tls = TlsMode::parse(&sslmode.or_else(|| env("PGSSLMODE")).unwrap_or_else(|| "prefer".into()))?;
+    let tls = match sslmode.or_else(|| env("PGSSLMODE")) {
+        Some(mode) => TlsMode::parse(&mode)?,
+        // Whatever the driver read itself (its default is prefer, as libpq's).
+        None => match config.get_ssl_mode() {
+            SslMode::Disable => TlsMode::Disable,
+            SslMode::Require => TlsMode::Require,
+            _ => TlsMode::Prefer,
+        },
+    };
     config.ssl_mode(match tls {
         TlsMode::Disable => SslMode::Disable,
         TlsMode::Prefer => SslMode::Prefer,
@@ -194,9 +216,24 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
     Ok(Target { config, tls, root_cert: root_cert.or_else(|| env("PGSSLROOTCERT")).map(PathBuf::from) })
 }
 
-/// tokio-postgres's parse errors name the offending option, never its value.
-fn describe_parse(e: &postgres::Error) -> String {
-    procrastinate_migrations::db::describe(e)
+/// `user@host/db` with `:PGPORT` after each host that names no port. The driver fills 5432 in
+/// for a URL host without a port, so libpq's PGPORT fallback has to happen in the text.
+fn with_default_port(head: &str, port: Option<String>) -> String {
+    let Some(port) = port else { return head.to_string() };
+    let end = head.find('/').unwrap_or(head.len());
+    let (authority, path) = head.split_at(end);
+    let (userinfo, hosts) = match authority.rsplit_once('@') {
+        Some((u, h)) => (format!("{u}@"), h),
+        None => (String::new(), authority),
+    };
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(|h| {
+            let after_bracket = h.rsplit_once(']').map_or(h, |(_, rest)| rest);
+            if h.is_empty() || after_bracket.contains(':') { h.to_string() } else { format!("{h}:{port}") }
+        })
+        .collect();
+    format!("{userinfo}{}{path}", hosts.join(","))
 }
 
 /// libpq's defaults for what the URL does not say.
@@ -272,8 +309,16 @@ mod tests {
         let t = parse("host=db user=u dbname=app sslmode=require", &no_env).unwrap();
         assert_eq!((t.display(), t.tls), ("postgres://u@db:5432/app".to_string(), TlsMode::Require));
         assert!(parse("mysql://u:secret@db/app", &no_env).is_err());
-        let err = parse("postgres://u:secret@db/app?sslmode=bogus", &no_env).err().unwrap();
-        assert!(!err.message.contains("secret"));
+        // A driver-read sslmode stays as strong as it was.
+        assert_eq!(parse("host=db user=u sslmode = require", &no_env).unwrap().tls, TlsMode::Require);
+    }
+
+    #[test]
+    fn a_password_is_never_echoed() {
+        for input in ["host=db password=ab://cd dbname=x bogus=1", "host=db password=s3cret://x port=notaport", "postgres://u:s3cret@db:nope/app"] {
+            let err = parse(input, &no_env).err().expect("invalid");
+            assert!(!err.message.contains("ab://cd") && !err.message.contains("s3cret"), "{}", err.message);
+        }
     }
 
     #[test]
@@ -289,5 +334,9 @@ mod tests {
         assert_eq!(t.config.get_password(), Some(&b"pw"[..]));
         let t = parse("postgres://u:own@x/app", &env).unwrap();
         assert_eq!(t.config.get_password(), Some(&b"own"[..]));
+        // PGPORT fills a host without a port, not one with.
+        assert_eq!(parse("postgres://u@db/app", &env).unwrap().display(), "postgres://u@db:7/app");
+        assert_eq!(parse("postgres://u@db:5433/app", &env).unwrap().display(), "postgres://u@db:5433/app");
+        assert_eq!(parse("postgres://u@[::1]/app", &env).unwrap().config.get_ports(), &[7]);
     }
 }

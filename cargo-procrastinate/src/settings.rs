@@ -54,6 +54,13 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
         Some(p) => Some(utf8(p, "--manifest-path")?),
         None => cwd.ancestors().map(|d| d.join("Cargo.toml")).find(|p| p.is_file()),
     };
+    // Empty variables count as unset, as they do for the database URL.
+    let mut env = Settings::default();
+    for (var, field) in ENV {
+        if let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            *field(&mut env) = Some(value);
+        }
+    }
     let mut layers: Vec<(Settings, String)> = Vec::new();
     let mut manifest_dir = None;
     if let Some(manifest) = &manifest {
@@ -65,17 +72,13 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
                 manifest_dir = Some(dir);
             }
             // Without cargo (a deploy box) the flags and environment can still say everything.
-            Err(e) if flags.settings.migrations.is_some() => log(&format!("warning: ignoring {manifest}: {e}")),
+            Err(e) if flags.settings.migrations.is_some() || env.migrations.is_some() => {
+                log(&format!("warning: ignoring {manifest}: {e}"))
+            }
             Err(e) => return Err(Failure::usage(e)),
         }
     } else if flags.package.is_some() {
         return Err(Failure::usage("`-p` needs a Cargo.toml: none found here or above; pass --manifest-path"));
-    }
-    let mut env = Settings::default();
-    for (var, field) in ENV {
-        if let Ok(value) = std::env::var(var) {
-            *field(&mut env) = Some(value);
-        }
     }
     layers.push((absolutize(env, &cwd), "the environment (PROCRASTINATE_MIGRATIONS)".into()));
     layers.push((absolutize(flags.settings, &cwd), "--migrations".into()));
@@ -146,7 +149,7 @@ fn manifest_layers(
             let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
             Failure::usage(format!("package `{name}` is not a member of this workspace (members: {})", names.join(", ")))
         })?),
-        None => match members.iter().find(|p| p.manifest_path == canonical) {
+        None => match members.iter().find(|p| p.manifest_path.canonicalize_utf8().is_ok_and(|m| m == canonical)) {
             Some(p) => Some(*p),
             None => {
                 let with: Vec<&&Package> = members.iter().filter(|p| has_settings(p)).collect();

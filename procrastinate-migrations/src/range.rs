@@ -89,7 +89,7 @@ pub fn resolve_point(p: Point, head: Revision, current: Option<u32>, relative_to
         Point::Head => head.number(),
         Point::Current => current.ok_or("`current` needs a database; the offline script has none (use a revision)")?,
         Point::Rev(r) => r.number(),
-        Point::Relative(n) => relative_to.checked_add(n).unwrap_or(u32::MAX),
+        Point::Relative(n) => relative_to.saturating_add(n),
     };
     if n > head.number() {
         return Err(format!("{} is not in the set: head is {head}", if let Point::Relative(k) = p { format!("+{k} (revision {:04})", n) } else { show(n) }));

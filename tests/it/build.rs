@@ -19,12 +19,7 @@ fn cargo(krate: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("DATABASE_URL")
         .env_remove("PROCRASTINATE_MIGRATIONS")
         .envs(env.iter().copied());
-    let out = cmd.output().expect("run cargo");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.output().expect("run cargo").into()
 }
 
 const MAIN: &str = r#"

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::support::*;
 
-const TABLE: &str = "cargo_procrastinate_migrations";
+use procrastinate_migrations::config::DEFAULT_VERSION_TABLE as TABLE;
 
 fn write(dir: &Path, name: &str, sql: &str) {
     std::fs::write(dir.join(name), sql).unwrap();
@@ -145,7 +145,9 @@ fn a_malformed_set_is_refused_before_connecting() {
     let set = copy_set(&example_set());
     write(set.path(), "03.00.00_01_pre_Bad-Name.sql", "SELECT 1;");
     write(set.path(), "03.00.00_02_pre_psql.sql", "SELECT 1;\n\\gset\n");
-    let run = cli_in(&std::env::temp_dir(), &["--migrations", set.path().to_str().unwrap(), "heads"], &[]).code(2);
+    // Refused before any connection is tried: a connection attempt would exit 3.
+    let nowhere = "postgres://u:p@127.0.0.1:1/db";
+    let run = cli_in(&std::env::temp_dir(), &["--migrations", set.path().to_str().unwrap(), "--database-url", nowhere, "upgrade"], &[]).code(2);
     assert!(run.stderr.contains("03.00.00_01_pre_Bad-Name.sql: upper case in description"), "{}", run.stderr);
     assert!(run.stderr.contains("03.00.00_02_pre_psql.sql:2: psql meta-command `\\gset`"), "{}", run.stderr);
     assert!(run.stderr.contains("(the directory is set by --migrations)"), "{}", run.stderr);

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use procrastinate_migrations::config::DEFAULT_VERSION_TABLE as TABLE;
+
 use crate::support::*;
 
 fn fixtures() -> PathBuf {
@@ -15,6 +17,7 @@ fn every_malformed_fixture_is_refused_with_its_message() {
     for entry in std::fs::read_dir(fixtures().join("malformed")).unwrap() {
         let dir = entry.unwrap().path();
         let expected = std::fs::read_to_string(dir.join("EXPECTED")).unwrap();
+        assert!(expected.lines().any(|l| !l.trim().is_empty()), "{}: EXPECTED is empty", dir.display());
         let run = cli_in(&std::env::temp_dir(), &["--migrations", dir.to_str().unwrap(), "heads"], &[]).code(2);
         let built = procrastinate_build::Builder::new()
             .migrations(&dir)
@@ -55,5 +58,5 @@ fn the_valid_fixture_runs_online_and_offline_to_the_same_state() {
     let offline = TestDb::new("fixture_offline");
     psql_file(&offline, file.path(), None).ok();
     assert_same_catalog(&catalog(&offline, "public"), &catalog(&online, "public"));
-    assert_eq!(tracking_rows(&offline, "cargo_procrastinate_migrations"), tracking_rows(&online, "cargo_procrastinate_migrations"));
+    assert_eq!(tracking_rows(&offline, TABLE), tracking_rows(&online, TABLE));
 }

@@ -56,9 +56,13 @@ fn precedence_workspace_package_environment_flags() {
     assert_eq!(tracking_table_in(&app, &[], &env2), "env_schema.cargo_procrastinate_migrations");
     assert_eq!(tracking_table_in(&app, &["--schema", "flag_schema"], &env2), "flag_schema.cargo_procrastinate_migrations");
     assert_eq!(tracking_table_in(&app, &["--version-table", "ops.migs"], &env), "ops.migs");
-    // upgrade really uses them.
+    // upgrade really uses them, creating both schemas when tracking lives apart.
     cli_in(&app, &["upgrade"], &env).ok();
     assert_eq!(tracking_rows(&db, "pkg_schema.cargo_procrastinate_migrations").len(), 3);
+    cli_in(&app, &["--schema", "jobs", "--version-table", "ops.migs", "upgrade"], &env).ok();
+    assert_eq!(tracking_rows(&db, "ops.migs").len(), 3);
+    let accounts: Option<String> = db.client().query_one("SELECT to_regclass('jobs.accounts')::text", &[]).unwrap().get(0);
+    assert_eq!(accounts.as_deref(), Some("jobs.accounts"));
     let missing = cli_in(ws.path(), &["-p", "nope", "current"], &env).code(2);
     assert!(missing.stderr.contains("package `nope` is not a member of this workspace (members: app)"), "{}", missing.stderr);
 }

@@ -13,6 +13,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Run {
     #[track_caller]
     pub fn ok(self) -> Run {
@@ -42,12 +52,7 @@ pub fn cli_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
         }
     }
     cmd.envs(env.iter().copied());
-    let out = cmd.output().expect("run cargo-procrastinate");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.output().expect("run cargo-procrastinate").into()
 }
 
 /// `cargo-procrastinate --migrations DIR --database-url URL ARGS` from a directory with no manifest.
@@ -70,18 +75,14 @@ pub fn psql_file(db: &TestDb, file: &Path, search_path: Option<&str>) -> Run {
     if let Some(schema) = search_path {
         cmd.env("PGOPTIONS", format!("-c search_path={schema}"));
     }
-    let out = cmd.output().expect("run psql");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.output().expect("run psql").into()
 }
 
 /// The catalog fingerprint of `schema` (sql/catalog.sql), tracking table left out.
 pub fn catalog(db: &TestDb, schema: &str) -> Vec<String> {
     let sql = include_str!("../../sql/catalog.sql");
-    let rows = db.client().query(sql, &[&schema, &"cargo_procrastinate_migrations"]).expect("catalog query");
+    let table = procrastinate_migrations::config::DEFAULT_VERSION_TABLE;
+    let rows = db.client().query(sql, &[&schema, &table]).expect("catalog query");
     assert!(!rows.is_empty(), "schema {schema} of {} is empty", db.name());
     rows.iter().map(|r| format!("{} {} = {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect()
 }

@@ -42,8 +42,13 @@ fn no_upstream_sql_is_committed() {
 #[test]
 fn readme_documents_every_exit_code_and_setting() {
     let readme = read("README.md");
-    for (code, _) in cargo_procrastinate::exit::ALL {
-        assert!(readme.contains(&format!("| {code} |")), "README.md: exit code {code} is not in the table");
+    for (code, meaning) in cargo_procrastinate::exit::ALL {
+        let row = format!("| {code} | {meaning} |");
+        assert!(readme.lines().any(|l| l == row), "README.md: the exit-code table lacks the row\n{row}");
+    }
+    let help = cli_in(&std::env::temp_dir(), &["--help"], &[]).ok().stdout;
+    for (code, meaning) in cargo_procrastinate::exit::ALL {
+        assert!(help.contains(&format!("  {code}  {meaning}")), "--help lacks exit code {code}:\n{help}");
     }
     for key in Settings::KEYS {
         assert!(readme.contains(&format!("`{key}`")), "README.md: setting `{key}` is not documented");

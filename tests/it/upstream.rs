@@ -4,7 +4,7 @@ use procrastinate_migrations::{MigrationSet, Phase};
 
 use crate::support::*;
 
-const TABLE: &str = "cargo_procrastinate_migrations";
+use procrastinate_migrations::config::DEFAULT_VERSION_TABLE as TABLE;
 
 #[test]
 fn the_3_10_set_resolves_as_measured() {
