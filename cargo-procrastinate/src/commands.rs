@@ -263,7 +263,8 @@ fn upgrade(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32, Failur
             log(format!("{} was applied by another process meanwhile", migration.label()));
             elsewhere.push(migration.revision.to_string());
         }
-    })?;
+    })
+    .map_err(|e| stamp_hint(e, status.current))?;
     let human = if report.applied.is_empty() && elsewhere.is_empty() {
         format!("already at {}{}; nothing to do", show_rev(report.to), if report.to == Some(head) { " (head)" } else { "" })
     } else {
@@ -286,6 +287,21 @@ fn upgrade(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32, Failur
         }),
     );
     Ok(exit::OK)
+}
+
+/// A first migration failing on objects that already exist: a schema built from schema.sql or
+/// by hand, which wants `stamp`, not `upgrade`.
+fn stamp_hint(e: db::Error, current: Option<Revision>) -> Failure {
+    let exists = matches!(&e, db::Error::Failed(f) if current.is_none()
+        && matches!(f.sqlstate.as_deref(), Some("42P07" | "42710" | "42723" | "42P06")));
+    let mut failure = Failure::from(e);
+    if exists {
+        failure.message.push_str(
+            "\nhint: nothing is recorded but the objects exist: if this schema was built from schema.sql (or by hand), \
+             record its revision with `cargo procrastinate stamp <revision>` instead of upgrading",
+        );
+    }
+    failure
 }
 
 /// After stopping at a `pre` migration whose release has `post` ones: the zero-downtime order.

@@ -83,6 +83,10 @@ fn stamp_head_on_a_schema_sql_database() {
     let up = v3_10();
     let db = from_schema_sql("stamp_head", None);
     cli(&db, &up.migrations, &["check"]).code(4);
+    // Upgrading it instead fails on the first file, rolled back, with the way out.
+    let wrong = cli(&db, &up.migrations, &["upgrade"]).code(1);
+    assert!(wrong.stderr.contains("migration 0001 failed at 00.00.00_01_initial.sql"), "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("cargo procrastinate stamp <revision>"), "{}", wrong.stderr);
     let stamped = cli(&db, &up.migrations, &["stamp", "head"]).ok();
     assert_eq!(stamped.stdout.trim(), "stamped 0038");
     let noop = cli(&db, &up.migrations, &["upgrade"]).ok();
