@@ -4,6 +4,7 @@
 mod build;
 mod failures;
 mod fixtures;
+mod pgbouncer;
 mod settings;
 mod support;
 mod tidy;
