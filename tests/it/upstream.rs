@@ -61,6 +61,26 @@ fn upgrade_in_steps_then_to_head() {
     let db = TestDb::new("upgrade_steps");
     cli(&db, &up.migrations, &["upgrade", "0029"]).ok();
     assert_eq!(cli(&db, &up.migrations, &["current"]).ok().stdout.trim(), "0029");
+    let window = cli(&db, &up.migrations, &["history", "-r", "0028:0031"]).ok().stdout;
+    assert_eq!(
+        window.lines().collect::<Vec<_>>(),
+        [
+            "0029 unmarked applied  02.14.01_01_add_indexes_for_fetch_job.sql (current)",
+            "0030 pre      pending  03.00.00_01_pre_cancel_notification.sql",
+            "0031 post     pending  03.00.00_50_post_cancel_notification.sql",
+        ]
+    );
+    let verbose = cli(&db, &up.migrations, &["history", "-v", "-r", ":0001"]).ok().stdout;
+    let set = MigrationSet::from_dir(&up.migrations).unwrap();
+    assert!(verbose.contains(&format!("sha256 {}", set.migrations[0].checksum)), "{verbose}");
+    assert!(verbose.contains("     applied 20") && verbose.contains("Z by postgres in "), "{verbose}");
+    let json = cli(&db, &up.migrations, &["--message-format", "json", "history"]).ok().json();
+    let rows = json["migrations"].as_array().unwrap();
+    assert_eq!((rows.len(), json["current"].as_str()), (38, Some("0029")));
+    assert_eq!((rows[29]["phase"].as_str(), rows[29]["state"].as_str()), (Some("pre"), Some("pending")));
+    assert_eq!(rows[28]["state"], "applied");
+    let heads = cli(&db, &up.migrations, &["heads"]).ok().stdout;
+    assert_eq!(heads.trim(), "0038 (head) 03.04.00_50_post_add_retry_failed_job_procedure.sql");
     let pending = cli(&db, &up.migrations, &["pending"]).ok().stdout;
     assert_eq!(pending.lines().count(), 9, "{pending}");
     assert!(pending.lines().next().unwrap().starts_with("0030 pre      pending  03.00.00_01_pre_cancel_notification.sql"), "{pending}");
