@@ -256,3 +256,24 @@ fn a_database_migrated_with_an_older_wheel() {
     assert!(accepted.stderr.contains("upgraded 0031 -> 0038 (head)"), "{}", accepted.stderr);
     cli(&db, &new.migrations, &["check"]).ok();
 }
+
+/// The other in-place edit: 3.5.2 removed `public.` from 0038's function, which 3.5.1 created
+/// in `public` whatever the schema. A database migrated with 3.5.1 is at head with one changed
+/// file.
+#[test]
+fn a_database_migrated_with_the_3_5_1_wheel() {
+    let old = wheels::procrastinate("3.5.1");
+    let new = v3_10();
+    let db = TestDb::new("wheel_3_5_1");
+    cli(&db, &old.migrations, &["upgrade"]).ok();
+    let check = cli(&db, &new.migrations, &["--message-format", "json", "check"]).code(5).json();
+    let divergences = check["divergences"].as_array().unwrap();
+    assert_eq!(divergences.len(), 1, "{check}");
+    assert_eq!(divergences[0]["kind"], "changed");
+    assert!(divergences[0]["message"].as_str().unwrap().starts_with("0038 03.04.00_50_post_add_retry_failed_job_procedure.sql changed"));
+    cli(&db, &new.migrations, &["upgrade"]).code(5);
+    let accepted = cli(&db, &new.migrations, &["upgrade", "--accept-changed", "all"]).ok();
+    assert!(accepted.stderr.contains("accepted changed file 0038"), "{}", accepted.stderr);
+    assert!(accepted.stderr.contains("already at 0038 (head); nothing to do"), "{}", accepted.stderr);
+    cli(&db, &new.migrations, &["check"]).ok();
+}
