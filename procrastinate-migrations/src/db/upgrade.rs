@@ -79,13 +79,34 @@ pub fn upgrade(
     for m in &migrations[first..=target.index()] {
         let mut tx = begin(client, opts)?;
         lock::acquire(&mut tx, key, opts.lock_wait, &mut |holder| on_event(Event::Waiting { holder }))?;
-        // Re-read under the lock: a replica may have applied it while we waited.
+        // Re-read under the lock: a replica may have applied it while we waited, and one
+        // deploying other files must not pass for us.
         let done = super::status::simple_rows(
             &mut tx,
-            &format!("SELECT 1 FROM {} WHERE revision = {}", opts.table.sql(), quote_literal(&m.revision.to_string())),
+            &format!(
+                "SELECT file_name, checksum FROM {} WHERE revision = {}",
+                opts.table.sql(),
+                quote_literal(&m.revision.to_string())
+            ),
         )
         .map_err(db_err("cannot read the tracking table"))?;
-        if !done.is_empty() {
+        if let Some(row) = done.first() {
+            let (file_name, checksum) = (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default());
+            if file_name != m.file_name {
+                return Err(Error::Diverged(vec![Divergence::Renamed {
+                    revision: m.revision,
+                    recorded: file_name,
+                    file_name: m.file_name.to_string(),
+                }]));
+            }
+            if checksum != m.checksum.to_string() && !opts.accept_changed.accepts(m.revision) {
+                return Err(Error::Diverged(vec![Divergence::Changed {
+                    revision: m.revision,
+                    file_name: file_name.clone(),
+                    recorded: checksum,
+                    actual: m.checksum,
+                }]));
+            }
             tx.commit().map_err(db_err("cannot end the transaction"))?;
             on_event(Event::AppliedElsewhere { migration: m });
             report.to = Some(m.revision);
