@@ -27,12 +27,12 @@ pub(super) fn acquire(
         if got.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) == Some("t") {
             return Ok(());
         }
-        let holder = holder(tx, key)?;
+        // Who holds it is asked only when it is said: once at first, and when giving up.
         if started.elapsed() >= wait {
-            return Err(Error::LockWait { waited: started.elapsed(), holder });
+            return Err(Error::LockWait { waited: started.elapsed(), holder: holder(tx, key)? });
         }
         if !told {
-            on_wait(holder.as_deref());
+            on_wait(holder(tx, key)?.as_deref());
             told = true;
         }
         std::thread::sleep(delay.min(wait.saturating_sub(started.elapsed())));
