@@ -14,7 +14,6 @@ use crate::{exit, Failure};
 struct Ctx {
     settings: Resolved,
     set: MigrationSet,
-    opts: db::Options,
     json: bool,
     quiet: bool,
     database_url: Option<String>,
@@ -57,7 +56,7 @@ impl Ctx {
     fn connect(&mut self, target: &Target) -> Result<postgres::Client, Failure> {
         let client = target.connect()?;
         if !std::mem::replace(&mut self.announced, true) {
-            let schema = self.settings.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default();
+            let schema = self.settings.options.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default();
             self.log(&format!("connected to {}{schema}", target.display()));
         }
         Ok(client)
@@ -73,7 +72,7 @@ impl Ctx {
 
     fn status(&mut self) -> Result<(postgres::Client, Status), Failure> {
         let mut client = self.client()?;
-        let status = db::status(&mut client, &self.set.migrations, &self.opts)?;
+        let status = db::status(&mut client, &self.set.migrations, &self.settings.options)?;
         Ok((client, status))
     }
 
@@ -116,13 +115,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     })?;
     let set = MigrationSet::from_dir(&resolved.migrations)
         .map_err(|e| Failure::usage(format!("{e}\n(the directory is set by {})", resolved.migrations_origin)))?;
-    let opts = db::Options {
-        schema: resolved.schema.clone(),
-        table: resolved.table.clone(),
-        lock_timeout: resolved.lock_timeout,
-        lock_wait: resolved.lock_wait,
-        accept_changed: AcceptChanged::None,
-    };
     let scratch = if g.scratch {
         if !quiet {
             eprintln!("starting a throwaway PostgreSQL (removed when this command ends)...");
@@ -136,7 +128,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let mut ctx = Ctx {
         settings: resolved,
         set,
-        opts,
         json: g.message_format == MessageFormat::Json,
         quiet,
         database_url: g.database_url,
@@ -191,7 +182,7 @@ fn current(ctx: &mut Ctx) -> Result<i32, Failure> {
     let human = match status.current {
         Some(r) if r == head => format!("{r} (head)"),
         Some(r) => r.to_string(),
-        None if !status.tracked => format!("base (nothing recorded: no table {})", ctx.opts.table),
+        None if !status.tracked => format!("base (nothing recorded: no table {})", ctx.settings.options.table),
         None => "base (nothing recorded)".to_string(),
     };
     ctx.print(
@@ -200,7 +191,7 @@ fn current(ctx: &mut Ctx) -> Result<i32, Failure> {
             "current": rev_json(status.current),
             "head": head.to_string(),
             "at_head": status.current == Some(head),
-            "tracking_table": ctx.opts.table.to_string(),
+            "tracking_table": ctx.settings.options.table.to_string(),
             "divergences": status.divergences.iter().map(divergence_json).collect::<Vec<_>>(),
         }),
     );
@@ -218,7 +209,7 @@ fn resolve(point: Point, head: Revision, current: Option<Revision>) -> Result<Op
 }
 
 fn upgrade(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32, Failure> {
-    ctx.opts.accept_changed = if accept.iter().any(|a| a == "all") {
+    ctx.settings.options.accept_changed = if accept.iter().any(|a| a == "all") {
         AcceptChanged::All
     } else {
         AcceptChanged::Only(
@@ -239,7 +230,7 @@ fn upgrade(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32, Failur
             eprintln!("{line}")
         }
     };
-    let report = db::upgrade(&mut client, &ctx.set.migrations, target, &ctx.opts, &mut |event| match event {
+    let report = db::upgrade(&mut client, &ctx.set.migrations, target, &ctx.settings.options, &mut |event| match event {
         Event::Waiting { holder } => log(format!(
             "waiting for the migration lock, held by {}",
             holder.unwrap_or("another session (not visible to this user)")
@@ -316,7 +307,7 @@ fn stamp(ctx: &mut Ctx, target: &str, purge: bool) -> Result<i32, Failure> {
     let point = parse_point(target)?;
     let (mut client, status) = ctx.status()?;
     let target = resolve(point, ctx.set.head(), if purge { None } else { status.current })?;
-    let after = db::stamp(&mut client, &ctx.set.migrations, target, purge, &ctx.opts)?;
+    let after = db::stamp(&mut client, &ctx.set.migrations, target, purge, &ctx.settings.options)?;
     let human = format!("stamped {}{}", show_rev(after.current), if purge { " (records purged first)" } else { "" });
     ctx.print(&human, json!({ "current": rev_json(after.current), "purged": purge }));
     Ok(exit::OK)
@@ -337,7 +328,7 @@ fn history(ctx: &mut Ctx, range: &str, verbose: bool) -> Result<i32, Failure> {
     let status = match ctx.target()? {
         Some(target) => {
             let mut client = ctx.connect(&target)?;
-            Some(db::status(&mut client, &ctx.set.migrations, &ctx.opts)?)
+            Some(db::status(&mut client, &ctx.set.migrations, &ctx.settings.options)?)
         }
         None if needs_db => return Err(ctx.no_database()),
         None => {
@@ -450,7 +441,7 @@ fn sql(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Option<String>
             Failure::usage(e)
         }
     })?;
-    let opts = ScriptOptions { table: &ctx.opts.table, schema: ctx.opts.schema.as_deref(), range: &range_text };
+    let opts = ScriptOptions { table: &ctx.settings.options.table, schema: ctx.settings.options.schema.as_deref(), range: &range_text };
     print!("{}", script::render(ctx.migrations(), from, to, &opts));
     Ok(exit::OK)
 }

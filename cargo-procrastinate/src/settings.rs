@@ -2,11 +2,11 @@
 //! < environment (`PROCRASTINATE_*`) < flags.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{Metadata, MetadataCommand, Package};
 use procrastinate_migrations::config::{self, Settings};
+use procrastinate_migrations::db;
 use procrastinate_migrations::tracking::TrackingTable;
 
 use crate::Failure;
@@ -19,10 +19,8 @@ pub struct Resolved {
     /// Where `migrations` came from, for error messages.
     pub migrations_origin: String,
     pub database_url_env: String,
-    pub schema: Option<String>,
-    pub table: TrackingTable,
-    pub lock_timeout: Duration,
-    pub lock_wait: Duration,
+    /// `schema`, `version-table`, `lock-timeout` and `lock-wait`, as the database side takes them.
+    pub options: db::Options,
     /// Directory of the manifest in use: where `.env` is looked for.
     pub manifest_dir: Option<Utf8PathBuf>,
 }
@@ -109,10 +107,13 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
         migrations: Utf8PathBuf::from(migrations),
         migrations_origin,
         database_url_env: merged.database_url_env.unwrap_or_else(|| config::DEFAULT_DATABASE_URL_ENV.into()),
-        schema,
-        table,
-        lock_timeout: duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?,
-        lock_wait: duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?,
+        options: db::Options {
+            schema,
+            table,
+            lock_timeout: duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?,
+            lock_wait: duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?,
+            accept_changed: db::AcceptChanged::None,
+        },
         manifest_dir,
     })
 }
