@@ -33,6 +33,9 @@ pub struct Global {
     /// Run against a throwaway local PostgreSQL started (and removed) by this command.
     #[arg(long, global = true, conflicts_with = "database_url")]
     pub scratch: bool,
+    /// Work on this set only (of the `sets` setting); targets may also say `NAME@REV`.
+    #[arg(long, global = true, value_name = "NAME")]
+    pub set: Option<String>,
     /// Directory of migration files (setting `migrations`).
     #[arg(long, global = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,

@@ -3,7 +3,7 @@
 //! - [`cli`]: the clap surface.
 //! - [`settings`]: metadata, environment and flags into one [`settings::Resolved`].
 //! - [`connect`]: database URL precedence, URL spellings, TLS, password-free display.
-//! - [`commands`]: one function per subcommand, on top of `procrastinate_migrations::db`.
+//! - [`commands`]: one module per subcommand, on top of `procrastinate_migrations::db`.
 //! - [`exit`]: the documented exit codes.
 
 pub mod cli;
@@ -46,7 +46,7 @@ impl From<procrastinate_migrations::db::Error> for Failure {
         use procrastinate_migrations::db::Error as E;
         let code = match &e {
             E::Db { .. } | E::Failed(_) => exit::FAILED,
-            E::Diverged(_) => exit::DIVERGED,
+            E::Diverged { .. } => exit::DIVERGED,
             E::LockWait { .. } => exit::LOCKED,
             E::Refused(_) => exit::USAGE,
         };

@@ -15,14 +15,22 @@ use crate::Failure;
 /// put in JSON and written into generated code.
 #[derive(Debug)]
 pub struct Resolved {
-    pub migrations: Utf8PathBuf,
-    /// Where `migrations` came from, for error messages.
+    /// The configured sets, in application order.
+    pub sets: Vec<ResolvedSet>,
+    /// Where `migrations` or `sets` came from, for error messages.
     pub migrations_origin: String,
     pub database_url_env: String,
-    /// `schema`, `version-table`, `lock-timeout` and `lock-wait`, as the database side takes them.
-    pub options: db::Options,
     /// Directory of the manifest in use: where `.env` is looked for.
     pub manifest_dir: Option<Utf8PathBuf>,
+}
+
+/// One configured set.
+#[derive(Debug)]
+pub struct ResolvedSet {
+    pub dir: Utf8PathBuf,
+    /// Its name, `schema`, `version-table`, `lock-timeout` and `lock-wait`, as the database
+    /// side takes them.
+    pub options: db::Options,
 }
 
 /// Flags that take part in precedence (the top layer).
@@ -78,21 +86,22 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
     } else if flags.package.is_some() {
         return Err(Failure::usage("`-p` needs a Cargo.toml: none found here or above; pass --manifest-path"));
     }
-    layers.push((absolutize(env, &cwd), "the environment (PROCRASTINATE_MIGRATIONS)".into()));
-    layers.push((absolutize(flags.settings, &cwd), "--migrations".into()));
+    layers.push((env.absolutize(cwd.as_std_path()), "the environment (PROCRASTINATE_MIGRATIONS)".into()));
+    layers.push((flags.settings.absolutize(cwd.as_std_path()), "--migrations".into()));
 
     let mut merged = Settings::default();
     let mut migrations_origin = String::new();
     for (layer, origin) in layers {
-        if layer.migrations.is_some() {
+        if layer.migrations.is_some() || layer.sets.is_some() {
             migrations_origin = origin;
         }
         merged = merged.overlay(layer);
     }
-    let Some(migrations) = merged.migrations else {
+    let specs = config::set_specs(&merged).map_err(|e| Failure::usage(format!("{e} (set by {migrations_origin})")))?;
+    let Some(specs) = specs else {
         return Err(Failure::usage(format!(
-            "no migration directory: set `migrations = \"...\"` under [package.metadata.procrastinate] in {}, \
-             or pass --migrations DIR",
+            "no migration directory: set `migrations = \"...\"` (or `sets = [...]`) under [package.metadata.procrastinate] \
+             in {}, or pass --migrations DIR",
             manifest.map_or("Cargo.toml".into(), |m| m.to_string())
         )));
     };
@@ -100,20 +109,30 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
         let value = value.unwrap_or_else(|| default.to_string());
         config::parse_duration(&value).map_err(|e| Failure::usage(format!("setting `{key}`: {e}")))
     };
-    let schema = merged.schema.filter(|s| !s.is_empty());
-    let table = TrackingTable::new(merged.version_table.as_deref().unwrap_or(config::DEFAULT_VERSION_TABLE), schema.as_deref())
-        .map_err(|e| Failure::usage(format!("setting `version-table`: {e}")))?;
+    let lock_timeout = duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?;
+    let lock_wait = duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?;
+    let mut sets = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.into_iter().enumerate() {
+        let of = spec.name.as_ref().map(|n| format!(" of set `{n}`")).unwrap_or_default();
+        let table = TrackingTable::new(&spec.version_table, spec.schema.as_deref())
+            .map_err(|e| Failure::usage(format!("setting `version-table`{of}: {e}")))?;
+        sets.push(ResolvedSet {
+            dir: utf8(spec.migrations, "the migration directory")?,
+            options: db::Options {
+                claim_unnamed: i == 0 && spec.name.is_some(),
+                set: spec.name,
+                schema: spec.schema,
+                table,
+                lock_timeout,
+                lock_wait,
+                accept_changed: db::AcceptChanged::None,
+            },
+        });
+    }
     Ok(Resolved {
-        migrations: Utf8PathBuf::from(migrations),
+        sets,
         migrations_origin,
         database_url_env: merged.database_url_env.unwrap_or_else(|| config::DEFAULT_DATABASE_URL_ENV.into()),
-        options: db::Options {
-            schema,
-            table,
-            lock_timeout: duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?,
-            lock_wait: duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?,
-            accept_changed: db::AcceptChanged::None,
-        },
         manifest_dir,
     })
 }
@@ -142,7 +161,7 @@ fn manifest_layers(
     let ws_root = meta.workspace_root.as_path();
     let ws_manifest = ws_root.join("Cargo.toml");
     let ws = parse_layer(&meta.workspace_metadata, "workspace", &ws_manifest)?
-        .map(|s| (absolutize(s, ws_root), format!("[workspace.metadata.procrastinate] in {ws_manifest}")));
+        .map(|s| (s.absolutize(ws_root.as_std_path()), format!("[workspace.metadata.procrastinate] in {ws_manifest}")));
     let members: Vec<&Package> = meta.workspace_packages();
     let canonical = manifest.canonicalize_utf8().unwrap_or_else(|_| manifest.to_path_buf());
     let chosen: Option<&Package> = match package {
@@ -179,7 +198,7 @@ fn manifest_layers(
     let pkg_manifest = pkg.manifest_path.as_path();
     let pkg_dir = pkg_manifest.parent().unwrap_or(ws_root).to_path_buf();
     let layer = parse_layer(&pkg.metadata, "package", pkg_manifest)?
-        .map(|s| (absolutize(s, &pkg_dir), format!("[package.metadata.procrastinate] in {pkg_manifest}")));
+        .map(|s| (s.absolutize(pkg_dir.as_std_path()), format!("[package.metadata.procrastinate] in {pkg_manifest}")));
     Ok((ws, layer, pkg_dir))
 }
 
@@ -190,12 +209,7 @@ fn has_settings(p: &Package) -> bool {
 fn parse_layer(metadata: &serde_json::Value, section: &str, manifest: &Utf8Path) -> Result<Option<Settings>, Failure> {
     let Some(table) = metadata.get("procrastinate") else { return Ok(None) };
     serde_json::from_value::<Settings>(table.clone())
-        .map(Some)
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.check_layer().map(|()| Some(s)))
         .map_err(|e| Failure::usage(format!("{manifest}: [{section}.metadata.procrastinate]: {e}")))
-}
-
-/// Makes `migrations` absolute against the directory of the layer that set it.
-fn absolutize(mut s: Settings, base: &Utf8Path) -> Settings {
-    s.migrations = s.migrations.map(|m| base.join(m).into_string());
-    s
 }

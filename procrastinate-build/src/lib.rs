@@ -81,38 +81,46 @@ impl Builder {
 
     /// Writes the module (only when its content changed) and returns its path.
     pub fn compile(self) -> Result<PathBuf, Error> {
-        // The manifests also give `schema` and `version-table`, which the module carries so that
-        // the application checks the same tracking table the CLI writes.
+        // The manifests also give the sets' `schema` and `version-table`, which the module
+        // carries so that the application checks the same tracking table the CLI writes.
         let manifest_dir = match &self.manifest_dir {
             Some(d) => Some(d.clone()),
             None => std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
         };
-        let settings = match &manifest_dir {
+        let mut settings = match &manifest_dir {
             Some(d) => manifest_settings(d, self.emit_rerun)?,
             None => Settings::default(),
         };
-        let dir = match (self.migrations.clone(), settings.migrations.clone().map(PathBuf::from)) {
-            (Some(dir), _) | (None, Some(dir)) => dir,
-            (None, None) => {
-                return Err(Error::Config(format!(
-                    "no migration directory: set `migrations = \"...\"` under [package.metadata.procrastinate] in {}, \
-                     or call procrastinate_build::Builder::new().migrations(dir)",
-                    manifest_dir.unwrap_or_default().join("Cargo.toml").display()
-                )))
-            }
-        };
-        let version_table = settings.version_table.as_deref().unwrap_or(config::DEFAULT_VERSION_TABLE);
-        TrackingTable::new(version_table, settings.schema.as_deref())
-            .map_err(|e| Error::Config(format!("setting `version-table`: {e}")))?;
-        // A directory: cargo rescans it, so an added or edited file triggers a rebuild.
-        self.rerun(&dir);
-        let set = MigrationSet::from_dir(&dir).map_err(Error::Set)?;
+        if let Some(dir) = &self.migrations {
+            settings = settings.overlay(Settings { migrations: Some(dir.to_string_lossy().into_owned()), ..Settings::default() });
+        }
+        let specs = config::set_specs(&settings).map_err(Error::Config)?.ok_or_else(|| {
+            Error::Config(format!(
+                "no migration directory: set `migrations = \"...\"` (or `sets = [...]`) under [package.metadata.procrastinate] \
+                 in {}, or call procrastinate_build::Builder::new().migrations(dir)",
+                manifest_dir.clone().unwrap_or_default().join("Cargo.toml").display()
+            ))
+        })?;
+        let mut sets = Vec::with_capacity(specs.len());
+        for spec in &specs {
+            let of = spec.name.as_ref().map(|n| format!(" of set `{n}`")).unwrap_or_default();
+            TrackingTable::new(&spec.version_table, spec.schema.as_deref())
+                .map_err(|e| Error::Config(format!("setting `version-table`{of}: {e}")))?;
+            // A directory: cargo rescans it, so an added or edited file triggers a rebuild.
+            self.rerun(&spec.migrations);
+            sets.push(MigrationSet::from_dir(&spec.migrations).map_err(Error::Set)?);
+        }
         let out_dir = match self.out_dir {
             Some(d) => d,
             None => env_path("OUT_DIR")?,
         };
         let out = out_dir.join(self.file_name.as_deref().unwrap_or(DEFAULT_FILE_NAME));
-        let code = generate(&set, settings.schema.as_deref(), version_table);
+        let gen: Vec<GenSet<'_>> = specs
+            .iter()
+            .zip(&sets)
+            .map(|(spec, set)| GenSet { name: spec.name.as_deref(), set, schema: spec.schema.as_deref(), version_table: &spec.version_table })
+            .collect();
+        let code = generate(&gen);
         // Write only when changed, so an unchanged set does not recompile the crate.
         if std::fs::read_to_string(&out).ok().as_deref() != Some(code.as_str()) {
             std::fs::write(&out, code).map_err(|e| Error::Io(format!("cannot write {}: {e}", out.display())))?;
@@ -163,10 +171,7 @@ fn env_path(var: &str) -> Result<PathBuf, Error> {
 /// The workspace's settings (the nearest manifest above with `[workspace.metadata.procrastinate]`)
 /// overlaid by the package's, `migrations` made absolute against the manifest that set it.
 fn manifest_settings(manifest_dir: &Path, emit_rerun: bool) -> Result<Settings, Error> {
-    let absolute = |mut s: Settings, base: &Path| {
-        s.migrations = s.migrations.map(|m| base.join(m).to_string_lossy().into_owned());
-        s
-    };
+    let absolute = |s: Settings, base: &Path| s.absolutize(base);
     let manifest = manifest_dir.join("Cargo.toml");
     let mut layers = Vec::new();
     if manifest.is_file() {
@@ -201,22 +206,73 @@ fn read_settings(manifest: &Path, section: &str) -> Result<Option<Settings>, Err
     let Some(table) = doc.get(section).and_then(|s| s.get("metadata")).and_then(|m| m.get("procrastinate")) else {
         return Ok(None);
     };
-    table.clone().try_into::<Settings>().map(Some).map_err(|e| {
-        Error::Config(format!("{}: [{section}.metadata.procrastinate]: {e}", manifest.display()))
-    })
+    table
+        .clone()
+        .try_into::<Settings>()
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.check_layer().map(|()| Some(s)))
+        .map_err(|e| Error::Config(format!("{}: [{section}.metadata.procrastinate]: {e}", manifest.display())))
 }
 
-/// The module text: deterministic (revision order, no timestamps), with an `@generated` header.
-/// `schema` and `version_table` are the settings the application should check with.
-pub fn generate(set: &MigrationSet, schema: Option<&str>, version_table: &str) -> String {
+/// One set to generate: a plain `migrations = "dir"` set (`name: None`) becomes top-level items,
+/// a named set a module of that name.
+pub struct GenSet<'a> {
+    pub name: Option<&'a str>,
+    pub set: &'a MigrationSet,
+    /// The settings the application should check with.
+    pub schema: Option<&'a str>,
+    pub version_table: &'a str,
+}
+
+/// The module text: deterministic (set and revision order, no timestamps), with an `@generated`
+/// header. Per set: a `REV_...` constant per migration, `MIGRATIONS`, `HEAD`, `SCHEMA`,
+/// `VERSION_TABLE` and `SET`; then `SETS`, every set in application order.
+pub fn generate(sets: &[GenSet<'_>]) -> String {
     let pm = "::procrastinate_migrations";
     let mut out = String::new();
+    let dirs: Vec<String> = sets.iter().map(|g| format!("{:?}", g.set.dir.display().to_string())).collect();
     let _ = writeln!(
         out,
-        "// @generated by procrastinate-build from the migration set in {:?}.\n\
+        "// @generated by procrastinate-build from the migration sets in {}.\n\
          // Do not edit: change the SQL files and rebuild.\n",
-        set.dir.display().to_string()
+        dirs.join(", ")
     );
+    let mut paths = Vec::new();
+    for g in sets {
+        let items = set_items(g, pm);
+        match g.name {
+            None => {
+                out.push_str(&items);
+                paths.push("SET".to_string());
+            }
+            Some(name) => {
+                let module = rust_ident(name);
+                let _ = writeln!(out, "/// The migration set `{name}`.\n#[allow(dead_code)]\npub mod {module} {{");
+                for line in items.lines() {
+                    if line.is_empty() {
+                        out.push('\n');
+                    } else {
+                        let _ = writeln!(out, "    {line}");
+                    }
+                }
+                let _ = writeln!(out, "}}\n");
+                paths.push(format!("{module}::SET"));
+            }
+        }
+    }
+    let _ = write!(
+        out,
+        "/// Every set, in the order they are applied: what `db::verify_sets` checks at start-up.\n\
+         #[allow(dead_code)]\npub const SETS: &[{pm}::SetDef] = &[{}];\n",
+        paths.join(", ")
+    );
+    out
+}
+
+/// The items of one set, unindented.
+fn set_items(g: &GenSet<'_>, pm: &str) -> String {
+    let mut out = String::new();
+    let set = g.set;
     let names: Vec<String> = set.migrations.iter().map(const_name).collect();
     for (m, name) in set.migrations.iter().zip(&names) {
         let path = std::fs::canonicalize(set.dir.join(&*m.file_name)).unwrap_or_else(|_| set.dir.join(&*m.file_name));
@@ -224,6 +280,7 @@ pub fn generate(set: &MigrationSet, schema: Option<&str>, version_table: &str) -
         let _ = writeln!(
             out,
             "/// `{file}` ({phase}, release {version})\n\
+             #[allow(dead_code)]\n\
              pub const {name}: {pm}::Migration = {pm}::Migration {{\n    \
              revision: {pm}::Revision::new({rev}),\n    \
              version: {pm}::Version {{ major: {maj}, minor: {min}, patch: {pat} }},\n    \
@@ -251,21 +308,42 @@ pub fn generate(set: &MigrationSet, schema: Option<&str>, version_table: &str) -
             path = path.display().to_string(),
         );
     }
-    let _ = writeln!(out, "/// Every migration, in revision order.\npub const MIGRATIONS: &[{pm}::Migration] = &[");
+    let _ = writeln!(out, "/// Every migration, in revision order.\n#[allow(dead_code)]\npub const MIGRATIONS: &[{pm}::Migration] = &[");
     for name in &names {
         let _ = writeln!(out, "    {name},");
     }
     let _ = writeln!(
         out,
-        "];\n\n/// The last revision: what the database must be at for this build.\n\
-         pub const HEAD: {pm}::Revision = {pm}::Revision::new({});\n\n\
-         /// The `schema` setting (`None`: the server's search_path), for `db::Options::new`.\n\
+        "];\n\n/// The last revision: what the database must be at for this build.\n#[allow(dead_code)]\n\
+         pub const HEAD: {pm}::Revision = {pm}::Revision::new({head});\n\n\
+         /// The `schema` setting (`None`: the server's search_path), for `db::Options::new`.\n#[allow(dead_code)]\n\
          pub const SCHEMA: ::std::option::Option<&str> = {schema:?};\n\n\
-         /// The `version-table` setting, for `db::Options::new`.\n\
-         pub const VERSION_TABLE: &str = {version_table:?};",
-        set.head().number()
+         /// The `version-table` setting, for `db::Options::new`.\n#[allow(dead_code)]\n\
+         pub const VERSION_TABLE: &str = {version_table:?};\n\n\
+         /// This set, for `db::verify_sets` (through `SETS`) or `db::Options::for_set`.\n#[allow(dead_code)]\n\
+         pub const SET: {pm}::SetDef = {pm}::SetDef {{ name: {name:?}, migrations: MIGRATIONS, schema: SCHEMA, version_table: VERSION_TABLE }};\n",
+        head = set.head().number(),
+        schema = g.schema,
+        version_table = g.version_table,
+        name = g.name,
     );
     out
+}
+
+/// A set name as a Rust module name (`r#type` for a keyword; `self`, `super` and `crate` are
+/// refused by the settings).
+fn rust_ident(name: &str) -> String {
+    const KEYWORDS: &[&str] = &[
+        "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern", "false", "fn", "for", "gen",
+        "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "static", "struct",
+        "trait", "true", "try", "type", "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final",
+        "macro", "override", "priv", "typeof", "unsized", "virtual", "yield",
+    ];
+    if KEYWORDS.contains(&name) {
+        format!("r#{name}")
+    } else {
+        name.to_string()
+    }
 }
 
 /// `REV_0030_PRE_CANCEL_NOTIFICATION`.
@@ -293,7 +371,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         write(tmp.path(), &[("03.00.00_50_post_b.sql", "SELECT 2;"), ("03.00.00_01_pre_b.sql", "SELECT 1;")]);
         let set = MigrationSet::from_dir(tmp.path()).unwrap();
-        let code = generate(&set, Some("jobs"), "migs");
+        let one = |set| [GenSet { name: None, set, schema: Some("jobs"), version_table: "migs" }];
+        let code = generate(&one(&set));
         assert!(code.contains("pub const SCHEMA: ::std::option::Option<&str> = Some(\"jobs\");"));
         assert!(code.contains("pub const VERSION_TABLE: &str = \"migs\";"));
         assert!(code.starts_with("// @generated by procrastinate-build"));
@@ -301,7 +380,28 @@ mod tests {
         let b = code.find("pub const REV_0002_POST_B:").unwrap();
         assert!(a < b);
         assert!(code.contains("pub const HEAD: ::procrastinate_migrations::Revision = ::procrastinate_migrations::Revision::new(2);"));
-        assert_eq!(code, generate(&MigrationSet::from_dir(tmp.path()).unwrap(), Some("jobs"), "migs"), "deterministic");
+        assert!(code.contains("pub const SETS: &[::procrastinate_migrations::SetDef] = &[SET];"), "{code}");
+        assert_eq!(code, generate(&one(&MigrationSet::from_dir(tmp.path()).unwrap())), "deterministic");
+    }
+
+    #[test]
+    fn named_sets_become_modules_in_application_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (p, a) = (tmp.path().join("p"), tmp.path().join("type"));
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::create_dir_all(&a).unwrap();
+        write(&p, &[("03.00.00_01_pre_b.sql", "SELECT 1;")]);
+        write(&a, &[("01.00.00_01_orders.sql", "SELECT 1;"), ("01.00.00_02_lines.sql", "SELECT 2;")]);
+        let (ps, as_) = (MigrationSet::from_dir(&p).unwrap(), MigrationSet::from_dir(&a).unwrap());
+        let code = generate(&[
+            GenSet { name: Some("procrastinate"), set: &ps, schema: None, version_table: "t" },
+            GenSet { name: Some("type"), set: &as_, schema: Some("app"), version_table: "t" },
+        ]);
+        assert!(code.contains("pub mod procrastinate {\n"), "{code}");
+        assert!(code.contains("pub mod r#type {\n"), "{code}");
+        assert!(code.contains("    pub const HEAD: ::procrastinate_migrations::Revision = ::procrastinate_migrations::Revision::new(2);"), "{code}");
+        assert!(code.contains("name: Some(\"type\")"), "{code}");
+        assert!(code.ends_with("= &[procrastinate::SET, r#type::SET];\n"), "{code}");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! One struct for every layer (workspace, package, environment, flags) so that the build script
 //! and the CLI accept exactly the same keys, and an unknown key fails both with its name.
+//! [`set_specs`] turns the merged layers into the configured sets, for both of them.
+
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -9,8 +12,10 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
-    /// Directory of `*.sql` files, relative to the manifest that sets it.
+    /// Directory of `*.sql` files, relative to the manifest that sets it: one unnamed set.
     pub migrations: Option<String>,
+    /// Several named sets, applied in this order (instead of `migrations`).
+    pub sets: Option<Vec<SetSettings>>,
     /// Name of the environment variable holding the database URL (default `DATABASE_URL`).
     pub database_url_env: Option<String>,
     /// PostgreSQL schema that migrations and tracking live in, through `search_path`.
@@ -23,14 +28,32 @@ pub struct Settings {
     pub lock_wait: Option<String>,
 }
 
+/// One entry of `sets = [...]`: `{ name = "app", migrations = "db/app" }`, optionally with its
+/// own `schema` and `version-table` (otherwise the package's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SetSettings {
+    pub name: String,
+    pub migrations: String,
+    pub schema: Option<String>,
+    pub version_table: Option<String>,
+}
+
 impl Settings {
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "database-url-env", "schema", "version-table", "lock-timeout", "lock-wait"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "lock-wait"];
 
-    /// `over` wins wherever it sets a key.
+    /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
+    /// sets either replaces both.
     pub fn overlay(self, over: Settings) -> Settings {
+        let (migrations, sets) = if over.migrations.is_some() || over.sets.is_some() {
+            (over.migrations, over.sets)
+        } else {
+            (self.migrations, self.sets)
+        };
         Settings {
-            migrations: over.migrations.or(self.migrations),
+            migrations,
+            sets,
             database_url_env: over.database_url_env.or(self.database_url_env),
             schema: over.schema.or(self.schema),
             version_table: over.version_table.or(self.version_table),
@@ -38,6 +61,112 @@ impl Settings {
             lock_wait: over.lock_wait.or(self.lock_wait),
         }
     }
+
+    /// Checks what one layer says on its own (the caller adds which manifest it is).
+    pub fn check_layer(&self) -> Result<(), String> {
+        if self.migrations.is_some() && self.sets.is_some() {
+            return Err("set either `migrations` (one set) or `sets` (several), not both".into());
+        }
+        Ok(())
+    }
+
+    /// Makes every migration directory absolute against `base`, the directory of the manifest
+    /// (or working directory) this layer comes from.
+    pub fn absolutize(mut self, base: &Path) -> Settings {
+        let abs = |m: String| base.join(m).to_string_lossy().into_owned();
+        self.migrations = self.migrations.map(abs);
+        if let Some(sets) = &mut self.sets {
+            for set in sets {
+                set.migrations = abs(std::mem::take(&mut set.migrations));
+            }
+        }
+        self
+    }
+}
+
+/// A configured set, after precedence: where its files are and where it is tracked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetSpec {
+    /// `None` for the one set of a plain `migrations = "dir"`.
+    pub name: Option<String>,
+    /// Absolute when the layers were [`absolutize`](Settings::absolutize)d.
+    pub migrations: PathBuf,
+    pub schema: Option<String>,
+    pub version_table: String,
+}
+
+/// The sets that merged settings configure, in application order; `Ok(None)` when neither
+/// `migrations` nor `sets` is set. Errors name the set and the key.
+pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
+    let schema = merged.schema.clone().filter(|s| !s.is_empty());
+    let version_table = merged.version_table.clone().unwrap_or_else(|| DEFAULT_VERSION_TABLE.to_string());
+    let Some(sets) = &merged.sets else {
+        return Ok(merged.migrations.as_ref().map(|dir| {
+            vec![SetSpec { name: None, migrations: PathBuf::from(dir), schema, version_table }]
+        }));
+    };
+    if sets.is_empty() {
+        return Err("`sets` is empty: list at least one `{ name = \"...\", migrations = \"...\" }`".into());
+    }
+    let mut specs: Vec<SetSpec> = Vec::with_capacity(sets.len());
+    for set in sets {
+        check_set_name(&set.name)?;
+        let dir = normalize(Path::new(&set.migrations));
+        if specs.iter().any(|s| s.name.as_deref() == Some(&set.name)) {
+            return Err(format!("`sets`: the name `{}` is used twice", set.name));
+        }
+        if let Some(other) = specs.iter().find(|s| normalize(&s.migrations) == dir) {
+            return Err(format!(
+                "`sets`: `{}` and `{}` both use the directory {}: each set needs its own",
+                other.name.as_deref().unwrap_or_default(),
+                set.name,
+                set.migrations
+            ));
+        }
+        specs.push(SetSpec {
+            name: Some(set.name.clone()),
+            migrations: PathBuf::from(&set.migrations),
+            schema: set.schema.clone().filter(|s| !s.is_empty()).or_else(|| schema.clone()),
+            version_table: set.version_table.clone().unwrap_or_else(|| version_table.clone()),
+        });
+    }
+    Ok(Some(specs))
+}
+
+/// Set names are lower-case identifiers: they are written `NAME@REV` and become Rust modules.
+pub fn check_set_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63;
+    if !ok {
+        return Err(format!(
+            "`sets`: `{name}` is not a set name (a lower-case identifier: a-z first, then a-z, 0-9 or `_`)"
+        ));
+    }
+    if matches!(name, "self" | "super" | "crate") {
+        return Err(format!("`sets`: `{name}` cannot be a set name (it is a Rust path keyword)"));
+    }
+    Ok(())
+}
+
+/// The directory as the file system sees it when it exists, else lexically cleaned, so that
+/// `db/app` and `db/./app/` compare equal.
+fn normalize(dir: &Path) -> PathBuf {
+    if let Ok(canonical) = dir.canonicalize() {
+        return canonical;
+    }
+    let mut out = PathBuf::new();
+    for c in dir.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Default tracking table. Never `procrastinate_version`: upstream's first migration creates a
@@ -85,5 +214,48 @@ mod tests {
         let pkg = Settings { schema: Some("b".into()), ..Default::default() };
         let got = ws.overlay(pkg);
         assert_eq!((got.schema.as_deref(), got.lock_timeout.as_deref()), (Some("b"), Some("1s")));
+    }
+
+    fn sets(toml_sets: &str) -> Result<Option<Vec<SetSpec>>, String> {
+        let s: Settings = toml::from_str(toml_sets).map_err(|e| e.to_string())?;
+        s.check_layer()?;
+        set_specs(&s)
+    }
+
+    #[test]
+    fn sets_are_named_ordered_and_inherit_the_package_settings() {
+        let got = sets(
+            "schema = \"jobs\"\nsets = [{ name = \"procrastinate\", migrations = \"db/p\" },\n\
+             { name = \"app\", migrations = \"db/app\", schema = \"app\", version-table = \"ops.t\" }]",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].name.as_deref(), got[0].schema.as_deref(), got[0].version_table.as_str()), (Some("procrastinate"), Some("jobs"), DEFAULT_VERSION_TABLE));
+        assert_eq!((got[1].name.as_deref(), got[1].schema.as_deref(), got[1].version_table.as_str()), (Some("app"), Some("app"), "ops.t"));
+        let one = sets("migrations = \"db\"").unwrap().unwrap();
+        assert_eq!((one.len(), one[0].name.as_deref()), (1, None));
+        assert_eq!(sets("schema = \"x\"").unwrap(), None);
+    }
+
+    #[test]
+    fn bad_sets_are_named() {
+        let err = |t: &str| sets(t).unwrap_err();
+        assert!(err("sets = [{ name = \"App\", migrations = \"a\" }]").contains("`App` is not a set name"));
+        assert!(err("sets = [{ name = \"a\", migrations = \"x\" }, { name = \"a\", migrations = \"y\" }]").contains("`a` is used twice"));
+        assert!(err("sets = [{ name = \"a\", migrations = \"x\" }, { name = \"b\", migrations = \"./x/\" }]").contains("`a` and `b` both use"));
+        assert!(err("sets = [{ name = \"a\", migrations = \"x\", shema = \"s\" }]").contains("unknown field `shema`"));
+        assert!(err("migrations = \"x\"\nsets = [{ name = \"a\", migrations = \"x\" }]").contains("not both"));
+        assert!(err("sets = []").contains("empty"));
+    }
+
+    #[test]
+    fn a_layer_that_names_sets_replaces_the_directory_below_it() {
+        let ws = Settings { migrations: Some("db".into()), ..Default::default() };
+        let pkg = Settings { sets: Some(vec![SetSettings { name: "a".into(), migrations: "x".into(), ..Default::default() }]), ..Default::default() };
+        let got = ws.clone().overlay(pkg.clone());
+        assert_eq!((got.migrations, got.sets.map(|s| s.len())), (None, Some(1)));
+        let got = pkg.overlay(ws);
+        assert_eq!((got.migrations.as_deref(), got.sets), (Some("db"), None));
     }
 }

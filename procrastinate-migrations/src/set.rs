@@ -19,6 +19,19 @@ pub struct MigrationSet {
     pub migrations: Vec<Migration>,
 }
 
+/// A set as an application embeds it: `procrastinate-build` generates one `SET` per configured
+/// set, and `SETS` lists them in application order. `const`-constructible.
+#[derive(Clone, Copy, Debug)]
+pub struct SetDef {
+    /// `None` for the one set of a plain `migrations = "dir"`.
+    pub name: Option<&'static str>,
+    pub migrations: &'static [Migration],
+    /// The `schema` setting (`None`: the server's `search_path`).
+    pub schema: Option<&'static str>,
+    /// The `version-table` setting.
+    pub version_table: &'static str,
+}
+
 /// A set that cannot be used, with every problem found (not just the first), each naming its file.
 #[derive(Debug)]
 pub struct SetError {

@@ -5,8 +5,12 @@ use std::fmt;
 
 use crate::migration::Migration;
 
-/// The DDL, from `sql/tracking.sql` (the project's own SQL lives in `sql/`).
-const DDL_TEMPLATE: &str = include_str!("../../sql/tracking.sql");
+/// The DDL. It lives inside the crate so that the crate packages on its own.
+const DDL_TEMPLATE: &str = include_str!("tracking.sql");
+
+/// Names the unnamed set in the table: the one set of a plain `migrations = "dir"`, and every
+/// row written before sets existed.
+pub const UNNAMED_SET: &str = "";
 
 /// `"ident"`, with embedded quotes doubled: every configured name goes through here.
 pub fn quote_ident(name: &str) -> String {
@@ -51,14 +55,52 @@ impl TrackingTable {
         }
     }
 
-    /// Idempotent creation, including the table's schema when it is named.
-    pub fn create_sql(&self) -> String {
+    /// Creates the table (and its schema) when missing, or brings a table of the first layout
+    /// (keyed by revision alone, before sets existed) to the current one, keeping its rows as
+    /// the unnamed set's. One statement, idempotent, that touches nothing when the table is
+    /// current; run under the migration lock, online and in the offline script alike. It asks
+    /// for no CREATE privilege unless something is really created.
+    pub fn ensure_sql(&self) -> String {
+        let lit = quote_literal(&self.sql());
+        let table = self.sql();
         let schema = match &self.schema {
-            Some(s) => format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(s)),
+            Some(s) => format!(
+                "    IF to_regnamespace({lit_s}) IS NULL THEN\n        CREATE SCHEMA {s};\n    END IF;\n",
+                lit_s = quote_literal(&quote_ident(s)),
+                s = quote_ident(s)
+            ),
             None => String::new(),
         };
-        let ddl: String = DDL_TEMPLATE.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
-        format!("{schema}{}", ddl.replace("{table}", &self.sql()))
+        let ddl: String = DDL_TEMPLATE
+            .lines()
+            .filter(|l| !l.starts_with("--"))
+            .map(|l| format!("        {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("{table}", &table);
+        format!(
+            "DO $cargo_procrastinate$\nDECLARE\n    pkey name;\nBEGIN\n{schema}    \
+             IF to_regclass({lit}) IS NULL THEN\n{ddl}\n    \
+             ELSIF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass({lit}) \
+             AND attname = 'set_name' AND NOT attisdropped) THEN\n        \
+             SELECT conname INTO pkey FROM pg_constraint WHERE conrelid = to_regclass({lit}) AND contype = 'p';\n        \
+             ALTER TABLE {table} ADD COLUMN set_name text NOT NULL DEFAULT '';\n        \
+             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', {lit}, pkey);\n        \
+             ALTER TABLE {table} ADD PRIMARY KEY (set_name, file_name);\n    \
+             END IF;\nEND\n$cargo_procrastinate$;"
+        )
+    }
+
+    /// Gives the unnamed set's rows to `set` (the first configured set): what a package that
+    /// moves from `migrations = "dir"` to `sets = [...]`, or from a table written before sets,
+    /// expects. Rows the set already has under its name are left alone.
+    pub fn claim_sql(&self, set: &str) -> String {
+        format!(
+            "UPDATE {t} SET set_name = {s} WHERE set_name = {u} AND file_name NOT IN (SELECT file_name FROM {t} WHERE set_name = {s});",
+            t = self.sql(),
+            s = quote_literal(set),
+            u = quote_literal(UNNAMED_SET),
+        )
     }
 
     /// Key of the advisory lock that serializes `upgrade`s of this table's database.
@@ -75,11 +117,12 @@ impl TrackingTable {
     /// The row an applied (or, `stamped`, recorded without running) migration leaves. The
     /// duration is measured by the server from the start of the migration's transaction, the
     /// same online and in the offline script; a stamp has none.
-    pub fn insert_sql(&self, m: &Migration, stamped: bool) -> String {
+    pub fn insert_sql(&self, set: &str, m: &Migration, stamped: bool) -> String {
         let duration = if stamped { "NULL" } else { "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint" };
         format!(
-            "INSERT INTO {} (revision, file_name, checksum, duration_ms, stamped) VALUES ({}, {}, {}, {duration}, {stamped});",
+            "INSERT INTO {} (set_name, revision, file_name, checksum, duration_ms, stamped) VALUES ({}, {}, {}, {}, {duration}, {stamped});",
             self.sql(),
+            quote_literal(set),
             quote_literal(&m.revision.to_string()),
             quote_literal(&m.file_name),
             quote_literal(&m.checksum.to_string()),
@@ -109,7 +152,9 @@ mod tests {
         assert_eq!(TrackingTable::new("we\"ird", None).unwrap().sql(), "\"we\"\"ird\"");
         assert!(TrackingTable::new("procrastinate_version", None).is_err());
         assert!(TrackingTable::new("a.b.c", None).is_err());
-        assert!(t.create_sql().starts_with("CREATE SCHEMA IF NOT EXISTS \"ops\";\nCREATE TABLE IF NOT EXISTS \"ops\".\"migs\" ("));
+        let ensure = t.ensure_sql();
+        assert!(ensure.contains("CREATE SCHEMA \"ops\";") && ensure.contains("CREATE TABLE \"ops\".\"migs\" ("), "{ensure}");
+        assert!(ensure.contains("PRIMARY KEY (set_name, file_name)"), "{ensure}");
         assert_ne!(t.lock_key(), TrackingTable::new("migs", Some("jobs")).unwrap().lock_key());
     }
 }

@@ -102,4 +102,50 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     let failed = cargo(krate, &["build", "--offline"], &[]);
     assert_ne!(failed.code, 0);
     assert!(failed.stderr.contains("03.05.00_02_pre_Add-Bad.sql: upper case in description `Add-Bad`"), "{}", failed.stderr);
+
+    // Several sets: a module per set and SETS, checked together at start-up.
+    std::fs::remove_file(set.join("03.05.00_02_pre_Add-Bad.sql")).unwrap();
+    std::fs::remove_file(set.join("03.05.00_01_pre_add_extra.sql")).unwrap();
+    std::fs::create_dir_all(krate.join("app")).unwrap();
+    std::fs::write(krate.join("app/01.00.00_01_orders.sql"), "CREATE TABLE orders (id int);\n").unwrap();
+    let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap().replace(
+        "migrations = \"migrations\"\n",
+        "sets = [{ name = \"procrastinate\", migrations = \"migrations\" }, { name = \"app\", migrations = \"app\" }]\n",
+    );
+    std::fs::write(krate.join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(krate.join("src/main.rs"), MAIN_SETS).unwrap();
+    let run = cargo(krate, &["run", "--offline"], &[]).ok();
+    assert_eq!(run.stdout, "procrastinate 0038 (38 files)\napp 0001 (1 files)\n");
+    let db = TestDb::new("build_verify_sets");
+    let env = [("DATABASE_URL", db.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    cli_in(krate, &["upgrade", "procrastinate@head"], &env).ok();
+    let behind = cargo(krate, &["run", "--offline"], &env).code(1);
+    assert!(behind.stderr.contains("refusing to start: the database is at app@base (nothing applied) but this build expects app@0001"), "{}", behind.stderr);
+    cli_in(krate, &["upgrade"], &env).ok();
+    assert!(cargo(krate, &["run", "--offline"], &env).ok().stdout.ends_with("database ok at 0038, 0001\n"));
 }
+
+const MAIN_SETS: &str = r#"
+mod migrations {
+    procrastinate_migrations::include_migrations!();
+}
+
+fn main() {
+    let _: procrastinate_migrations::Migration = migrations::procrastinate::REV_0030_PRE_CANCEL_NOTIFICATION;
+    for set in migrations::SETS {
+        println!("{} {} ({} files)", set.name.unwrap(), set.migrations.last().unwrap().revision, set.migrations.len());
+    }
+    assert_eq!(migrations::app::HEAD, migrations::app::REV_0001_ORDERS.revision);
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        match procrastinate_migrations::db::verify_sets(&mut client, migrations::SETS) {
+            Ok(heads) => println!("database ok at {}", heads.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            Err(e) => {
+                eprintln!("refusing to start: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+"#;

@@ -5,6 +5,7 @@ mod build;
 mod failures;
 mod fixtures;
 mod pgbouncer;
+mod sets;
 mod settings;
 mod support;
 mod tidy;

@@ -83,7 +83,7 @@ fn bench() -> Result<()> {
     for _ in 0..5 {
         let mut client = fresh()?;
         let t = Instant::now();
-        db::upgrade(&mut client, &set.migrations, set.head(), &db::Options::default(), &mut |_| {})?;
+        db::upgrade(&mut client, &set.migrations, Some(set.head()), &db::Options::default(), &mut |_| {})?;
         ours = ours.min(t.elapsed());
         let mut client = fresh()?;
         let t = Instant::now();

@@ -16,35 +16,24 @@ mod upgrade;
 use std::fmt;
 use std::time::Duration;
 
-pub use status::{Applied, Divergence, Status};
+pub use crate::state::{AcceptChanged, Applied, Divergence, Status};
 pub use upgrade::{Event, UpgradeReport};
 
 use crate::config;
 use crate::migration::{Migration, Revision};
-use crate::tracking::{quote_ident, TrackingTable};
+use crate::set::SetDef;
+use crate::state::Refusal;
+use crate::tracking::{quote_ident, TrackingTable, UNNAMED_SET};
 
-/// Which applied migrations whose file changed since may be accepted by `upgrade`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum AcceptChanged {
-    #[default]
-    None,
-    All,
-    Only(Vec<Revision>),
-}
-
-impl AcceptChanged {
-    fn accepts(&self, r: Revision) -> bool {
-        match self {
-            AcceptChanged::None => false,
-            AcceptChanged::All => true,
-            AcceptChanged::Only(list) => list.contains(&r),
-        }
-    }
-}
-
-/// How to talk to one database: the resolved settings of the CLI, or defaults for an app.
+/// How to talk to one set in one database: the resolved settings of the CLI, or what an
+/// application's generated module says.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The set's name (`None`: the one set of a plain `migrations = "dir"`).
+    pub set: Option<String>,
+    /// The first configured set takes over the unnamed set's rows (see
+    /// [`TrackingTable::claim_sql`]).
+    pub claim_unnamed: bool,
     pub schema: Option<String>,
     pub table: TrackingTable,
     /// `lock_timeout` for each migration's statements.
@@ -57,6 +46,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            set: None,
+            claim_unnamed: false,
             schema: None,
             table: TrackingTable::new(config::DEFAULT_VERSION_TABLE, None).expect("valid default"),
             lock_timeout: config::parse_duration(config::DEFAULT_LOCK_TIMEOUT).expect("valid default"),
@@ -77,6 +68,29 @@ impl Options {
         })
     }
 
+    /// Options for one set of a generated module; `first` when it is the first of its `SETS`.
+    pub fn for_set(def: &SetDef, first: bool) -> Result<Options, String> {
+        Ok(Options {
+            set: def.name.map(str::to_string),
+            claim_unnamed: first && def.name.is_some(),
+            ..Options::new(def.schema, def.version_table)?
+        })
+    }
+
+    /// As stored in the tracking table's `set_name`.
+    pub fn set_name(&self) -> &str {
+        self.set.as_deref().unwrap_or(UNNAMED_SET)
+    }
+
+    /// `app@0002` for a named set, `0002` otherwise.
+    pub fn label(&self, revision: Option<Revision>) -> String {
+        let rev = revision.map_or_else(|| "base".to_string(), |r| r.to_string());
+        match &self.set {
+            Some(name) => format!("{name}@{rev}"),
+            None => rev,
+        }
+    }
+
     /// `SET LOCAL`s that every transaction of ours starts with.
     fn session_sql(&self) -> String {
         let mut sql = String::from("SET LOCAL application_name = 'cargo-procrastinate';");
@@ -94,8 +108,8 @@ impl Options {
 pub enum Error {
     /// Talking to the server failed outside any migration.
     Db { context: String, source: postgres::Error },
-    /// The database and the files disagree; nothing was changed.
-    Diverged(Vec<Divergence>),
+    /// The database and the files of a set (named, if it has a name) disagree; nothing was changed.
+    Diverged { set: Option<String>, divergences: Vec<Divergence> },
     /// A migration failed and was rolled back; earlier ones stay applied.
     Failed(Box<MigrationFailure>),
     /// Another process held the migration lock for longer than `lock-wait`.
@@ -106,6 +120,8 @@ pub enum Error {
 
 #[derive(Debug)]
 pub struct MigrationFailure {
+    /// The set's name, if it has one.
+    pub set: Option<String>,
     pub revision: Revision,
     pub file_name: String,
     /// 1-based line in the file where the failing statement (or error position) is.
@@ -120,17 +136,22 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Db { context, source } => write!(f, "{context}: {}", describe(source)),
-            Error::Diverged(list) => {
-                write!(f, "the database and the migration files disagree (nothing was changed):")?;
-                list.iter().try_for_each(|d| write!(f, "\n  {d}"))
+            Error::Diverged { set, divergences } => {
+                let of = set.as_ref().map(|s| format!(" of set `{s}`")).unwrap_or_default();
+                write!(f, "the database and the migration files{of} disagree (nothing was changed):")?;
+                divergences.iter().try_for_each(|d| write!(f, "\n  {d}"))
             }
             Error::Failed(fail) => {
                 let at = fail.line.map(|l| format!(":{l}")).unwrap_or_default();
-                write!(f, "migration {} failed at {}{at}: {}", fail.revision, fail.file_name, fail.message)?;
+                let label = |r: Option<Revision>| {
+                    let rev = r.map_or_else(|| "base".to_string(), |r| r.to_string());
+                    fail.set.as_ref().map_or(rev.clone(), |s| format!("{s}@{rev}"))
+                };
+                write!(f, "migration {} failed at {}{at}: {}", label(Some(fail.revision)), fail.file_name, fail.message)?;
                 if let Some(code) = &fail.sqlstate {
                     write!(f, " (SQLSTATE {code})")?;
                 }
-                let now = fail.current.map_or("base (nothing applied)".to_string(), |r| r.to_string());
+                let now = if fail.current.is_none() { format!("{} (nothing applied)", label(None)) } else { label(fail.current) };
                 write!(f, "\nit was rolled back; the database is at {now}")
             }
             Error::LockWait { waited, holder } => {
@@ -183,7 +204,7 @@ fn db_err(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
 /// Reads what the database records and compares it with `migrations`, changing nothing.
 pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Status, Error> {
     let mut tx = begin(client, opts)?;
-    let applied = status::read_applied(&mut tx, &opts.table)?;
+    let applied = status::read_applied(&mut tx, opts)?;
     tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
     Ok(Status::compare(applied, migrations))
 }
@@ -193,16 +214,43 @@ pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Op
 pub fn verify(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Revision, Error> {
     let status = status(client, migrations, opts)?;
     if !status.divergences.is_empty() {
-        return Err(Error::Diverged(status.divergences));
+        return Err(Error::Diverged { set: opts.set.clone(), divergences: status.divergences });
     }
     let head = migrations.last().map(|m| m.revision);
     match (status.current, head) {
         (current, Some(head)) if current == Some(head) => Ok(head),
         (current, head) => Err(Error::Refused(format!(
             "the database is at {} but this build expects {}: run `cargo procrastinate upgrade`",
-            current.map_or("base (nothing applied)".into(), |r| r.to_string()),
-            head.map_or("base".into(), |r| r.to_string()),
+            if current.is_none() { format!("{} (nothing applied)", opts.label(None)) } else { opts.label(current) },
+            opts.label(head),
         ))),
+    }
+}
+
+/// [`verify`] for every set of a generated module (`SETS`), in order: the heads, or the first
+/// set that does not match.
+pub fn verify_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<Revision>, Error> {
+    sets.iter()
+        .enumerate()
+        .map(|(i, def)| {
+            let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
+            verify(client, def.migrations, &opts)
+        })
+        .collect()
+}
+
+impl Error {
+    /// The planner's refusal, for the set of `opts`.
+    fn refused(r: Refusal, opts: &Options) -> Error {
+        match r {
+            Refusal::Diverged(divergences) => Error::Diverged { set: opts.set.clone(), divergences },
+            Refusal::Backwards { current, target } => Error::Refused(format!(
+                "the database is at {}, after the target {}: downgrades are not supported; \
+                 restore a backup taken before the migration instead (or `stamp --purge` to rewrite the records)",
+                opts.label(Some(current)),
+                opts.label(target)
+            )),
+        }
     }
 }
 

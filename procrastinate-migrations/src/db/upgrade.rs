@@ -2,8 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::status::{read_applied, Status};
+use super::status::read_applied;
 use super::{begin, db_err, lock, Divergence, Error, MigrationFailure, Options};
+use crate::state::{plan_stamp, plan_upgrade, Status};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
 use crate::tracking::{quote_ident, quote_literal};
@@ -30,53 +31,44 @@ pub struct UpgradeReport {
     pub applied: Vec<Revision>,
 }
 
-/// Brings the database to `target` (a revision of `migrations`), one transaction per migration.
+/// Brings one set of the database to `target` (a revision of `migrations`; `None` is base),
+/// one transaction per migration. What runs is what [`plan_upgrade`] says, on the status read
+/// under the migration lock.
 pub fn upgrade(
     client: &mut postgres::Client,
     migrations: &[Migration],
-    target: Revision,
+    target: Option<Revision>,
     opts: &Options,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
-    assert!(target.index() < migrations.len(), "target {target} is not in the set");
+    assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
     let key = opts.table.lock_key();
-    // Step 1, under the lock: create the tracking table, compare, accept changed files.
-    let start = {
+    let set = opts.set_name();
+    // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
+    // accept changed files.
+    let (start, plan) = {
         let mut tx = begin(client, opts)?;
         let status = locked_status(&mut tx, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
-        let (accepted, refused): (Vec<_>, Vec<_>) = status.divergences.iter().cloned().partition(|d| {
-            matches!(d, Divergence::Changed { revision, .. } if opts.accept_changed.accepts(*revision))
-        });
-        if !refused.is_empty() {
-            return Err(Error::Diverged(refused));
-        }
-        if let Some(current) = status.current {
-            if target < current {
-                return Err(Error::Refused(format!(
-                    "the database is at {current}, after the target {target}: downgrades are not supported; \
-                     restore a backup taken before the migration instead"
-                )));
-            }
-        }
-        for d in &accepted {
-            if let Divergence::Changed { revision, recorded, actual, .. } = d {
+        let plan = plan_upgrade(migrations, &status, target, &opts.accept_changed).map_err(|r| Error::refused(r, opts))?;
+        for d in &plan.accept {
+            if let Divergence::Changed { revision, recorded, actual, file_name } = d {
                 tx.batch_execute(&format!(
-                    "UPDATE {} SET checksum = {} WHERE revision = {}",
+                    "UPDATE {} SET checksum = {} WHERE set_name = {} AND file_name = {}",
                     opts.table.sql(),
                     quote_literal(&actual.to_string()),
-                    quote_literal(&revision.to_string())
+                    quote_literal(set),
+                    quote_literal(file_name)
                 ))
                 .map_err(db_err("cannot record the accepted checksum"))?;
                 on_event(Event::Accepted { migration: &migrations[revision.index()], recorded });
             }
         }
         tx.commit().map_err(db_err("cannot commit the tracking table"))?;
-        status.current
+        (status.current, plan.run)
     };
 
     let mut report = UpgradeReport { from: start, to: start, applied: Vec::new() };
-    let first = start.map_or(0, |r| r.number() as usize);
-    for m in &migrations[first..=target.index()] {
+    for m in plan {
         let mut tx = begin(client, opts)?;
         lock::acquire(&mut tx, key, opts.lock_wait, &mut |holder| on_event(Event::Waiting { holder }))?;
         // Re-read under the lock: a replica may have applied it while we waited, and one
@@ -84,28 +76,25 @@ pub fn upgrade(
         let done = super::status::simple_rows(
             &mut tx,
             &format!(
-                "SELECT file_name, checksum FROM {} WHERE revision = {}",
+                "SELECT checksum FROM {} WHERE set_name = {} AND file_name = {}",
                 opts.table.sql(),
-                quote_literal(&m.revision.to_string())
+                quote_literal(set),
+                quote_literal(&m.file_name)
             ),
         )
         .map_err(db_err("cannot read the tracking table"))?;
         if let Some(row) = done.first() {
-            let (file_name, checksum) = (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default());
-            if file_name != m.file_name {
-                return Err(Error::Diverged(vec![Divergence::Renamed {
-                    revision: m.revision,
-                    recorded: file_name,
-                    file_name: m.file_name.to_string(),
-                }]));
-            }
+            let checksum = row[0].clone().unwrap_or_default();
             if checksum != m.checksum.to_string() && !opts.accept_changed.accepts(m.revision) {
-                return Err(Error::Diverged(vec![Divergence::Changed {
-                    revision: m.revision,
-                    file_name: file_name.clone(),
-                    recorded: checksum,
-                    actual: m.checksum,
-                }]));
+                return Err(Error::Diverged {
+                    set: opts.set.clone(),
+                    divergences: vec![Divergence::Changed {
+                        revision: m.revision,
+                        file_name: m.file_name.to_string(),
+                        recorded: checksum,
+                        actual: m.checksum,
+                    }],
+                });
             }
             tx.commit().map_err(db_err("cannot end the transaction"))?;
             on_event(Event::AppliedElsewhere { migration: m });
@@ -118,9 +107,9 @@ pub fn upgrade(
             .map_err(db_err("cannot set lock_timeout"))?;
         if let Err(failure) = run_file(&mut tx, m, opts, report.to) {
             drop(tx); // rolls back
-            return Err(Error::Failed(Box::new(failure)));
+            return Err(Error::Failed(failure));
         }
-        tx.batch_execute(&opts.table.insert_sql(m, false)).map_err(db_err(format!("cannot record {}", m.label())))?;
+        tx.batch_execute(&opts.table.insert_sql(set, m, false)).map_err(db_err(format!("cannot record {}", m.label())))?;
         tx.commit().map_err(db_err(format!("cannot commit {}", m.label())))?;
         on_event(Event::Applied { migration: m, duration: started.elapsed() });
         report.applied.push(m.revision);
@@ -136,15 +125,16 @@ fn run_file(
     m: &Migration,
     opts: &Options,
     current: Option<Revision>,
-) -> Result<(), MigrationFailure> {
-    let fail = |line: Option<usize>, message: String, sqlstate: Option<String>| MigrationFailure {
+) -> Result<(), Box<MigrationFailure>> {
+    let fail = |line: Option<usize>, message: String, sqlstate: Option<String>| Box::new(MigrationFailure {
+        set: opts.set.clone(),
         revision: m.revision,
         file_name: m.file_name.to_string(),
         line,
         message,
         sqlstate,
         current,
-    };
+    });
     let statements = lexer::statements(&m.sql).map_err(|e| fail(Some(e.line), e.message, None))?;
     for st in statements {
         let text = &m.sql[st.span.clone()];
@@ -174,7 +164,8 @@ fn run_file(
 }
 
 /// Takes the migration lock in `tx`, creates what is missing (the schema, the tracking table),
-/// and compares what is recorded with the files: the start of every change.
+/// brings an older tracking table to the current layout, gives the unnamed set's rows to the
+/// first set, and compares what is recorded with the files: the start of every change.
 fn locked_status(
     tx: &mut postgres::Transaction<'_>,
     migrations: &[Migration],
@@ -191,20 +182,18 @@ fn locked_status(
                 .map_err(db_err(format!("cannot create schema {schema}")))?;
         }
     }
-    let applied = match read_applied(tx, &opts.table)? {
-        Some(applied) => applied,
-        None => {
-            // Only when missing: CREATE ... IF NOT EXISTS needs CREATE privilege even when the
-            // table exists.
-            tx.batch_execute(&opts.table.create_sql())
-                .map_err(db_err(format!("cannot create the tracking table {}", opts.table)))?;
-            Vec::new()
-        }
-    };
-    Ok(Status::compare(Some(applied), migrations))
+    let mut setup = opts.table.ensure_sql();
+    if opts.claim_unnamed {
+        setup.push('\n');
+        setup.push_str(&opts.table.claim_sql(opts.set_name()));
+    }
+    tx.batch_execute(&setup).map_err(db_err(format!("cannot set up the tracking table {}", opts.table)))?;
+    let applied = read_applied(tx, opts)?;
+    Ok(Status::compare(applied, migrations))
 }
 
-/// Records `target` (None: base) without running any SQL. `purge` clears the records first.
+/// Records one set at `target` (None: base) without running any SQL. `purge` clears that set's
+/// records first.
 pub fn stamp(
     client: &mut postgres::Client,
     migrations: &[Migration],
@@ -213,26 +202,17 @@ pub fn stamp(
     opts: &Options,
 ) -> Result<Status, Error> {
     let mut tx = begin(client, opts)?;
-    let mut status = locked_status(&mut tx, migrations, opts, &mut |_| {})?;
+    let set = opts.set_name();
+    let status = locked_status(&mut tx, migrations, opts, &mut |_| {})?;
+    let record = plan_stamp(migrations, &status, target, purge).map_err(|r| Error::refused(r, opts))?;
     if purge {
-        tx.batch_execute(&format!("DELETE FROM {}", opts.table.sql())).map_err(db_err("cannot purge the tracking table"))?;
-        status = Status::compare(Some(Vec::new()), migrations);
+        tx.batch_execute(&format!("DELETE FROM {} WHERE set_name = {}", opts.table.sql(), quote_literal(set)))
+            .map_err(db_err("cannot purge the tracking table"))?;
     }
-    if !status.divergences.is_empty() {
-        return Err(Error::Diverged(status.divergences));
+    for m in record {
+        tx.batch_execute(&opts.table.insert_sql(set, m, true)).map_err(db_err(format!("cannot record {}", m.label())))?;
     }
-    if let (Some(current), true) = (status.current, target < status.current) {
-        return Err(Error::Refused(format!(
-            "the database is recorded at {current}, after {}: use `stamp --purge` to record a lower revision",
-            target.map_or("base".to_string(), |t| t.to_string())
-        )));
-    }
-    let from = status.current.map_or(0, |r| r.number() as usize);
-    let to = target.map_or(0, |r| r.number() as usize);
-    for m in &migrations[from..to] {
-        tx.batch_execute(&opts.table.insert_sql(m, true)).map_err(db_err(format!("cannot record {}", m.label())))?;
-    }
-    let status = Status::compare(read_applied(&mut tx, &opts.table)?, migrations);
+    let status = Status::compare(read_applied(&mut tx, opts)?, migrations);
     tx.commit().map_err(db_err("cannot commit the stamp"))?;
     Ok(status)
 }

@@ -1,0 +1,59 @@
+//! `check`: exit 0 only if every selected set is at head with every applied file unchanged.
+
+use serde_json::{Map, Value};
+
+use super::{divergence_json, rev_json, set_json, Ctx};
+use crate::{exit, Failure};
+
+pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
+    let mut client = ctx.client()?;
+    let mut lines = Vec::new();
+    let mut sets = Vec::new();
+    let mut worst = exit::OK;
+    for i in ctx.selected() {
+        let status = ctx.status(&mut client, i)?;
+        let l = &ctx.sets[i];
+        let head = l.head();
+        let pending = status.pending(&l.set.migrations);
+        let p = ctx.prefix(i);
+        let (code, summary) = if !status.divergences.is_empty() {
+            (exit::DIVERGED, format!("{p}the database and the migration files disagree"))
+        } else if status.current != Some(head) {
+            (
+                exit::BEHIND,
+                format!("{p}behind: the database is at {}, head is {}; {} pending", ctx.label(i, status.current), ctx.label(i, Some(head)), pending.len()),
+            )
+        } else {
+            (exit::OK, format!("{p}ok: at head {}; {} applied migrations match their files", ctx.label(i, Some(head)), status.applied.len()))
+        };
+        // DIVERGED outranks BEHIND outranks OK, whatever order the sets come in.
+        if rank(code) > rank(worst) {
+            worst = code;
+        }
+        lines.push(summary);
+        lines.extend(status.divergences.iter().map(|d| format!("  {d}")));
+        if code == exit::BEHIND {
+            lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
+        }
+        let mut obj = set_json(l);
+        obj.insert("ok".into(), Value::Bool(code == exit::OK));
+        obj.insert("exit_code".into(), Value::from(code));
+        obj.insert("current".into(), rev_json(status.current));
+        obj.insert("pending".into(), pending.iter().map(|m| Value::String(m.revision.to_string())).collect());
+        obj.insert("divergences".into(), status.divergences.iter().map(divergence_json).collect());
+        sets.push(Value::Object(obj));
+    }
+    let mut top = Map::new();
+    top.insert("ok".into(), Value::Bool(worst == exit::OK));
+    top.insert("exit_code".into(), Value::from(worst));
+    ctx.print_sets(&lines.join("\n"), top, sets);
+    Ok(worst)
+}
+
+fn rank(code: i32) -> u8 {
+    match code {
+        exit::OK => 0,
+        exit::BEHIND => 1,
+        _ => 2,
+    }
+}

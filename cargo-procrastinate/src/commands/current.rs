@@ -1,0 +1,55 @@
+//! `current`: where each set of the database stands.
+
+use procrastinate_migrations::db::Status;
+use serde_json::{json, Map, Value};
+
+use super::{divergence_json, rev_json, set_json, Ctx};
+use crate::{exit, Failure};
+
+pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
+    let mut client = ctx.client()?;
+    let mut lines = Vec::new();
+    let mut sets = Vec::new();
+    let mut all_at_head = true;
+    for i in ctx.selected() {
+        let status = ctx.status(&mut client, i)?;
+        let l = &ctx.sets[i];
+        for d in status.divergences.iter().filter(|d| d.kind() != "ahead") {
+            ctx.log(&format!("warning: {}{d}", ctx.prefix(i)));
+        }
+        let at_head = status.at_head(&l.set.migrations);
+        all_at_head &= at_head;
+        let rev = status.current.map_or_else(|| "base".to_string(), |r| r.to_string());
+        let state = describe(&status, at_head, &l.options.table.to_string(), &rev);
+        lines.push(match (&l.options.set, ctx.multi()) {
+            (Some(name), true) => format!("{name} {state}"),
+            _ => state,
+        });
+        let mut obj = set_json(l);
+        obj.insert("current".into(), rev_json(status.current));
+        obj.insert("at_head".into(), Value::Bool(at_head));
+        obj.insert("ahead".into(), json!(status.ahead()));
+        obj.insert("tracking_table".into(), Value::String(l.options.table.to_string()));
+        obj.insert("divergences".into(), status.divergences.iter().map(divergence_json).collect());
+        sets.push(Value::Object(obj));
+    }
+    let mut top = Map::new();
+    top.insert("at_head".into(), Value::Bool(all_at_head));
+    ctx.print_sets(&lines.join("\n"), top, sets);
+    Ok(exit::OK)
+}
+
+/// `0038 (head)`, `0036`, `0036, ahead of the files by 2: ...`, `base (nothing recorded)`.
+fn describe(status: &Status, at_head: bool, table: &str, rev: &str) -> String {
+    let ahead = status.ahead();
+    if !ahead.is_empty() {
+        let names: Vec<&str> = ahead.iter().map(String::as_str).collect();
+        return format!("{rev}, and ahead of the files by {}: {} (not head; files of an older release?)", ahead.len(), names.join(", "));
+    }
+    match status.current {
+        Some(_) if at_head => format!("{rev} (head)"),
+        Some(_) => rev.to_string(),
+        None if !status.tracked => format!("base (nothing recorded: no table {table})"),
+        None => "base (nothing recorded)".to_string(),
+    }
+}

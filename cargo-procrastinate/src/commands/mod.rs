@@ -1,0 +1,348 @@
+//! One module per subcommand, over a shared [`Ctx`]. Data goes to stdout (human or JSON),
+//! progress to stderr. Every command works on the configured sets in application order, or on
+//! the one `--set` (or a `NAME@REV` target) names.
+
+mod check;
+mod current;
+mod heads;
+mod history;
+mod sql;
+mod stamp;
+mod upgrade;
+
+use procrastinate_migrations::db::{self, Divergence, Status};
+use procrastinate_migrations::range::{resolve_point, Point};
+use procrastinate_migrations::{MigrationSet, Revision};
+use serde_json::{json, Map, Value};
+
+use crate::cli::{Cli, Command, MessageFormat};
+use crate::connect::{self, Target};
+use crate::settings::{self, FlagLayer, Resolved};
+use crate::Failure;
+
+/// One configured set with its files read.
+struct Loaded {
+    set: MigrationSet,
+    /// Its name, schema, tracking table and the run's settings.
+    options: db::Options,
+}
+
+impl Loaded {
+    fn head(&self) -> Revision {
+        self.set.head()
+    }
+}
+
+struct Ctx {
+    settings: Resolved,
+    sets: Vec<Loaded>,
+    /// `--set NAME`: the index of the only set to work on.
+    only: Option<usize>,
+    json: bool,
+    quiet: bool,
+    database_url: Option<String>,
+    /// Kept alive for the whole command; dropping it stops the cluster.
+    scratch: Option<pg_scratch::Scratch>,
+    /// Whether "connected to ..." was said already (some commands connect twice).
+    announced: bool,
+}
+
+impl Ctx {
+    fn log(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Several sets are configured: revisions are written `NAME@REV` everywhere.
+    fn multi(&self) -> bool {
+        self.sets.len() > 1
+    }
+
+    /// The sets a command works on, in application order, with their index.
+    fn selected(&self) -> Vec<usize> {
+        match self.only {
+            Some(i) => vec![i],
+            None => (0..self.sets.len()).collect(),
+        }
+    }
+
+    /// `procrastinate@0038` when several sets are configured, `0038` otherwise.
+    fn label(&self, set: usize, rev: Option<Revision>) -> String {
+        if self.multi() {
+            self.sets[set].options.label(rev)
+        } else {
+            rev.map_or_else(|| "base".to_string(), |r| r.to_string())
+        }
+    }
+
+    /// `procrastinate: ` before a set's lines when several sets are configured.
+    fn prefix(&self, set: usize) -> String {
+        match (&self.sets[set].options.set, self.multi()) {
+            (Some(name), true) => format!("{name}: "),
+            _ => String::new(),
+        }
+    }
+
+    fn find_set(&self, name: &str) -> Result<usize, Failure> {
+        self.sets.iter().position(|l| l.options.set.as_deref() == Some(name)).ok_or_else(|| {
+            let names: Vec<&str> = self.sets.iter().filter_map(|l| l.options.set.as_deref()).collect();
+            if names.is_empty() {
+                Failure::usage(format!("no set is named `{name}`: this package configures one unnamed set (`migrations`)"))
+            } else {
+                Failure::usage(format!("no set is named `{name}` (sets: {})", names.join(", ")))
+            }
+        })
+    }
+
+    /// Which sets a target or range is about, and the text without its `NAME@` qualifiers:
+    /// the named set, `--set`'s, or every selected set when no end is a bare revision
+    /// (`head`, `base`, `current`, `+N`); a bare revision needs a name when there are several.
+    fn sets_for(&self, text: &str) -> Result<(Vec<usize>, String), Failure> {
+        let mut name: Option<&str> = None;
+        let mut ends = Vec::new();
+        for end in text.split(':') {
+            match end.split_once('@') {
+                Some((n, rest)) => {
+                    if name.is_some_and(|m| m != n.trim()) {
+                        return Err(Failure::usage(format!("`{text}` names two sets: a range is within one set")));
+                    }
+                    name = Some(n.trim());
+                    ends.push(rest);
+                }
+                None => ends.push(end),
+            }
+        }
+        let rest = ends.join(":");
+        if let Some(name) = name {
+            let i = self.find_set(name)?;
+            if self.only.is_some_and(|o| o != i) {
+                return Err(Failure::usage(format!("`{text}` names another set than --set")));
+            }
+            return Ok((vec![i], rest));
+        }
+        let bare_revision = ends.iter().any(|e| e.trim().parse::<Revision>().is_ok());
+        if self.only.is_some() || !self.multi() || !bare_revision {
+            return Ok((self.selected(), rest));
+        }
+        let names: Vec<&str> = self.sets.iter().filter_map(|l| l.options.set.as_deref()).collect();
+        Err(Failure::usage(format!(
+            "`{text}` is ambiguous with several sets: name the set, e.g. `{}@{text}`, or pass --set NAME (sets: {})",
+            names[0],
+            names.join(", ")
+        )))
+    }
+
+    /// Which sets a target (`head`, `app@0002`, `procrastinate@+1`, `0029` with one set) is
+    /// about, and its point.
+    fn targets(&self, text: &str) -> Result<Vec<(usize, Point)>, Failure> {
+        let (sets, rest) = self.sets_for(text)?;
+        let point = rest.parse::<Point>().map_err(Failure::usage)?;
+        Ok(sets.into_iter().map(|i| (i, point)).collect())
+    }
+
+    fn target(&mut self) -> Result<Option<Target>, Failure> {
+        if self.scratch.is_none() {
+            return connect::target(
+                self.database_url.as_deref(),
+                &self.settings.database_url_env,
+                self.settings.manifest_dir.as_ref().map(|d| d.as_std_path()),
+            );
+        }
+        let scratch = self.scratch.as_ref().expect("checked");
+        connect::parse(&scratch.url("scratch"), &|_| None).map(Some)
+    }
+
+    fn client(&mut self) -> Result<postgres::Client, Failure> {
+        match self.target()? {
+            Some(target) => self.connect(&target),
+            None => Err(self.no_database()),
+        }
+    }
+
+    fn connect(&mut self, target: &Target) -> Result<postgres::Client, Failure> {
+        let client = target.connect()?;
+        if !std::mem::replace(&mut self.announced, true) {
+            let schema = match self.sets.as_slice() {
+                [one] => one.options.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default(),
+                _ => String::new(),
+            };
+            self.log(&format!("connected to {}{schema}", target.display()));
+        }
+        Ok(client)
+    }
+
+    fn no_database(&self) -> Failure {
+        Failure::usage(format!(
+            "no database configured: pass --database-url URL, set {} (or put it in .env beside Cargo.toml), \
+             set PGHOST/PGDATABASE/..., or use --scratch for a throwaway local PostgreSQL",
+            self.settings.database_url_env
+        ))
+    }
+
+    /// The status of one set.
+    fn status(&self, client: &mut postgres::Client, set: usize) -> Result<Status, Failure> {
+        let l = &self.sets[set];
+        Ok(db::status(client, &l.set.migrations, &l.options)?)
+    }
+
+    fn print(&self, human: &str, json: Value) {
+        if self.json {
+            println!("{json}");
+        } else if !human.is_empty() {
+            println!("{human}");
+        }
+    }
+
+    /// Prints one JSON object per set under `sets`; with one set, its fields are also at the
+    /// top level (the shape scripts for a single set read).
+    fn print_sets(&self, human: &str, mut top: Map<String, Value>, sets: Vec<Value>) {
+        if let [Value::Object(one)] = sets.as_slice() {
+            for (k, v) in one {
+                top.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        top.insert("sets".into(), Value::Array(sets));
+        self.print(human, Value::Object(top));
+    }
+
+    /// Resolves a point of set `set` to a revision (`None`: base); `+N` counts from current.
+    fn resolve(&self, set: usize, point: Point, current: Option<Revision>) -> Result<Option<Revision>, Failure> {
+        let n = current.map_or(0, Revision::number);
+        let n = resolve_point(point, self.sets[set].head(), Some(n), n)
+            .map_err(|e| Failure::usage(format!("{}{e}", self.prefix(set))))?;
+        Ok((n > 0).then(|| Revision::new(n)))
+    }
+}
+
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    let g = cli.global;
+    // Refused before anything is read or started: nothing to configure for a no.
+    if let Command::Downgrade { .. } = cli.command {
+        return Err(Failure::usage(
+            "downgrade is not supported: Procrastinate migrations cannot be reversed safely (schema downgrades \
+             can lose data). Restore the database from a backup taken before the migration, then deploy the \
+             previous version.",
+        ));
+    }
+    let flags = FlagLayer {
+        manifest_path: g.manifest_path,
+        package: g.package,
+        settings: procrastinate_migrations::config::Settings {
+            migrations: g.migrations.map(|p| p.to_string_lossy().into_owned()),
+            sets: None,
+            database_url_env: None,
+            schema: g.schema,
+            version_table: g.version_table,
+            lock_timeout: g.lock_timeout,
+            lock_wait: g.lock_wait,
+        },
+    };
+    let quiet = g.quiet;
+    let resolved = settings::resolve(flags, &|l| {
+        if !quiet {
+            eprintln!("{l}")
+        }
+    })?;
+    let mut sets = Vec::with_capacity(resolved.sets.len());
+    for s in &resolved.sets {
+        let set = MigrationSet::from_dir(&s.dir).map_err(|e| {
+            let of = s.options.set.as_ref().map(|n| format!("set `{n}`: ")).unwrap_or_default();
+            Failure::usage(format!("{of}{e}\n(the directory is set by {})", resolved.migrations_origin))
+        })?;
+        sets.push(Loaded { set, options: s.options.clone() });
+    }
+    let scratch = if g.scratch {
+        if !quiet {
+            eprintln!("starting a throwaway PostgreSQL (removed when this command ends)...");
+        }
+        let s = pg_scratch::Scratch::start().map_err(|e| Failure::connect(format!("cannot start the scratch PostgreSQL: {e}")))?;
+        s.create_database("scratch").map_err(|e| Failure::connect(format!("cannot create the scratch database: {e}")))?;
+        Some(s)
+    } else {
+        None
+    };
+    let mut ctx = Ctx {
+        settings: resolved,
+        sets,
+        only: None,
+        json: g.message_format == MessageFormat::Json,
+        quiet,
+        database_url: g.database_url,
+        scratch,
+        announced: false,
+    };
+    if let Some(name) = &g.set {
+        ctx.only = Some(ctx.find_set(name)?);
+    }
+    let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
+    let code = match cli.command {
+        Command::Current => current::run(&mut ctx),
+        Command::Upgrade { target, accept_changed } => upgrade::run(&mut ctx, &target, &accept_changed),
+        Command::Stamp { target, purge } => stamp::run(&mut ctx, &target, purge),
+        Command::History { verbose, range } => history::run(&mut ctx, &range, verbose),
+        Command::Pending { verbose } => history::run(&mut ctx, "current:head", verbose),
+        Command::Heads => heads::run(&ctx),
+        Command::Check => check::run(&mut ctx),
+        Command::Sql { offline, range, from } => sql::run(&mut ctx, offline, range, from),
+        Command::Downgrade { .. } => unreachable!("refused above"),
+    }?;
+    if show_after && !ctx.json {
+        // The scratch database disappears with this process: show what it ended up as.
+        println!();
+        history::run(&mut ctx, "base:head", false)?;
+        ctx.log("\nThat was a throwaway database. Point the tool at yours with --database-url or DATABASE_URL.");
+    }
+    Ok(code)
+}
+
+fn rev_json(r: Option<Revision>) -> Value {
+    r.map_or(Value::Null, |r| Value::String(r.to_string()))
+}
+
+fn divergence_json(d: &Divergence) -> Value {
+    json!({ "kind": d.kind(), "message": d.to_string() })
+}
+
+/// The fields every per-set JSON object starts with.
+fn set_json(l: &Loaded) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("set".into(), l.options.set.clone().map_or(Value::Null, Value::String));
+    m.insert("head".into(), Value::String(l.head().to_string()));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(names: &[&str]) -> Ctx {
+        let files = vec![("01.00.00_01_a.sql".to_string(), b"SELECT 1;".to_vec())];
+        let sets = names
+            .iter()
+            .map(|n| Loaded {
+                set: MigrationSet::from_files("d".into(), files.clone()).unwrap(),
+                options: db::Options { set: (!n.is_empty()).then(|| n.to_string()), ..db::Options::default() },
+            })
+            .collect();
+        let settings = Resolved { sets: Vec::new(), migrations_origin: String::new(), database_url_env: String::new(), manifest_dir: None };
+        Ctx { settings, sets, only: None, json: false, quiet: true, database_url: None, scratch: None, announced: false }
+    }
+
+    #[test]
+    fn targets_name_their_set_when_several_are_configured() {
+        let c = ctx(&["procrastinate", "app"]);
+        assert_eq!(c.targets("head").unwrap().len(), 2);
+        assert_eq!(c.targets("app@0001").unwrap(), [(1, Point::Rev(Revision::new(1)))]);
+        assert_eq!(c.targets("procrastinate@+1").unwrap(), [(0, Point::Relative(1))]);
+        assert!(c.targets("0001").unwrap_err().message.contains("`procrastinate@0001`"));
+        assert!(c.targets("nope@0001").unwrap_err().message.contains("sets: procrastinate, app"));
+        assert_eq!(c.sets_for("app@0001:head").unwrap(), (vec![1], "0001:head".to_string()));
+        assert_eq!(c.sets_for("current:head").unwrap(), (vec![0, 1], "current:head".to_string()));
+        assert!(c.sets_for("app@0001:procrastinate@0002").is_err());
+        assert_eq!(c.label(1, Some(Revision::new(2))), "app@0002");
+        let one = ctx(&[""]);
+        assert_eq!(one.targets("0001").unwrap(), [(0, Point::Rev(Revision::new(1)))]);
+        assert_eq!(one.label(0, Some(Revision::new(2))), "0002");
+    }
+}

@@ -1,0 +1,54 @@
+//! `sql`: the psql script that `upgrade` would run, for every selected set in order.
+
+use procrastinate_migrations::range::Range;
+use procrastinate_migrations::script::{self, Part};
+use procrastinate_migrations::Revision;
+
+use super::Ctx;
+use crate::{exit, Failure};
+
+pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Option<String>) -> Result<i32, Failure> {
+    let range_text = match (range, from) {
+        (Some(r), _) => r,
+        (None, Some(f)) => format!("{f}:head"),
+        (None, None) if offline => "base:head".to_string(),
+        (None, None) => "current:head".to_string(),
+    };
+    let (selected, bare) = ctx.sets_for(&range_text)?;
+    let range: Range = bare.parse().map_err(Failure::usage)?;
+    let mut client = if offline { None } else { Some(ctx.client()?) };
+    let mut bounds = Vec::new();
+    for i in selected {
+        let current = match &mut client {
+            Some(c) => Some(ctx.status(c, i)?.current.map_or(0, Revision::number)),
+            None => None,
+        };
+        let (from, to) = range.resolve(ctx.sets[i].head(), current).map_err(|e| {
+            if offline && e.contains("needs a database") {
+                Failure::usage("`current` needs a database: with --offline give a revision, e.g. `sql --offline 0029:head` or `--from 0029`")
+            } else {
+                Failure::usage(format!("{}{e}", ctx.prefix(i)))
+            }
+        })?;
+        bounds.push((i, from, to));
+    }
+    let multi = ctx.multi();
+    let parts: Vec<Part<'_>> = bounds
+        .into_iter()
+        .map(|(i, from, to)| {
+            let l = &ctx.sets[i];
+            Part {
+                migrations: &l.set.migrations,
+                from,
+                to,
+                table: &l.options.table,
+                set_name: l.options.set_name(),
+                label: l.options.set.as_deref().filter(|_| multi),
+                claim_unnamed: l.options.claim_unnamed,
+                schema: l.options.schema.as_deref(),
+            }
+        })
+        .collect();
+    print!("{}", script::render(&parts, &range_text));
+    Ok(exit::OK)
+}

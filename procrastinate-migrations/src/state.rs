@@ -1,0 +1,363 @@
+//! What a database records against what the files hold, and what to do about it. Pure: no
+//! database here, so the CLI, the offline script and an application's start-up check all
+//! reach the same verdicts from the same rows.
+//!
+//! A migration's identity is (set, file name); its revision is only its position in the set.
+//! So a file inserted before applied ones, an applied file deleted or renamed, or recorded
+//! migrations the files lack each give one [`Divergence`] naming the files involved, never a
+//! cascade of shifted positions.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::migration::{Migration, Revision};
+use crate::name;
+
+/// One row of the tracking table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The set it belongs to, as stored (`""`: the unnamed set, or a table from before sets).
+    pub set: String,
+    /// The revision (position) it had when it was recorded.
+    pub revision: String,
+    pub file_name: String,
+    pub checksum: String,
+    /// UTC, RFC 3339.
+    pub applied_at: String,
+    pub duration_ms: Option<i64>,
+    pub applied_by: String,
+    pub stamped: bool,
+}
+
+/// How the database differs from the files, beyond simply being behind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Divergence {
+    /// A file that is not recorded sorts before one that is.
+    Inserted { file_name: String, before: String, last: String },
+    /// A recorded file is no longer among the files (and sorts among them).
+    Gone { revision: String, file_name: String },
+    /// A recorded file is now named differently (same release and serial).
+    Renamed { recorded: String, file_name: String },
+    /// The file changed after it was applied.
+    Changed { revision: Revision, file_name: String, recorded: String, actual: crate::Checksum },
+    /// Recorded migrations that sort after the last file: the database is ahead of the files.
+    Ahead { file_names: Vec<String> },
+}
+
+impl Divergence {
+    /// Short machine name, for JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Divergence::Inserted { .. } => "inserted",
+            Divergence::Gone { .. } => "gone",
+            Divergence::Renamed { .. } => "renamed",
+            Divergence::Changed { .. } => "changed",
+            Divergence::Ahead { .. } => "ahead",
+        }
+    }
+}
+
+impl fmt::Display for Divergence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Divergence::Inserted { file_name, before, last } => {
+                write!(f, "`{file_name}` sorts before the applied `{before}`: rename it to sort after `{last}`")?;
+                if before != last {
+                    write!(f, " (the last applied file)")?;
+                }
+                write!(f, ", or remove it if it was added by mistake")
+            }
+            Divergence::Gone { revision, file_name } => write!(
+                f,
+                "`{file_name}` was applied (as {revision}) but its file is gone: restore it (the database keeps what it did)"
+            ),
+            Divergence::Renamed { recorded, file_name } => write!(
+                f,
+                "`{recorded}` was applied but is now named `{file_name}`: rename it back (a migration's name is its identity)"
+            ),
+            Divergence::Changed { revision, file_name, recorded, actual } => write!(
+                f,
+                "{revision} {file_name} changed after it was applied (recorded sha256 {recorded}, file has {actual}); \
+                 review the change, then accept it with `upgrade --accept-changed {revision}`"
+            ),
+            Divergence::Ahead { file_names } => {
+                write!(f, "the database is ahead of the files by {}: ", file_names.len())?;
+                let shown: Vec<String> = file_names.iter().take(3).map(|n| format!("`{n}`")).collect();
+                write!(f, "{}", shown.join(", "))?;
+                if file_names.len() > 3 {
+                    write!(f, ", ...")?;
+                }
+                write!(f, " (recorded, after the last file; files from an older release, or the wrong directory?)")
+            }
+        }
+    }
+}
+
+/// One set's database state against its files.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// Whether the tracking table exists at all.
+    pub tracked: bool,
+    pub applied: Vec<Applied>,
+    /// Position of the last file that is recorded; `None` is base.
+    pub current: Option<Revision>,
+    pub divergences: Vec<Divergence>,
+}
+
+impl Status {
+    /// Compares the rows recorded for a set (`None`: no tracking table) with its files.
+    pub fn compare(applied: Option<Vec<Applied>>, migrations: &[Migration]) -> Status {
+        let tracked = applied.is_some();
+        let applied = applied.unwrap_or_default();
+        let rows: HashMap<&str, &Applied> = applied.iter().map(|r| (r.file_name.as_str(), r)).collect();
+        let last = migrations.iter().rposition(|m| rows.contains_key(&*m.file_name));
+        let current = last.map(|i| migrations[i].revision);
+        let files: HashSet<&str> = migrations.iter().map(|m| &*m.file_name).collect();
+        let key = |file: &str| name::parse(file).ok().map(|p| (p.version, p.serial));
+
+        let mut renamed: HashMap<&str, &str> = HashMap::new(); // file -> recorded name
+        let mut gone = Vec::new();
+        let mut ahead = Vec::new();
+        let last_file = migrations.last().map(|m| &*m.file_name);
+        for row in applied.iter().filter(|r| !files.contains(r.file_name.as_str())) {
+            let twin = key(&row.file_name).and_then(|k| {
+                migrations.iter().find(|m| !rows.contains_key(&*m.file_name) && key(&m.file_name) == Some(k))
+            });
+            match twin {
+                Some(m) if !renamed.contains_key(&*m.file_name) => {
+                    renamed.insert(&m.file_name, &row.file_name);
+                }
+                _ if last_file.is_none_or(|l| row.file_name.as_bytes() > l.as_bytes()) => ahead.push(row.file_name.clone()),
+                _ => gone.push(Divergence::Gone { revision: row.revision.clone(), file_name: row.file_name.clone() }),
+            }
+        }
+
+        let mut divergences = Vec::new();
+        for (i, m) in migrations.iter().enumerate() {
+            if let Some(recorded) = renamed.get(&*m.file_name) {
+                divergences.push(Divergence::Renamed { recorded: recorded.to_string(), file_name: m.file_name.to_string() });
+            } else if let Some(row) = rows.get(&*m.file_name) {
+                if row.checksum != m.checksum.to_string() {
+                    divergences.push(Divergence::Changed {
+                        revision: m.revision,
+                        file_name: m.file_name.to_string(),
+                        recorded: row.checksum.clone(),
+                        actual: m.checksum,
+                    });
+                }
+            } else if let Some(last) = last.filter(|l| i < *l) {
+                let before = migrations[i..].iter().find(|m| rows.contains_key(&*m.file_name)).expect("last is recorded");
+                divergences.push(Divergence::Inserted {
+                    file_name: m.file_name.to_string(),
+                    before: before.file_name.to_string(),
+                    last: migrations[last].file_name.to_string(),
+                });
+            }
+        }
+        divergences.extend(gone);
+        if !ahead.is_empty() {
+            ahead.sort();
+            divergences.push(Divergence::Ahead { file_names: ahead });
+        }
+        Status { tracked, applied, current, divergences }
+    }
+
+    /// The files not yet applied after the current one, in order.
+    pub fn pending<'m>(&self, migrations: &'m [Migration]) -> &'m [Migration] {
+        &migrations[self.current.map_or(0, |r| r.number() as usize)..]
+    }
+
+    /// The row recorded for a file, if any.
+    pub fn row(&self, file_name: &str) -> Option<&Applied> {
+        self.applied.iter().find(|row| row.file_name == file_name)
+    }
+
+    /// Recorded migrations the files lack after their last one (the database is newer).
+    pub fn ahead(&self) -> &[String] {
+        self.divergences
+            .iter()
+            .find_map(|d| match d {
+                Divergence::Ahead { file_names } => Some(file_names.as_slice()),
+                _ => None,
+            })
+            .unwrap_or(&[])
+    }
+
+    /// At the files' head, with nothing that disagrees.
+    pub fn at_head(&self, migrations: &[Migration]) -> bool {
+        self.divergences.is_empty() && self.current == migrations.last().map(|m| m.revision)
+    }
+}
+
+/// Which applied migrations whose file changed since may be accepted by `upgrade`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AcceptChanged {
+    #[default]
+    None,
+    All,
+    Only(Vec<Revision>),
+}
+
+impl AcceptChanged {
+    pub fn accepts(&self, r: Revision) -> bool {
+        match self {
+            AcceptChanged::None => false,
+            AcceptChanged::All => true,
+            AcceptChanged::Only(list) => list.contains(&r),
+        }
+    }
+}
+
+/// Why there is nothing to do for a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The database and the files disagree; nothing may run until that is settled.
+    Diverged(Vec<Divergence>),
+    /// The target is below what is recorded.
+    Backwards { current: Revision, target: Option<Revision> },
+}
+
+/// What `upgrade` does to one set: accept these changed files, then run these migrations.
+#[derive(Debug)]
+pub struct Plan<'m> {
+    pub accept: Vec<Divergence>,
+    pub run: &'m [Migration],
+}
+
+/// The planner for `upgrade`: from a set's status to `target` (`None`: base).
+pub fn plan_upgrade<'m>(
+    migrations: &'m [Migration],
+    status: &Status,
+    target: Option<Revision>,
+    accept: &AcceptChanged,
+) -> Result<Plan<'m>, Refusal> {
+    let (accepted, refused): (Vec<_>, Vec<_>) = status
+        .divergences
+        .iter()
+        .cloned()
+        .partition(|d| matches!(d, Divergence::Changed { revision, .. } if accept.accepts(*revision)));
+    if !refused.is_empty() {
+        return Err(Refusal::Diverged(refused));
+    }
+    if let Some(current) = status.current {
+        if target < Some(current) {
+            return Err(Refusal::Backwards { current, target });
+        }
+    }
+    let from = status.current.map_or(0, |r| r.index() + 1);
+    let to = target.map_or(0, |r| r.index() + 1);
+    Ok(Plan { accept: accepted, run: &migrations[from..to] })
+}
+
+/// The planner for `stamp`: the migrations to record without running them. With `purge`, what
+/// is recorded is cleared first, so any target is allowed.
+pub fn plan_stamp<'m>(
+    migrations: &'m [Migration],
+    status: &Status,
+    target: Option<Revision>,
+    purge: bool,
+) -> Result<&'m [Migration], Refusal> {
+    if purge {
+        return Ok(&migrations[..target.map_or(0, |r| r.index() + 1)]);
+    }
+    if !status.divergences.is_empty() {
+        return Err(Refusal::Diverged(status.divergences.clone()));
+    }
+    plan_upgrade(migrations, status, target, &AcceptChanged::None).map(|p| p.run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MigrationSet;
+
+    fn set(names: &[&str]) -> Vec<Migration> {
+        let files = names.iter().map(|n| (n.to_string(), format!("SELECT '{n}';").into_bytes())).collect();
+        MigrationSet::from_files("d".into(), files).unwrap().migrations
+    }
+
+    fn row(m: &Migration) -> Applied {
+        Applied {
+            set: String::new(),
+            revision: m.revision.to_string(),
+            file_name: m.file_name.to_string(),
+            checksum: m.checksum.to_string(),
+            applied_at: String::new(),
+            duration_ms: None,
+            applied_by: String::new(),
+            stamped: false,
+        }
+    }
+
+    const THREE: [&str; 3] = ["01.00.00_01_a.sql", "01.00.00_02_b.sql", "01.00.00_03_c.sql"];
+
+    #[test]
+    fn behind_is_not_divergent() {
+        let ms = set(&THREE);
+        let s = Status::compare(Some(vec![row(&ms[0])]), &ms);
+        assert_eq!(s.current, Some(Revision::new(1)));
+        assert!(s.divergences.is_empty());
+        assert_eq!(s.pending(&ms).len(), 2);
+        assert!(!s.at_head(&ms));
+        assert_eq!(Status::compare(None, &ms).pending(&ms).len(), 3);
+        let plan = plan_upgrade(&ms, &s, Some(Revision::new(3)), &AcceptChanged::None).unwrap();
+        assert_eq!(plan.run.len(), 2);
+        assert_eq!(plan_upgrade(&ms, &s, None, &AcceptChanged::None).unwrap_err(), Refusal::Backwards { current: Revision::new(1), target: None });
+    }
+
+    #[test]
+    fn an_inserted_file_is_one_line_naming_both_files() {
+        let old = set(&["01.00.00_01_a.sql", "01.00.00_03_c.sql"]);
+        let new = set(&THREE);
+        let s = Status::compare(Some(old.iter().map(row).collect()), &new);
+        assert_eq!(s.divergences.len(), 1, "{:?}", s.divergences);
+        let line = s.divergences[0].to_string();
+        assert!(line.starts_with("`01.00.00_02_b.sql` sorts before the applied `01.00.00_03_c.sql`"), "{line}");
+        assert_eq!(s.current, Some(Revision::new(3)));
+        assert!(matches!(plan_upgrade(&new, &s, Some(Revision::new(3)), &AcceptChanged::All), Err(Refusal::Diverged(_))));
+    }
+
+    #[test]
+    fn a_file_added_last_is_pending() {
+        let old = set(&THREE[..2]);
+        let new = set(&THREE);
+        let s = Status::compare(Some(old.iter().map(row).collect()), &new);
+        assert!(s.divergences.is_empty(), "{:?}", s.divergences);
+        assert_eq!(s.pending(&new).iter().map(|m| m.file_name.to_string()).collect::<Vec<_>>(), [THREE[2]]);
+    }
+
+    #[test]
+    fn gone_renamed_changed_and_ahead() {
+        let ms = set(&THREE);
+        let mut rows: Vec<Applied> = ms.iter().map(row).collect();
+        rows[2].checksum = "00".repeat(32);
+        let s = Status::compare(Some(rows.clone()), &ms[..2]);
+        assert_eq!(s.divergences, [Divergence::Ahead { file_names: vec![THREE[2].into()] }]);
+        assert!(!s.at_head(&ms[..2]));
+        assert_eq!(s.ahead(), [THREE[2].to_string()]);
+        let s = Status::compare(Some(rows.clone()), &ms);
+        assert_eq!(s.divergences.len(), 1);
+        assert!(s.divergences[0].to_string().contains("--accept-changed 0003"));
+        let accepted = plan_upgrade(&ms, &s, Some(Revision::new(3)), &AcceptChanged::Only(vec![Revision::new(3)])).unwrap();
+        assert_eq!((accepted.accept.len(), accepted.run.len()), (1, 0));
+
+        let without_b = set(&[THREE[0], THREE[2]]);
+        let s = Status::compare(Some(ms.iter().map(row).collect()), &without_b);
+        assert_eq!(s.divergences, [Divergence::Gone { revision: "0002".into(), file_name: THREE[1].into() }]);
+        assert!(s.divergences[0].to_string().contains("its file is gone"));
+
+        let renamed = set(&[THREE[0], "01.00.00_02_bee.sql", THREE[2]]);
+        let s = Status::compare(Some(ms.iter().map(row).collect()), &renamed);
+        assert_eq!(s.divergences.len(), 1, "{:?}", s.divergences);
+        assert_eq!(s.divergences[0].kind(), "renamed");
+    }
+
+    #[test]
+    fn stamp_plans() {
+        let ms = set(&THREE);
+        let s = Status::compare(Some(vec![row(&ms[0]), row(&ms[1])]), &ms);
+        assert_eq!(plan_stamp(&ms, &s, Some(Revision::new(3)), false).unwrap().len(), 1);
+        assert!(plan_stamp(&ms, &s, Some(Revision::new(1)), false).is_err());
+        assert_eq!(plan_stamp(&ms, &s, Some(Revision::new(1)), true).unwrap().len(), 1);
+    }
+}
