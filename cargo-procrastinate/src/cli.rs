@@ -65,18 +65,38 @@ pub enum MessageFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PhaseArg {
+    Pre,
+    Post,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show the revision recorded in the database.
     Current,
-    /// Apply pending migrations, each in its own transaction (TARGET: head, a revision, +N).
+    /// Apply pending migrations, each in its own transaction (TARGET: head, a revision, +N, NAME@REV).
     Upgrade {
-        #[arg(default_value = "head")]
-        target: String,
+        /// Where to stop (default: head); or use --phase / --to-version.
+        target: Option<String>,
+        /// `pre`: the next release's pre migrations; `post`: the post migrations of the release
+        /// whose pre is applied. One release at a time, for zero-downtime deploys.
+        #[arg(long, value_enum, conflicts_with_all = ["target", "to_version"])]
+        phase: Option<PhaseArg>,
+        /// Every migration of the releases up to this one (e.g. 3.4.0).
+        #[arg(long, value_name = "X.Y.Z", conflicts_with = "target")]
+        to_version: Option<String>,
         /// Accept applied migrations whose file changed since (a revision, repeatable, or `all`),
         /// recording their new checksum.
         #[arg(long, value_name = "REV|all")]
         accept_changed: Vec<String>,
+    },
+    /// The zero-downtime deploy steps from the database's state, one release at a time, with
+    /// the command for each.
+    Plan {
+        /// Stop after this release (default: every pending release).
+        #[arg(long, value_name = "X.Y.Z")]
+        to: Option<String>,
     },
     /// Record TARGET as applied without running any SQL (for databases built from schema.sql).
     Stamp {

@@ -49,6 +49,7 @@ impl From<procrastinate_migrations::db::Error> for Failure {
             E::Diverged { .. } => exit::DIVERGED,
             E::LockWait { .. } => exit::LOCKED,
             E::Refused(_) => exit::USAGE,
+            E::Incompatible(_) => exit::DIVERGED,
         };
         Failure::new(code, e.to_string())
     }

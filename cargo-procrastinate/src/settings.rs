@@ -38,6 +38,8 @@ pub struct ResolvedSet {
 pub struct FlagLayer {
     pub manifest_path: Option<PathBuf>,
     pub package: Option<String>,
+    /// `--set NAME`: with sets, `--migrations` replaces that set's directory.
+    pub set: Option<String>,
     pub settings: Settings,
 }
 
@@ -86,14 +88,48 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
     } else if flags.package.is_some() {
         return Err(Failure::usage("`-p` needs a Cargo.toml: none found here or above; pass --manifest-path"));
     }
-    layers.push((env.absolutize(cwd.as_std_path()), "the environment (PROCRASTINATE_MIGRATIONS)".into()));
-    layers.push((flags.settings.absolutize(cwd.as_std_path()), "--migrations".into()));
-
     let mut merged = Settings::default();
     let mut migrations_origin = String::new();
     for (layer, origin) in layers {
         if layer.migrations.is_some() || layer.sets.is_some() {
             migrations_origin = origin;
+        }
+        merged = merged.overlay(layer);
+    }
+    // The environment and the flags, over what the manifests configure. With sets, one
+    // directory replaces one set's (named by --set), and a package-wide `schema` or
+    // `version-table` cannot silently lose to a set's own: both are refused rather than dropped.
+    for (layer, origin) in [
+        (env.absolutize(cwd.as_std_path()), "PROCRASTINATE_"),
+        (flags.settings.absolutize(cwd.as_std_path()), "--"),
+    ] {
+        let mut layer = layer;
+        if let Some(sets) = merged.sets.as_mut() {
+            if let Some(dir) = layer.migrations.take() {
+                let Some(set) = sets.iter_mut().find(|s| Some(&s.name) == flags.set.as_ref()) else {
+                    let names: Vec<&str> = sets.iter().map(|s| s.name.as_str()).collect();
+                    return Err(Failure::usage(format!(
+                        "{} names one directory, but {migrations_origin} configures sets ({}): add --set NAME to replace that set's directory",
+                        if origin == "--" { "--migrations" } else { "PROCRASTINATE_MIGRATIONS" },
+                        names.join(", ")
+                    )));
+                };
+                set.migrations = dir;
+            }
+            for (key, given, own) in [
+                ("schema", layer.schema.is_some(), sets.iter().find(|s| s.schema.is_some())),
+                ("version-table", layer.version_table.is_some(), sets.iter().find(|s| s.version_table.is_some())),
+            ] {
+                if let (true, Some(set)) = (given, own) {
+                    let how = if origin == "--" { format!("--{key}") } else { format!("PROCRASTINATE_{}", key.to_uppercase().replace('-', "_")) };
+                    return Err(Failure::usage(format!(
+                        "{how} would not apply to set `{}`, which sets its own `{key}` in {migrations_origin}: change it there",
+                        set.name
+                    )));
+                }
+            }
+        } else if layer.migrations.is_some() {
+            migrations_origin = if origin == "--" { "--migrations".into() } else { "the environment (PROCRASTINATE_MIGRATIONS)".into() };
         }
         merged = merged.overlay(layer);
     }

@@ -40,6 +40,49 @@ pub struct Builder {
     file_name: Option<String>,
     manifest_dir: Option<PathBuf>,
     emit_rerun: bool,
+    database_check: DatabaseCheck,
+}
+
+/// Set to a database URL, the build checks that database against the compiled sets, with the
+/// verdict an application's start-up check would give (needs the `database` feature). Unset,
+/// nothing is read from the environment.
+pub const BUILD_DATABASE_URL: &str = "PROCRASTINATE_BUILD_DATABASE_URL";
+
+/// What an incompatible database at [`BUILD_DATABASE_URL`] does to the build.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DatabaseCheck {
+    #[default]
+    Fail,
+    Warn,
+}
+
+/// Checks the database at `url` against the sets about to be embedded.
+#[cfg(feature = "database")]
+fn check_database(url: &str, sets: &[GenSet<'_>]) -> Result<(), Error> {
+    use procrastinate_migrations::{compat::Window, db, SetDef};
+    // Build scripts end right after: leaking gives the 'static data the generated module has.
+    let defs: Vec<SetDef> = sets
+        .iter()
+        .map(|g| SetDef {
+            name: g.name.map(|n| &*Box::leak(n.to_string().into_boxed_str())),
+            migrations: Box::leak(g.set.migrations.clone().into_boxed_slice()),
+            schema: g.schema.map(|s| &*Box::leak(s.to_string().into_boxed_str())),
+            version_table: Box::leak(g.version_table.to_string().into_boxed_str()),
+            window: Window::of(&g.set.migrations),
+        })
+        .collect();
+    // The URL is never quoted back: it may hold a password.
+    let mut client = postgres::Client::connect(url, postgres::NoTls)
+        .map_err(|e| Error::Database(format!("cannot connect to {BUILD_DATABASE_URL}: {}", db::describe(&e))))?;
+    db::verify_sets(&mut client, &defs)
+        .map(drop)
+        .map_err(|e| Error::Database(format!("the database at {BUILD_DATABASE_URL}: {e}")))
+}
+
+#[cfg(not(feature = "database"))]
+fn check_database(_url: &str, _sets: &[GenSet<'_>]) -> Result<(), Error> {
+    println!("cargo:warning={BUILD_DATABASE_URL} is set but procrastinate-build was built without its `database` feature: nothing was checked");
+    Ok(())
 }
 
 impl Builder {
@@ -125,7 +168,26 @@ impl Builder {
         if std::fs::read_to_string(&out).ok().as_deref() != Some(code.as_str()) {
             std::fs::write(&out, code).map_err(|e| Error::Io(format!("cannot write {}: {e}", out.display())))?;
         }
+        // The one variable the build reads, and only to check a database, never to decide
+        // what the binary embeds.
+        if self.emit_rerun {
+            println!("cargo:rerun-if-env-changed={BUILD_DATABASE_URL}");
+        }
+        if let Some(url) = std::env::var(BUILD_DATABASE_URL).ok().filter(|u| !u.is_empty()) {
+            match check_database(&url, &gen) {
+                Ok(()) => {}
+                Err(e) if self.database_check == DatabaseCheck::Warn => println!("cargo:warning={}", e.to_string().replace('\n', " ")),
+                Err(e) => return Err(e),
+            }
+        }
         Ok(out)
+    }
+
+    /// Whether an incompatible database (see [`BUILD_DATABASE_URL`]) fails the build (the
+    /// default) or only warns.
+    pub fn database_check(mut self, mode: DatabaseCheck) -> Builder {
+        self.database_check = mode;
+        self
     }
 
     fn rerun(&self, path: &Path) {
@@ -143,13 +205,15 @@ pub enum Error {
     /// The metadata is missing or wrong: names the manifest and the key.
     Config(String),
     Io(String),
+    /// The database at [`BUILD_DATABASE_URL`] does not suit the build (or cannot be read).
+    Database(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Set(e) => write!(f, "{e}"),
-            Error::Config(s) | Error::Io(s) => f.write_str(s),
+            Error::Config(s) | Error::Io(s) | Error::Database(s) => f.write_str(s),
         }
     }
 }
@@ -273,6 +337,7 @@ pub fn generate(sets: &[GenSet<'_>]) -> String {
 fn set_items(g: &GenSet<'_>, pm: &str) -> String {
     let mut out = String::new();
     let set = g.set;
+    let window = procrastinate_migrations::compat::Window::of(&set.migrations);
     let names: Vec<String> = set.migrations.iter().map(const_name).collect();
     for (m, name) in set.migrations.iter().zip(&names) {
         let path = std::fs::canonicalize(set.dir.join(&*m.file_name)).unwrap_or_else(|_| set.dir.join(&*m.file_name));
@@ -320,9 +385,17 @@ fn set_items(g: &GenSet<'_>, pm: &str) -> String {
          pub const SCHEMA: ::std::option::Option<&str> = {schema:?};\n\n\
          /// The `version-table` setting, for `db::Options::new`.\n#[allow(dead_code)]\n\
          pub const VERSION_TABLE: &str = {version_table:?};\n\n\
+         /// The database states this build runs on: every migration through `oldest` applied (the\n\
+         /// head release's `post` may be pending), up to the head plus, when `next_release_pre`,\n\
+         /// the next release's `pre` migrations.\n#[allow(dead_code)]\n\
+         pub const WINDOW: {pm}::compat::Window = {pm}::compat::Window {{ oldest: {pm}::Revision::new({oldest}), \
+         head: {pm}::Revision::new({head}), next_release_pre: {next_pre} }};\n\n\
          /// This set, for `db::verify_sets` (through `SETS`) or `db::Options::for_set`.\n#[allow(dead_code)]\n\
-         pub const SET: {pm}::SetDef = {pm}::SetDef {{ name: {name:?}, migrations: MIGRATIONS, schema: SCHEMA, version_table: VERSION_TABLE }};\n",
+         pub const SET: {pm}::SetDef = {pm}::SetDef {{ name: {name:?}, migrations: MIGRATIONS, schema: SCHEMA, \
+         version_table: VERSION_TABLE, window: WINDOW }};\n",
         head = set.head().number(),
+        oldest = window.oldest.number(),
+        next_pre = window.next_release_pre,
         schema = g.schema,
         version_table = g.version_table,
         name = g.name,

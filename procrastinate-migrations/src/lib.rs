@@ -7,9 +7,13 @@
 //!   (an application calls [`db::verify`] at start-up).
 //! - [`state`] compares what a database records with the files and plans what to do: pure, so
 //!   `upgrade`, `stamp`, the offline script, `current` and `check` all reach the same verdicts.
+//! - [`deploy`] knows releases and their `pre`/`post` phases (the zero-downtime steps), and
+//!   [`compat`] says whether a build may run on a database (the start-up check, pure).
 //! - [`script`] renders the offline SQL script.
 
+pub mod compat;
 pub mod config;
+pub mod deploy;
 pub mod lexer;
 mod migration;
 pub mod name;
@@ -21,6 +25,9 @@ pub mod tracking;
 
 #[cfg(feature = "postgres")]
 pub mod db;
+
+#[cfg(feature = "tokio-postgres")]
+pub mod db_async;
 
 pub use migration::{Checksum, Migration, Phase, Revision, Version};
 pub use set::{MigrationSet, Problem, SetDef, SetError};

@@ -60,6 +60,34 @@ impl fmt::Display for Version {
     }
 }
 
+impl Version {
+    /// `3.0.0`: how releases are named outside file names.
+    pub fn human(&self) -> String {
+        format!("{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl FromStr for Version {
+    type Err = String;
+
+    /// `3.0.0`, `3.0` or the file names' `03.00.00`.
+    fn from_str(s: &str) -> Result<Version, String> {
+        let bad = || format!("`{s}` is not a release version (expected X.Y.Z, e.g. `3.4.0`)");
+        let parts: Vec<&str> = s.trim().split('.').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return Err(bad());
+        }
+        let num = |p: Option<&&str>| -> Result<u8, String> {
+            match p {
+                None => Ok(0),
+                Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().map_err(|_| bad()),
+                Some(_) => Err(bad()),
+            }
+        };
+        Ok(Version { major: num(parts.first())?, minor: num(parts.get(1))?, patch: num(parts.get(2))? })
+    }
+}
+
 /// When a migration is meant to run relative to deploying the code of its release.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Phase {

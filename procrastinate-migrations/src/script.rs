@@ -53,7 +53,8 @@ pub fn render(parts: &[Part<'_>], range: &str) -> String {
          -- (\"unsafe use of new value\") to use a new enum value before the transaction that added\n\
          -- it has committed. If a block fails, it rolls back alone and the script stops; every\n\
          -- block before it stays applied and recorded, so fix the cause and run the rest\n\
-         -- (`cargo procrastinate sql --offline --from <last applied revision>`).\n\
+         -- (`cargo procrastinate sql --offline --from <last applied revision>`; with several sets,\n\
+         -- `--from NAME@REV` for the set that stopped, then `sql --offline --set NAME` for each later set).\n\
          --\n\
          -- Before each block, a guard refuses to apply a migration twice or before the one it\n\
          -- follows; setting up the tracking table takes the same lock as `cargo procrastinate upgrade`.\n",
@@ -76,7 +77,14 @@ fn render_part(out: &mut String, part: &Part<'_>, reset: bool) {
         out.push_str(&format!("\n-- Set {label}\n"));
     }
     match part.schema {
-        Some(schema) => out.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {s};\nSET search_path TO {s};\n", s = quote_ident(schema))),
+        // Created only when missing: CREATE SCHEMA IF NOT EXISTS asks for the CREATE privilege
+        // even when the schema exists.
+        Some(schema) => out.push_str(&format!(
+            "DO $cargo_procrastinate$\nBEGIN\n    IF to_regnamespace({lit}) IS NULL THEN\n        CREATE SCHEMA {s};\n    END IF;\n\
+             END\n$cargo_procrastinate$;\nSET search_path TO {s};\n",
+            lit = quote_literal(&quote_ident(schema)),
+            s = quote_ident(schema)
+        )),
         None if reset => out.push_str("RESET search_path;\n"),
         None => {}
     }
@@ -90,7 +98,7 @@ fn render_part(out: &mut String, part: &Part<'_>, reset: bool) {
     for m in part.migrations.iter().filter(|m| m.revision.number() > part.from && m.revision.number() <= part.to) {
         let n = m.revision.number();
         let r = part.rev(n);
-        let requires_prev = match part.migrations.get(m.revision.index().wrapping_sub(1)).filter(|_| n > 1) {
+        let requires_prev = match (n > 1).then(|| &part.migrations[m.revision.index() - 1]) {
             Some(prev) => format!(
                 "    IF NOT EXISTS ({}) THEN\n        RAISE EXCEPTION 'revision {} ({}) must be applied before {r}';\n    END IF;\n",
                 recorded(&prev.file_name),

@@ -30,6 +30,8 @@ pub struct SetDef {
     pub schema: Option<&'static str>,
     /// The `version-table` setting.
     pub version_table: &'static str,
+    /// The database states this build runs on, computed at build time.
+    pub window: crate::compat::Window,
 }
 
 /// A set that cannot be used, with every problem found (not just the first), each naming its file.

@@ -14,7 +14,7 @@ use crate::migration::{Migration, Revision};
 use crate::name;
 
 /// One row of the tracking table.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     /// The set it belongs to, as stored (`""`: the unnamed set, or a table from before sets).
     pub set: String,
@@ -27,6 +27,30 @@ pub struct Applied {
     pub duration_ms: Option<i64>,
     pub applied_by: String,
     pub stamped: bool,
+}
+
+impl Applied {
+    /// A row with only what identifies it: enough for [`Status::compare`] and the start-up
+    /// check, for a caller that reads the table its own way.
+    pub fn recorded(revision: String, file_name: String, checksum: String) -> Applied {
+        Applied { revision, file_name, checksum, ..Applied::default() }
+    }
+
+    /// A row of [`TrackingTable::rows_sql`](crate::tracking::TrackingTable::rows_sql), as text
+    /// (what every driver's simple-query protocol gives).
+    pub fn from_text(row: &[Option<String>]) -> Applied {
+        let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        Applied {
+            set: text(0),
+            revision: text(1),
+            file_name: text(2),
+            checksum: text(3),
+            applied_at: text(4),
+            duration_ms: text(5).parse().ok(),
+            applied_by: text(6),
+            stamped: text(7) == "t",
+        }
+    }
 }
 
 /// How the database differs from the files, beyond simply being behind.
@@ -53,6 +77,18 @@ impl Divergence {
             Divergence::Renamed { .. } => "renamed",
             Divergence::Changed { .. } => "changed",
             Divergence::Ahead { .. } => "ahead",
+        }
+    }
+}
+
+impl Divergence {
+    /// The line, with the `--accept-changed` hint naming the set (`app@0003`) when given.
+    pub fn display_in(&self, set: Option<&str>) -> String {
+        match (self, set) {
+            (Divergence::Changed { revision, .. }, Some(set)) => {
+                self.to_string().replace(&format!("--accept-changed {revision}`"), &format!("--accept-changed {set}@{revision}`"))
+            }
+            _ => self.to_string(),
         }
     }
 }
@@ -259,9 +295,6 @@ pub fn plan_stamp<'m>(
 ) -> Result<&'m [Migration], Refusal> {
     if purge {
         return Ok(&migrations[..target.map_or(0, |r| r.index() + 1)]);
-    }
-    if !status.divergences.is_empty() {
-        return Err(Refusal::Diverged(status.divergences.clone()));
     }
     plan_upgrade(migrations, status, target, &AcceptChanged::None).map(|p| p.run)
 }

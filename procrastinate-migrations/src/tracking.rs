@@ -85,9 +85,38 @@ impl TrackingTable {
              AND attname = 'set_name' AND NOT attisdropped) THEN\n        \
              SELECT conname INTO pkey FROM pg_constraint WHERE conrelid = to_regclass({lit}) AND contype = 'p';\n        \
              ALTER TABLE {table} ADD COLUMN set_name text NOT NULL DEFAULT '';\n        \
-             EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', {lit}, pkey);\n        \
+             IF pkey IS NOT NULL THEN\n            EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', {lit}, pkey);\n        END IF;\n        \
              ALTER TABLE {table} ADD PRIMARY KEY (set_name, file_name);\n    \
              END IF;\nEND\n$cargo_procrastinate$;"
+        )
+    }
+
+    /// One row: whether the table exists (`t`/`f`). Run it before [`rows_sql`](Self::rows_sql),
+    /// which fails on a missing table.
+    pub fn exists_sql(&self) -> String {
+        format!("SELECT to_regclass({}) IS NOT NULL", quote_literal(&self.sql()))
+    }
+
+    /// The rows of `set` (with the unnamed set's when `claim_unnamed`), as text columns in the
+    /// order [`Applied::from_text`](crate::state::Applied::from_text) reads: set, revision,
+    /// file name, checksum, applied_at (UTC, RFC 3339), duration_ms, applied_by, stamped. It
+    /// reads a table of either layout (`to_jsonb` of the row has `set_name` only in the new
+    /// one), so an application can check a database the CLI has not touched since. Where the
+    /// set and the unnamed set both record a file, the set's own row wins.
+    pub fn rows_sql(&self, set: &str, claim_unnamed: bool) -> String {
+        let mut names = vec![quote_literal(set)];
+        if claim_unnamed && set != UNNAMED_SET {
+            names.push(quote_literal(UNNAMED_SET));
+        }
+        format!(
+            "SELECT s, revision, file_name, checksum, \
+             to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), duration_ms, applied_by, stamped \
+             FROM (SELECT DISTINCT ON (file_name) coalesce(to_jsonb(t) ->> 'set_name', {u}) AS s, * FROM {table} t \
+             WHERE coalesce(to_jsonb(t) ->> 'set_name', {u}) IN ({names}) ORDER BY file_name, coalesce(to_jsonb(t) ->> 'set_name', {u}) = {u}) r \
+             ORDER BY file_name",
+            u = quote_literal(UNNAMED_SET),
+            table = self.sql(),
+            names = names.join(", "),
         )
     }
 

@@ -85,7 +85,7 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     // The app's start-up check, against a database behind and at head.
     let db = TestDb::new("build_verify");
     let behind = cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).code(1);
-    assert!(behind.stderr.contains("refusing to start: the database is at base (nothing applied) but this build expects 0038"), "{}", behind.stderr);
+    assert!(behind.stderr.contains("refusing to start: needs an upgrade: the database is at base but this build needs 0037"), "{}", behind.stderr);
     // Upgraded in the schema the build was configured with: that is where the app looks.
     cli(&db, &up.migrations, &["upgrade"]).ok();
     cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).code(1);
@@ -121,9 +121,14 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     cli_in(krate, &["upgrade", "procrastinate@head"], &env).ok();
     let behind = cargo(krate, &["run", "--offline"], &env).code(1);
-    assert!(behind.stderr.contains("refusing to start: the database is at app@base (nothing applied) but this build expects app@0001"), "{}", behind.stderr);
+    assert!(behind.stderr.contains("refusing to start: set `app`: needs an upgrade: the database is at app@base but this build needs app@0001"), "{}", behind.stderr);
     cli_in(krate, &["upgrade"], &env).ok();
-    assert!(cargo(krate, &["run", "--offline"], &env).ok().stdout.ends_with("database ok at 0038, 0001\n"));
+    let ok = cargo(krate, &["run", "--offline"], &env).ok().stdout;
+    assert!(
+        ok.ends_with("database ok: compatible: the database is at procrastinate@0038 (this build: procrastinate@0038); \
+                      compatible: the database is at app@0001 (this build: app@0001)\n"),
+        "{ok}"
+    );
 }
 
 const MAIN_SETS: &str = r#"
@@ -140,7 +145,7 @@ fn main() {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
         match procrastinate_migrations::db::verify_sets(&mut client, migrations::SETS) {
-            Ok(heads) => println!("database ok at {}", heads.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")),
+            Ok(verdicts) => println!("database ok: {}", verdicts.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
             Err(e) => {
                 eprintln!("refusing to start: {e}");
                 std::process::exit(1);

@@ -2,6 +2,7 @@
 //! database per test), the real binary, and Procrastinate's real migrations from its wheels.
 
 mod build;
+mod deploy;
 mod failures;
 mod fixtures;
 mod pgbouncer;

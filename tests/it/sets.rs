@@ -193,7 +193,15 @@ fn an_inserted_or_deleted_file_is_one_line_and_changes_nothing() {
     run(root, &db, &["upgrade"]).code(5);
     assert_eq!(rows(&db), before);
     let history = run(root, &db, &["--set", "procrastinate", "history"]).ok().stdout;
-    assert!(history.contains(&format!("0029 recorded (no such file) {gone}")), "{history}");
+    assert!(history.contains(&format!("procrastinate@0029 recorded (no such file) {gone}")), "{history}");
+    // One directory for one set: --migrations needs --set, and then replaces only that one.
+    let url = db.url();
+    let env = [("DATABASE_URL", url.as_str())];
+    let refused = cli_in(root, &["--migrations", "db/procrastinate", "current"], &env).code(2);
+    assert!(refused.stderr.contains("add --set NAME"), "{}", refused.stderr);
+    let full = v3_10().migrations;
+    let replaced = cli_in(root, &["--set", "procrastinate", "--migrations", full.to_str().unwrap(), "current"], &env).ok();
+    assert_eq!(replaced.stdout, "procrastinate 0036\n");
 }
 
 #[test]

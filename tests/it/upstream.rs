@@ -86,7 +86,7 @@ fn upgrade_in_steps_then_to_head() {
     assert!(pending.lines().next().unwrap().starts_with("0030 pre      pending  03.00.00_01_pre_cancel_notification.sql"), "{pending}");
     // Stopping after a pre whose release has a post: the tool says what to do next.
     let step = cli(&db, &up.migrations, &["upgrade", "+1"]).ok();
-    assert!(step.stderr.contains("next: deploy release 03.00.00, then `upgrade` again"), "{}", step.stderr);
+    assert!(step.stderr.contains("next: deploy release 3.0.0 of your code, then apply its post migrations with `cargo procrastinate upgrade --phase post`"), "{}", step.stderr);
     cli(&db, &up.migrations, &["check"]).code(4);
     let rest = cli(&db, &up.migrations, &["--message-format", "json", "upgrade"]).ok().json();
     assert_eq!((rest["from"].as_str(), rest["to"].as_str()), (Some("0030"), Some("0038")));

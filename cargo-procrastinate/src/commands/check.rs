@@ -31,7 +31,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
             worst = code;
         }
         lines.push(summary);
-        lines.extend(status.divergences.iter().map(|d| format!("  {d}")));
+        lines.extend(status.divergences.iter().map(|d| format!("  {}", d.display_in(ctx.set_name(i)))));
         if code == exit::BEHIND {
             lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
         }
@@ -40,7 +40,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         obj.insert("exit_code".into(), Value::from(code));
         obj.insert("current".into(), rev_json(status.current));
         obj.insert("pending".into(), pending.iter().map(|m| Value::String(m.revision.to_string())).collect());
-        obj.insert("divergences".into(), status.divergences.iter().map(divergence_json).collect());
+        obj.insert("divergences".into(), status.divergences.iter().map(|d| divergence_json(d, ctx.set_name(i))).collect());
         sets.push(Value::Object(obj));
     }
     let mut top = Map::new();

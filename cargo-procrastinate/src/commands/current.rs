@@ -15,7 +15,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         let status = ctx.status(&mut client, i)?;
         let l = &ctx.sets[i];
         for d in status.divergences.iter().filter(|d| d.kind() != "ahead") {
-            ctx.log(&format!("warning: {}{d}", ctx.prefix(i)));
+            ctx.log(&format!("warning: {}{}", ctx.prefix(i), d.display_in(ctx.set_name(i))));
         }
         let at_head = status.at_head(&l.set.migrations);
         all_at_head &= at_head;
@@ -30,7 +30,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         obj.insert("at_head".into(), Value::Bool(at_head));
         obj.insert("ahead".into(), json!(status.ahead()));
         obj.insert("tracking_table".into(), Value::String(l.options.table.to_string()));
-        obj.insert("divergences".into(), status.divergences.iter().map(divergence_json).collect());
+        obj.insert("divergences".into(), status.divergences.iter().map(|d| divergence_json(d, ctx.set_name(i))).collect());
         sets.push(Value::Object(obj));
     }
     let mut top = Map::new();

@@ -84,9 +84,10 @@ pub(super) fn run(ctx: &mut Ctx, range_text: &str, verbose: bool) -> Result<i32,
             .as_ref()
             .map(|s| s.applied.iter().filter(|r| !l.set.migrations.iter().any(|m| m.file_name == r.file_name)).collect())
             .unwrap_or_default();
-        if range == Range::ALL || range.to == Point::Head {
+        if range.to == Point::Head {
+            let set = ctx.set_name(i).map(|s| format!("{s}@")).unwrap_or_default();
             for r in &orphans {
-                lines.push(format!("{}{} recorded (no such file) {}", ctx.prefix(i), r.revision, r.file_name));
+                lines.push(format!("{set}{} recorded (no such file) {}", r.revision, r.file_name));
             }
         }
         if lines.len() == before {

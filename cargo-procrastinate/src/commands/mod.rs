@@ -6,6 +6,7 @@ mod check;
 mod current;
 mod heads;
 mod history;
+mod plan;
 mod sql;
 mod stamp;
 mod upgrade;
@@ -15,7 +16,8 @@ use procrastinate_migrations::range::{resolve_point, Point};
 use procrastinate_migrations::{MigrationSet, Revision};
 use serde_json::{json, Map, Value};
 
-use crate::cli::{Cli, Command, MessageFormat};
+use crate::cli::{Cli, Command, MessageFormat, PhaseArg};
+use procrastinate_migrations::deploy::Goal;
 use crate::connect::{self, Target};
 use crate::settings::{self, FlagLayer, Resolved};
 use crate::Failure;
@@ -73,6 +75,19 @@ impl Ctx {
             self.sets[set].options.label(rev)
         } else {
             rev.map_or_else(|| "base".to_string(), |r| r.to_string())
+        }
+    }
+
+    /// The set's name where revisions are written `NAME@REV` (several sets configured).
+    fn set_name(&self, set: usize) -> Option<&str> {
+        self.sets[set].options.set.as_deref().filter(|_| self.multi())
+    }
+
+    /// ` --set NAME` for the commands we print, when several sets are configured.
+    fn set_flag(&self, set: usize) -> String {
+        match (&self.sets[set].options.set, self.multi()) {
+            (Some(name), true) => format!(" --set {name}"),
+            _ => String::new(),
         }
     }
 
@@ -228,6 +243,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let flags = FlagLayer {
         manifest_path: g.manifest_path,
         package: g.package,
+        set: g.set.clone(),
         settings: procrastinate_migrations::config::Settings {
             migrations: g.migrations.map(|p| p.to_string_lossy().into_owned()),
             sets: None,
@@ -278,7 +294,16 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
     let code = match cli.command {
         Command::Current => current::run(&mut ctx),
-        Command::Upgrade { target, accept_changed } => upgrade::run(&mut ctx, &target, &accept_changed),
+        Command::Upgrade { target, phase, to_version, accept_changed } => {
+            let how = match (phase, to_version) {
+                (Some(PhaseArg::Pre), _) => upgrade::How::Goal(Goal::Pre),
+                (Some(PhaseArg::Post), _) => upgrade::How::Goal(Goal::Post),
+                (None, Some(v)) => upgrade::How::Goal(Goal::ToVersion(v.parse().map_err(|e| Failure::usage(format!("--to-version: {e}")))?)),
+                (None, None) => upgrade::How::Target(target.unwrap_or_else(|| "head".into())),
+            };
+            upgrade::run(&mut ctx, how, &accept_changed)
+        }
+        Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
         Command::Stamp { target, purge } => stamp::run(&mut ctx, &target, purge),
         Command::History { verbose, range } => history::run(&mut ctx, &range, verbose),
         Command::Pending { verbose } => history::run(&mut ctx, "current:head", verbose),
@@ -300,8 +325,8 @@ fn rev_json(r: Option<Revision>) -> Value {
     r.map_or(Value::Null, |r| Value::String(r.to_string()))
 }
 
-fn divergence_json(d: &Divergence) -> Value {
-    json!({ "kind": d.kind(), "message": d.to_string() })
+fn divergence_json(d: &Divergence, set: Option<&str>) -> Value {
+    json!({ "kind": d.kind(), "message": d.display_in(set) })
 }
 
 /// The fields every per-set JSON object starts with.

@@ -8,6 +8,9 @@ use crate::{exit, Failure};
 
 pub(super) fn run(ctx: &mut Ctx, target: &str, purge: bool) -> Result<i32, Failure> {
     let targets = ctx.targets(target)?;
+    if purge && targets.iter().any(|(_, p)| *p == procrastinate_migrations::range::Point::Current) {
+        return Err(Failure::usage("`stamp --purge current` would record nothing: name the revision to record"));
+    }
     let mut client = ctx.client()?;
     let mut lines = Vec::new();
     let mut sets = Vec::new();

@@ -1,34 +1,101 @@
 //! `upgrade`: every selected set to its target, set by set in the configured order.
 
 use procrastinate_migrations::db::{self, AcceptChanged, Event};
+use procrastinate_migrations::deploy::{self, Goal, Reach, Why};
 use procrastinate_migrations::{Migration, Phase, Revision};
 use serde_json::{json, Map, Value};
 
 use super::{rev_json, set_json, Ctx};
 use crate::{exit, Failure};
 
-pub(super) fn run(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32, Failure> {
-    let accept_changed = if accept.iter().any(|a| a == "all") {
-        AcceptChanged::All
-    } else {
-        AcceptChanged::Only(
-            accept
-                .iter()
-                .map(|a| a.rsplit('@').next().unwrap_or(a).parse::<Revision>().map_err(|e| Failure::usage(format!("--accept-changed: {e}"))))
-                .collect::<Result<_, _>>()?,
-        )
-    };
-    let targets = ctx.targets(target)?;
+/// What the command line asked for.
+pub(super) enum How {
+    /// `head`, a revision, `+N`, `NAME@REV`.
+    Target(String),
+    /// `--phase pre|post` or `--to-version X.Y.Z`, for every selected set.
+    Goal(Goal),
+}
+
+pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Failure> {
+    // Checked before anything runs; each set then accepts only what names it.
+    for i in ctx.selected() {
+        accept_for(ctx, i, accept)?;
+    }
     let mut client = ctx.client()?;
+    // Every set's target first, so that a refusal comes before anything is applied.
+    let mut planned: Vec<(usize, Option<Revision>, Revision)> = Vec::new();
+    match how {
+        How::Target(text) => {
+            for (i, point) in ctx.targets(&text)? {
+                let current = ctx.status(&mut client, i)?.current;
+                match ctx.resolve(i, point, current)? {
+                    Some(target) => planned.push((i, current, target)),
+                    None => return Err(Failure::usage("`upgrade base` would undo every migration: downgrades are not supported")),
+                }
+            }
+        }
+        How::Goal(goal) => {
+            for i in ctx.selected() {
+                let current = ctx.status(&mut client, i)?.current;
+                match deploy::reach(&ctx.sets[i].set.migrations, current, goal) {
+                    Reach::To(target) => planned.push((i, current, target)),
+                    Reach::Nothing(why) => {
+                        let flag = ctx.set_flag(i);
+                        let why = match why {
+                            Why::AtHead => "every migration is applied".to_string(),
+                            Why::PostPending(v) => format!(
+                                "the pre migrations of {v} are applied and its post migrations pending: deploy {v} of your code, \
+                                 then `cargo procrastinate upgrade{flag} --phase post`",
+                                v = v.human()
+                            ),
+                            Why::PrePending(v) => format!(
+                                "the next release, {v}, has its pre migrations pending: `cargo procrastinate upgrade{flag} --phase pre` first",
+                                v = v.human()
+                            ),
+                            Why::NothingUpTo(v) => format!("no pending migration belongs to {} or an earlier release", v.human()),
+                        };
+                        ctx.log(&format!("{}nothing to do at {}: {why}", ctx.prefix(i), ctx.label(i, current)));
+                    }
+                    Reach::Interrupt { version, through } => {
+                        return Err(Failure::usage(format!(
+                            "{}the next migrations (through {}) carry no pre/post marker (files written before Procrastinate 3.0, \
+                             or without phases): they cannot be applied while older code runs. Take the service-interruption path: \
+                             stop the workers, run `cargo procrastinate upgrade{} --to-version {}`, deploy {}, start the workers",
+                            ctx.prefix(i),
+                            ctx.label(i, Some(through)),
+                            ctx.set_flag(i),
+                            version.human(),
+                            version.human()
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    // Said before anything runs: a plain upgrade across releases is the service-interruption path.
+    for &(i, current, target) in &planned {
+        let done = current.map_or(0, |r| r.number() as usize);
+        let run = &ctx.sets[i].set.migrations[done.min(target.number() as usize)..target.number() as usize];
+        let crossed = deploy::crossed_posts(run);
+        if let Some(last) = crossed.last() {
+            let names: Vec<String> = crossed.iter().map(|v| v.human()).collect();
+            ctx.log(&format!(
+                "warning: {}this runs the post migrations of {} together with later releases' migrations: workers still \
+                 running a release older than {} may break. For a zero-downtime deploy go one release at a time \
+                 (`cargo procrastinate plan{}`).",
+                ctx.prefix(i),
+                names.join(", "),
+                last.human(),
+                ctx.set_flag(i),
+            ));
+        }
+    }
+
     let mut sets = Vec::new();
-    for (i, point) in targets {
-        let status = ctx.status(&mut client, i)?;
-        let Some(target) = ctx.resolve(i, point, status.current)? else {
-            return Err(Failure::usage("`upgrade base` would undo every migration: downgrades are not supported"));
-        };
+    for (i, current, target) in planned {
         let l = &ctx.sets[i];
         let mut options = l.options.clone();
-        options.accept_changed = accept_changed.clone();
+        options.accept_changed = accept_for(ctx, i, accept)?;
         let mut applied = Vec::new();
         let mut elsewhere = Vec::new();
         let quiet = ctx.quiet;
@@ -64,7 +131,7 @@ pub(super) fn run(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32,
                 elsewhere.push(migration.revision.to_string());
             }
         })
-        .map_err(|e| stamp_hint(e, status.current))?;
+        .map_err(|e| stamp_hint(e, current))?;
         let head = l.head();
         let at = |r: Option<Revision>| format!("{}{}", ctx.label(i, r), if r == Some(head) { " (head)" } else { "" });
         let human = if report.applied.is_empty() && elsewhere.is_empty() {
@@ -72,10 +139,11 @@ pub(super) fn run(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32,
         } else {
             format!("upgraded {} -> {}", ctx.label(i, report.from), at(report.to))
         };
+        let hint = deploy_hint(&l.set.migrations, report.to, &ctx.set_flag(i));
         if !ctx.json {
             ctx.log(&human);
-            if let Some(hint) = deploy_hint(&l.set.migrations, report.to, &ctx.label(i, report.to)) {
-                ctx.log(&hint);
+            if let Some(hint) = &hint {
+                ctx.log(hint);
             }
         }
         let mut obj = set_json(l);
@@ -83,10 +151,34 @@ pub(super) fn run(ctx: &mut Ctx, target: &str, accept: &[String]) -> Result<i32,
         obj.insert("to".into(), rev_json(report.to));
         obj.insert("applied".into(), Value::Array(applied));
         obj.insert("applied_elsewhere".into(), json!(elsewhere));
+        obj.insert("next".into(), hint.map_or(Value::Null, Value::String));
         sets.push(Value::Object(obj));
     }
     ctx.print_sets("", Map::new(), sets);
     Ok(exit::OK)
+}
+
+/// What `--accept-changed` (`all`, `REV`, `NAME@REV`, repeatable) accepts in set `i`. A bare
+/// revision needs a name when several sets are configured (and no `--set`).
+fn accept_for(ctx: &Ctx, i: usize, accept: &[String]) -> Result<AcceptChanged, Failure> {
+    if accept.iter().any(|a| a == "all") {
+        return Ok(AcceptChanged::All);
+    }
+    let mut revisions = Vec::new();
+    for a in accept {
+        let (set, rev) = match a.split_once('@') {
+            Some((name, rev)) => (ctx.find_set(name)?, rev),
+            None if ctx.multi() && ctx.only.is_none() => {
+                return Err(Failure::usage(format!("--accept-changed {a}: name the set (`NAME@{a}`) when several sets are configured")))
+            }
+            None => (i, a.as_str()),
+        };
+        let rev = rev.parse::<Revision>().map_err(|e| Failure::usage(format!("--accept-changed: {e}")))?;
+        if set == i {
+            revisions.push(rev);
+        }
+    }
+    Ok(AcceptChanged::Only(revisions))
 }
 
 /// A first migration failing on objects that already exist: a schema built from schema.sql or
@@ -104,12 +196,15 @@ fn stamp_hint(e: db::Error, current: Option<Revision>) -> Failure {
     failure
 }
 
-/// After stopping at a `pre` migration whose release has `post` ones: the zero-downtime order.
-fn deploy_hint(migrations: &[Migration], at: Option<Revision>, label: &str) -> Option<String> {
+/// After stopping at a `pre` migration whose release has `post` ones: the zero-downtime order,
+/// with the exact command.
+fn deploy_hint(migrations: &[Migration], at: Option<Revision>, set_flag: &str) -> Option<String> {
     let last = &migrations[at?.index()];
     let next = migrations.get(at?.index() + 1)?;
-    let now = if label.contains('@') { format!(" (the database is at {label})") } else { String::new() };
     (last.phase == Phase::Pre && next.phase == Phase::Post && next.version == last.version).then(|| {
-        format!("next: deploy release {}{now}, then `upgrade` again to apply its post migrations", last.version)
+        format!(
+            "next: deploy release {} of your code, then apply its post migrations with `cargo procrastinate upgrade{set_flag} --phase post`",
+            last.version.human()
+        )
     })
 }

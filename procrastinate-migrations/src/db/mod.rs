@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use crate::state::{AcceptChanged, Applied, Divergence, Status};
 pub use upgrade::{Event, UpgradeReport};
 
+use crate::compat::{self, Verdict};
 use crate::config;
 use crate::migration::{Migration, Revision};
 use crate::set::SetDef;
@@ -116,6 +117,8 @@ pub enum Error {
     LockWait { waited: Duration, holder: Option<String> },
     /// The request makes no sense for this database (a downgrade, a stamp below current).
     Refused(String),
+    /// This build may not run on the database (the start-up check): what to do is in the verdict.
+    Incompatible(Box<Verdict>),
 }
 
 #[derive(Debug)]
@@ -139,7 +142,7 @@ impl fmt::Display for Error {
             Error::Diverged { set, divergences } => {
                 let of = set.as_ref().map(|s| format!(" of set `{s}`")).unwrap_or_default();
                 write!(f, "the database and the migration files{of} disagree (nothing was changed):")?;
-                divergences.iter().try_for_each(|d| write!(f, "\n  {d}"))
+                divergences.iter().try_for_each(|d| write!(f, "\n  {}", d.display_in(set.as_deref())))
             }
             Error::Failed(fail) => {
                 let at = fail.line.map(|l| format!(":{l}")).unwrap_or_default();
@@ -163,6 +166,10 @@ impl fmt::Display for Error {
                 write!(f, "; raise `lock-wait` or retry once that process is done")
             }
             Error::Refused(why) => f.write_str(why),
+            Error::Incompatible(verdict) => match verdict.set {
+                Some(set) => write!(f, "set `{set}`: {verdict}"),
+                None => write!(f, "{verdict}"),
+            },
         }
     }
 }
@@ -209,34 +216,54 @@ pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Op
     Ok(Status::compare(applied, migrations))
 }
 
-/// For an application at start-up: Ok when the database is exactly at the head the binary was
-/// compiled with and every applied file is unchanged; otherwise an error that says what differs.
-pub fn verify(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Revision, Error> {
-    let status = status(client, migrations, opts)?;
-    if !status.divergences.is_empty() {
-        return Err(Error::Diverged { set: opts.set.clone(), divergences: status.divergences });
-    }
-    let head = migrations.last().map(|m| m.revision);
-    match (status.current, head) {
-        (current, Some(head)) if current == Some(head) => Ok(head),
-        (current, head) => Err(Error::Refused(format!(
-            "the database is at {} but this build expects {}: run `cargo procrastinate upgrade`",
-            if current.is_none() { format!("{} (nothing applied)", opts.label(None)) } else { opts.label(current) },
-            opts.label(head),
-        ))),
+/// For an application at start-up, one set: Ok when this build may run on the database (see
+/// [`crate::compat`]: its head, or its head release's `post` still pending, or the next
+/// release's `pre` applied already), with the revision the database is at among the files;
+/// otherwise an error that says what to do.
+pub fn verify(client: &mut postgres::Client, migrations: &'static [Migration], opts: &Options) -> Result<Revision, Error> {
+    let def = SetDef {
+        name: None,
+        migrations,
+        schema: None,
+        version_table: "",
+        window: crate::compat::Window::of(migrations),
+    };
+    let mut tx = begin(client, opts)?;
+    let rows = status::read_applied(&mut tx, opts)?;
+    tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
+    let mut verdict = compat::check(&def, rows);
+    // The label comes from the options (the set's name is not 'static here).
+    match verdict.compatibility {
+        compat::Compatibility::Compatible { current, .. } => Ok(current),
+        _ => {
+            verdict.set = None;
+            let prefix = opts.set.as_ref().map(|s| format!("set `{s}`: ")).unwrap_or_default();
+            Err(Error::Refused(format!("{prefix}{verdict}")))
+        }
     }
 }
 
-/// [`verify`] for every set of a generated module (`SETS`), in order: the heads, or the first
-/// set that does not match.
-pub fn verify_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<Revision>, Error> {
-    sets.iter()
-        .enumerate()
-        .map(|(i, def)| {
-            let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
-            verify(client, def.migrations, &opts)
-        })
-        .collect()
+/// The start-up verdict on every set of a generated module (`SETS`), in order, whatever it is.
+pub fn check_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<Verdict>, Error> {
+    let mut verdicts = Vec::with_capacity(sets.len());
+    for (i, def) in sets.iter().enumerate() {
+        let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
+        let mut tx = begin(client, &opts)?;
+        let rows = status::read_applied(&mut tx, &opts)?;
+        tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
+        verdicts.push(compat::check(def, rows));
+    }
+    Ok(verdicts)
+}
+
+/// [`check_sets`], failing with the first set this build may not run on
+/// ([`Error::Incompatible`]).
+pub fn verify_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<Verdict>, Error> {
+    let verdicts = check_sets(client, sets)?;
+    match verdicts.iter().find(|v| !v.is_compatible()) {
+        Some(bad) => Err(Error::Incompatible(Box::new(bad.clone()))),
+        None => Ok(verdicts),
+    }
 }
 
 impl Error {

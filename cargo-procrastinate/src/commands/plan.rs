@@ -1,0 +1,82 @@
+//! `plan`: the zero-downtime deploy steps from the database's state, with the command for each.
+
+use procrastinate_migrations::db::Error as DbError;
+use procrastinate_migrations::deploy::{self, Step};
+use procrastinate_migrations::Version;
+use serde_json::{json, Map, Value};
+
+use super::{rev_json, set_json, Ctx};
+use crate::{exit, Failure};
+
+pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
+    let to: Option<Version> = to.map(|v| v.parse().map_err(|e| Failure::usage(format!("--to: {e}")))).transpose()?;
+    let mut client = ctx.client()?;
+    let mut lines = Vec::new();
+    let mut sets = Vec::new();
+    for i in ctx.selected() {
+        let status = ctx.status(&mut client, i)?;
+        let l = &ctx.sets[i];
+        if !status.divergences.is_empty() {
+            return Err(DbError::Diverged { set: l.options.set.clone(), divergences: status.divergences }.into());
+        }
+        let p = ctx.prefix(i);
+        let flag = ctx.set_flag(i);
+        let at = status.current.map(|r| format!(" ({})", l.set.migrations[r.index()].version.human())).unwrap_or_default();
+        lines.push(format!("{p}the database is at {}{at}; head is {}", ctx.label(i, status.current), ctx.label(i, Some(l.head()))));
+        let steps = deploy::plan(&l.set.migrations, status.current, to);
+        if steps.is_empty() {
+            lines.push("  nothing to do".into());
+        }
+        let mut rows = Vec::new();
+        for (n, step) in steps.iter().enumerate() {
+            let (action, what, command) = match step {
+                Step::ApplyPre { version, through } => (
+                    "apply_pre",
+                    format!("apply the pre migrations of {} (through {})", version.human(), ctx.label(i, Some(*through))),
+                    Some(format!("cargo procrastinate upgrade{flag} --phase pre")),
+                ),
+                Step::Deploy { version } => {
+                    let no_post = !steps.get(n + 1).is_some_and(|s| matches!(s, Step::ApplyPost { .. }));
+                    let note = if no_post { " (it has no post migrations)" } else { "" };
+                    ("deploy", format!("deploy release {} of your code{note}", version.human()), None)
+                }
+                Step::ApplyPost { version, through } => (
+                    "apply_post",
+                    format!("apply the post migrations of {} (through {})", version.human(), ctx.label(i, Some(*through))),
+                    Some(format!("cargo procrastinate upgrade{flag} --phase post")),
+                ),
+                Step::Interrupt { version, through } => (
+                    "interrupt",
+                    format!(
+                        "files without a pre/post marker (through {}): stop the workers, run the command, deploy {}, start the workers",
+                        ctx.label(i, Some(*through)),
+                        version.human()
+                    ),
+                    Some(format!("cargo procrastinate upgrade{flag} --to-version {}", version.human())),
+                ),
+            };
+            let version = match step {
+                Step::ApplyPre { version, .. } | Step::Deploy { version } | Step::ApplyPost { version, .. } | Step::Interrupt { version, .. } => version,
+            };
+            let through = match step {
+                Step::ApplyPre { through, .. } | Step::ApplyPost { through, .. } | Step::Interrupt { through, .. } => Some(*through),
+                Step::Deploy { .. } => None,
+            };
+            let shown = command.as_ref().map(|c| format!(":  {c}")).unwrap_or_default();
+            lines.push(format!("  {:>2}. {what}{shown}", n + 1));
+            rows.push(json!({
+                "release": version.human(),
+                "action": action,
+                "description": what,
+                "through": rev_json(through),
+                "command": command,
+            }));
+        }
+        let mut obj = set_json(l);
+        obj.insert("current".into(), rev_json(status.current));
+        obj.insert("steps".into(), Value::Array(rows));
+        sets.push(Value::Object(obj));
+    }
+    ctx.print_sets(&lines.join("\n"), Map::new(), sets);
+    Ok(exit::OK)
+}
