@@ -22,6 +22,7 @@ pub mod script;
 mod set;
 pub mod state;
 pub mod tracking;
+pub mod upstream;
 
 #[cfg(feature = "postgres")]
 pub mod db;

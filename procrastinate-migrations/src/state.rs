@@ -12,6 +12,7 @@ use std::fmt;
 
 use crate::migration::{Migration, Revision};
 use crate::name;
+use crate::upstream;
 
 /// One row of the tracking table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -138,6 +139,45 @@ pub struct Status {
     /// Position of the last file that is recorded; `None` is base.
     pub current: Option<Revision>,
     pub divergences: Vec<Divergence>,
+    /// Applied files that upstream revised in place since: not drift (see [`crate::upstream`]).
+    pub revised: Vec<Revised>,
+}
+
+/// An applied file whose recorded checksum is an earlier upstream text of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revised {
+    pub revision: Revision,
+    pub file_name: String,
+    pub edit: &'static upstream::Edit,
+}
+
+impl Revised {
+    /// Whether the earlier text left the schema different in `schema` (not `public`): then
+    /// the revised file must run again.
+    pub fn needs_rerun(&self, schema: Option<&str>) -> bool {
+        self.edit.outside_public.is_some() && schema.is_some_and(|s| s != "public")
+    }
+
+    /// The note for `check`, `current` and `upgrade`.
+    pub fn describe(&self, schema: Option<&str>) -> String {
+        let e = self.edit;
+        let mut s = format!(
+            "{} {}: upstream revised this file in {}; your database has the earlier text (from {})",
+            self.revision, self.file_name, e.revised_in, e.earlier_releases
+        );
+        match (&e.outside_public, self.needs_rerun(schema)) {
+            (Some(o), true) => s.push_str(&format!(
+                ". In schema `{}`, {}. Fix: `cargo procrastinate upgrade` runs the revised file again (it is \
+                 idempotent) under the migration lock and records it; then `DROP {}` unless another installation \
+                 in `public` uses it",
+                schema.unwrap_or_default(),
+                o.what,
+                o.stray
+            )),
+            _ => s.push_str(", which gives the same schema: `upgrade` records the revised text"),
+        }
+        s
+    }
 }
 
 impl Status {
@@ -169,11 +209,14 @@ impl Status {
         }
 
         let mut divergences = Vec::new();
+        let mut revised = Vec::new();
         for (i, m) in migrations.iter().enumerate() {
             if let Some(recorded) = renamed.get(&*m.file_name) {
                 divergences.push(Divergence::Renamed { recorded: recorded.to_string(), file_name: m.file_name.to_string() });
             } else if let Some(row) = rows.get(&*m.file_name) {
-                if row.checksum != m.checksum.to_string() {
+                if let Some(edit) = (row.checksum != m.checksum.to_string()).then(|| upstream::edit_of(&m.file_name, &row.checksum)).flatten() {
+                    revised.push(Revised { revision: m.revision, file_name: m.file_name.to_string(), edit });
+                } else if row.checksum != m.checksum.to_string() {
                     divergences.push(Divergence::Changed {
                         revision: m.revision,
                         file_name: m.file_name.to_string(),
@@ -195,7 +238,7 @@ impl Status {
             ahead.sort();
             divergences.push(Divergence::Ahead { file_names: ahead });
         }
-        Status { tracked, applied, current, divergences }
+        Status { tracked, applied, current, divergences, revised }
     }
 
     /// The files not yet applied after the current one, in order.
@@ -253,10 +296,13 @@ pub enum Refusal {
     Backwards { current: Revision, target: Option<Revision> },
 }
 
-/// What `upgrade` does to one set: accept these changed files, then run these migrations.
+/// What `upgrade` does to one set: accept these changed files, record the revised text of
+/// files upstream edited in place (running again those that need it), then run these
+/// migrations.
 #[derive(Debug)]
 pub struct Plan<'m> {
     pub accept: Vec<Divergence>,
+    pub revised: Vec<Revised>,
     pub run: &'m [Migration],
 }
 
@@ -282,7 +328,7 @@ pub fn plan_upgrade<'m>(
     }
     let from = status.current.map_or(0, |r| r.index() + 1);
     let to = target.map_or(0, |r| r.index() + 1);
-    Ok(Plan { accept: accepted, run: &migrations[from..to] })
+    Ok(Plan { accept: accepted, revised: status.revised.clone(), run: &migrations[from..to] })
 }
 
 /// The planner for `stamp`: the migrations to record without running them. With `purge`, what

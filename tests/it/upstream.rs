@@ -246,15 +246,20 @@ fn a_database_migrated_with_an_older_wheel() {
     } else {
         run.ok();
     }
-    let check = cli(&db, &new.migrations, &["check"]).code(5);
-    assert!(check.stdout.contains("0030 03.00.00_01_pre_cancel_notification.sql changed after it was applied"), "{}", check.stdout);
-    let refused = cli(&db, &new.migrations, &["upgrade"]).code(5);
-    assert!(refused.stderr.contains("--accept-changed 0030"), "{}", refused.stderr);
-    assert_eq!(cli(&db, &new.migrations, &["current"]).ok().stdout.trim(), "0031", "nothing changed");
-    let accepted = cli(&db, &new.migrations, &["upgrade", "--accept-changed", "0030"]).ok();
-    assert!(accepted.stderr.contains("accepted changed file 0030"), "{}", accepted.stderr);
-    assert!(accepted.stderr.contains("upgraded 0031 -> 0038 (head)"), "{}", accepted.stderr);
-    cli(&db, &new.migrations, &["check"]).ok();
+    // Upstream's own edit, not drift: check passes and says why; upgrade records it and goes on.
+    let check = cli(&db, &new.migrations, &["check"]).code(4);
+    assert!(
+        check.stdout.contains("note: 0030 03.00.00_01_pre_cancel_notification.sql: upstream revised this file in 3.0.1; your database has the earlier text (from 3.0.0)"),
+        "{}",
+        check.stdout
+    );
+    assert!(!check.stdout.contains("disagree"), "{}", check.stdout);
+    assert_eq!(cli(&db, &new.migrations, &["current"]).ok().stdout.trim(), "0031");
+    let upgraded = cli(&db, &new.migrations, &["upgrade"]).ok();
+    assert!(upgraded.stderr.contains("upstream revised this file in 3.0.1") && upgraded.stderr.contains("done: recorded"), "{}", upgraded.stderr);
+    assert!(upgraded.stderr.contains("upgraded 0031 -> 0038 (head)"), "{}", upgraded.stderr);
+    let check = cli(&db, &new.migrations, &["check"]).ok();
+    assert!(!check.stdout.contains("note:"), "{}", check.stdout);
 }
 
 /// The other in-place edit: 3.5.2 removed `public.` from 0038's function, which 3.5.1 created
@@ -266,14 +271,46 @@ fn a_database_migrated_with_the_3_5_1_wheel() {
     let new = v3_10();
     let db = TestDb::new("wheel_3_5_1");
     cli(&db, &old.migrations, &["upgrade"]).ok();
-    let check = cli(&db, &new.migrations, &["--message-format", "json", "check"]).code(5).json();
-    let divergences = check["divergences"].as_array().unwrap();
-    assert_eq!(divergences.len(), 1, "{check}");
-    assert_eq!(divergences[0]["kind"], "changed");
-    assert!(divergences[0]["message"].as_str().unwrap().starts_with("0038 03.04.00_50_post_add_retry_failed_job_procedure.sql changed"));
-    cli(&db, &new.migrations, &["upgrade"]).code(5);
-    let accepted = cli(&db, &new.migrations, &["upgrade", "--accept-changed", "all"]).ok();
-    assert!(accepted.stderr.contains("accepted changed file 0038"), "{}", accepted.stderr);
-    assert!(accepted.stderr.contains("already at 0038 (head); nothing to do"), "{}", accepted.stderr);
-    cli(&db, &new.migrations, &["check"]).ok();
+    // In `public` both texts give the same schema: check passes and says why.
+    let check = cli(&db, &new.migrations, &["--message-format", "json", "check"]).ok().json();
+    assert_eq!(check["divergences"], serde_json::json!([]), "{check}");
+    let revised = &check["revised_upstream"][0];
+    assert_eq!((revised["revision"].as_str(), revised["revised_in"].as_str(), revised["needs_rerun"].as_bool()), (Some("0038"), Some("3.5.2"), Some(false)));
+    let upgraded = cli(&db, &new.migrations, &["upgrade"]).ok();
+    assert!(upgraded.stderr.contains("0038 03.04.00_50_post_add_retry_failed_job_procedure.sql: upstream revised this file in 3.5.2"), "{}", upgraded.stderr);
+    assert!(upgraded.stderr.contains("already at 0038 (head); nothing to do"), "{}", upgraded.stderr);
+    assert_eq!(tracking_rows(&db, TABLE)[37].2, procrastinate_migrations::MigrationSet::from_dir(&new.migrations).unwrap().migrations[37].checksum.to_string());
+}
+
+/// Outside `public`, 3.5.1's text left its trigger on the old function and a stray copy in
+/// `public`: check says exactly that, and upgrade repairs it by running the revised file again.
+#[test]
+fn the_3_5_1_text_outside_public_is_named_and_repaired() {
+    let old = wheels::procrastinate("3.5.1");
+    let new = v3_10();
+    let db = TestDb::new("wheel_3_5_1_jobs");
+    cli(&db, &old.migrations, &["--schema", "jobs", "upgrade"]).ok();
+    let reference = from_schema_sql("wheel_3_5_1_jobs_ref", Some("jobs"));
+    let before = catalog(&db, "jobs");
+    assert_ne!(before, catalog(&reference, "jobs"), "the earlier text leaves the schema different");
+    let check = cli(&db, &new.migrations, &["--schema", "jobs", "check"]).code(5);
+    assert!(check.stdout.contains("In schema `jobs`, the earlier text created procrastinate_trigger_function_status_events_update_v1() in `public`"), "{}", check.stdout);
+    assert!(check.stdout.contains("`cargo procrastinate upgrade` runs the revised file again"), "{}", check.stdout);
+    let upgraded = cli(&db, &new.migrations, &["--schema", "jobs", "upgrade"]).ok();
+    assert!(upgraded.stderr.contains("done: the revised file ran again and is recorded"), "{}", upgraded.stderr);
+    assert_same_catalog(&catalog(&db, "jobs"), &catalog(&reference, "jobs"));
+    cli(&db, &new.migrations, &["--schema", "jobs", "check"]).ok();
+}
+
+/// The data behind those notes is the real wheels' text.
+#[test]
+fn known_upstream_edits_match_the_wheels() {
+    use procrastinate_migrations::{upstream::EDITS, Checksum};
+    for (version, edit) in [("3.0.0", 0), ("3.4.0", 1), ("3.5.1", 1)] {
+        let e = &EDITS[edit];
+        let text = std::fs::read(wheels::procrastinate(version).migrations.join(e.file_name)).unwrap();
+        assert!(e.earlier.contains(&Checksum::of(&text).to_string().as_str()), "{version} {}", e.file_name);
+        let now = std::fs::read(v3_10().migrations.join(e.file_name)).unwrap();
+        assert!(!e.earlier.contains(&Checksum::of(&now).to_string().as_str()));
+    }
 }

@@ -1,6 +1,6 @@
 //! `check`: exit 0 only if every selected set is at head with every applied file unchanged.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::{divergence_json, rev_json, set_json, Ctx};
 use crate::{exit, Failure};
@@ -16,8 +16,13 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         let head = l.head();
         let pending = status.pending(&l.set.migrations);
         let p = ctx.prefix(i);
+        let schema = l.options.schema.as_deref();
+        // Upstream's own in-place edits are not drift; only one that left this schema wrong is.
+        let broken_by_upstream = status.revised.iter().any(|r| r.needs_rerun(schema));
         let (code, summary) = if !status.divergences.is_empty() {
             (exit::DIVERGED, format!("{p}the database and the migration files disagree"))
+        } else if broken_by_upstream {
+            (exit::DIVERGED, format!("{p}an earlier upstream text left this schema different (see below)"))
         } else if status.current != Some(head) {
             (
                 exit::BEHIND,
@@ -32,6 +37,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         }
         lines.push(summary);
         lines.extend(status.divergences.iter().map(|d| format!("  {}", d.display_in(ctx.set_name(i)))));
+        lines.extend(status.revised.iter().map(|r| format!("  note: {}", r.describe(schema))));
         if code == exit::BEHIND {
             lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
         }
@@ -40,6 +46,10 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         obj.insert("exit_code".into(), Value::from(code));
         obj.insert("current".into(), rev_json(status.current));
         obj.insert("pending".into(), pending.iter().map(|m| Value::String(m.revision.to_string())).collect());
+        obj.insert(
+            "revised_upstream".into(),
+            status.revised.iter().map(|r| json!({ "revision": r.revision.to_string(), "file_name": r.file_name, "revised_in": r.edit.revised_in, "needs_rerun": r.needs_rerun(schema), "message": r.describe(schema) })).collect(),
+        );
         obj.insert("divergences".into(), status.divergences.iter().map(|d| divergence_json(d, ctx.set_name(i))).collect());
         sets.push(Value::Object(obj));
     }

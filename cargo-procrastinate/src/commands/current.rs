@@ -17,6 +17,9 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         for d in status.divergences.iter().filter(|d| d.kind() != "ahead") {
             ctx.log(&format!("warning: {}{}", ctx.prefix(i), d.display_in(ctx.set_name(i))));
         }
+        for r in &status.revised {
+            ctx.log(&format!("note: {}{}", ctx.prefix(i), r.describe(l.options.schema.as_deref())));
+        }
         let at_head = status.at_head(&l.set.migrations);
         all_at_head &= at_head;
         let rev = status.current.map_or_else(|| "base".to_string(), |r| r.to_string());

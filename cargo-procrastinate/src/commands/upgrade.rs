@@ -116,6 +116,11 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
                 migration.file_name,
                 migration.checksum
             )),
+            Event::Revised { revised, rerun } => log(format!(
+                "note: {}{}",
+                revised.describe(options.schema.as_deref()),
+                if rerun { "\n  done: the revised file ran again and is recorded" } else { "\n  done: recorded" }
+            )),
             Event::Applying { .. } => {}
             Event::Applied { migration, duration } => {
                 log(format!("applied {} {:<8} {} in {} ms", label(migration.revision), migration.phase, migration.file_name, duration.as_millis()));

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::status::read_applied;
 use super::{begin, db_err, lock, Divergence, Error, MigrationFailure, Options};
-use crate::state::{plan_stamp, plan_upgrade, Status};
+use crate::state::{plan_stamp, plan_upgrade, Revised, Status};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
 use crate::tracking::{quote_ident, quote_literal};
@@ -16,6 +16,9 @@ pub enum Event<'a> {
     Waiting { holder: Option<&'a str> },
     /// A changed file was accepted and its recorded checksum updated.
     Accepted { migration: &'a Migration, recorded: &'a str },
+    /// An applied file upstream revised in place: its revised text is recorded (and was run
+    /// again, `rerun`, where the earlier text left the schema different).
+    Revised { revised: &'a Revised, rerun: bool },
     /// About to run a migration.
     Applying { migration: &'a Migration },
     Applied { migration: &'a Migration, duration: Duration },
@@ -62,6 +65,24 @@ pub fn upgrade(
                 .map_err(db_err("cannot record the accepted checksum"))?;
                 on_event(Event::Accepted { migration: &migrations[revision.index()], recorded });
             }
+        }
+        for r in &plan.revised {
+            let m = &migrations[r.revision.index()];
+            let rerun = r.needs_rerun(opts.schema.as_deref());
+            if rerun {
+                tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()))
+                    .map_err(db_err("cannot set lock_timeout"))?;
+                run_file(&mut tx, m, opts, status.current).map_err(Error::Failed)?;
+            }
+            tx.batch_execute(&format!(
+                "UPDATE {} SET checksum = {} WHERE set_name = {} AND file_name = {}",
+                opts.table.sql(),
+                quote_literal(&m.checksum.to_string()),
+                quote_literal(set),
+                quote_literal(&m.file_name)
+            ))
+            .map_err(db_err("cannot record the revised checksum"))?;
+            on_event(Event::Revised { revised: r, rerun });
         }
         tx.commit().map_err(db_err("cannot commit the tracking table"))?;
         (status.current, plan.run)
