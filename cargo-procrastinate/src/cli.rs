@@ -98,12 +98,26 @@ pub enum Command {
         #[arg(long, value_name = "X.Y.Z")]
         to: Option<String>,
     },
-    /// Record TARGET as applied without running any SQL (for databases built from schema.sql).
+    /// Record TARGET as applied without running any SQL (for databases built from schema.sql),
+    /// after checking that the schema is the set's at TARGET.
     Stamp {
-        target: String,
-        /// Clear every record first.
+        /// The revision to record (`head`, `0029`, `NAME@REV`); or use --detect.
+        target: Option<String>,
+        /// Clear the set's records first.
         #[arg(long)]
         purge: bool,
+        /// Find the revision: from alembic_version, django_migrations, else the schema itself.
+        #[arg(long)]
+        detect: bool,
+        /// Say what would be recorded, and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Record even when the database's schema is not the set's schema at that revision.
+        #[arg(long)]
+        force: bool,
+        /// Build the comparison schemas on this server instead of an embedded PostgreSQL.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
     /// List migrations with their state (RANGE as in Alembic: base:head, current:head, 0025:0030).
     History {
@@ -131,6 +145,33 @@ pub enum Command {
         /// Start after this revision (the one the target database is at); same as `REV:head`.
         #[arg(long, value_name = "REV", conflicts_with = "range")]
         from: Option<String>,
+    },
+    /// Copy a Procrastinate release's SQL set into the set's directory, with its schema.sql
+    /// (for `verify`) and a provenance file.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["wheel", "python", "version"])))]
+    Vendor {
+        /// A wheel file (procrastinate-X.Y.Z-py3-none-any.whl).
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+        /// The package installed for this Python interpreter (default python3).
+        #[arg(long, value_name = "INTERPRETER", num_args = 0..=1, default_missing_value = "python3")]
+        python: Option<String>,
+        /// A release, downloaded with pip.
+        #[arg(long, value_name = "X.Y.Z")]
+        version: Option<String>,
+        /// Change or remove files already in the directory when the release differs.
+        #[arg(long)]
+        allow_changes: bool,
+    },
+    /// Apply the set to a scratch database and compare the schema it builds with a reference
+    /// schema.sql (default: the vendored reference/schema.sql beside the set).
+    Verify {
+        /// The reference schema (a release's schema.sql).
+        #[arg(long, value_name = "FILE")]
+        schema_sql: Option<PathBuf>,
+        /// Create (and drop) the scratch databases on this server instead of an embedded PostgreSQL.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
     /// Refused: Procrastinate migrations cannot be reversed.
     Downgrade {

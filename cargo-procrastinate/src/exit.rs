@@ -11,7 +11,8 @@ pub const USAGE: i32 = 2;
 pub const CONNECT: i32 = 3;
 /// `check`: the database is behind head (pending migrations, or none recorded).
 pub const BEHIND: i32 = 4;
-/// The database and the files disagree: a changed file, a revision the files lack, a gap.
+/// The database and the files disagree (a changed, inserted, gone or renamed file, a database
+/// ahead of the files), or they disagree with a schema: `verify`'s reference, `stamp`'s check.
 pub const DIVERGED: i32 = 5;
 /// Gave up waiting for another process's migration lock (`lock-wait`).
 pub const LOCKED: i32 = 6;
@@ -23,6 +24,6 @@ pub const ALL: &[(i32, &str)] = &[
     (USAGE, "bad arguments, settings or migration set; a refused request (downgrade, stamp backwards)"),
     (CONNECT, "cannot connect or authenticate"),
     (BEHIND, "`check`: the database is behind head"),
-    (DIVERGED, "the database and the files disagree (changed file, unknown revision, gap); nothing was changed"),
+    (DIVERGED, "the database and the files disagree (changed, inserted, gone or renamed file; the database is ahead), or a schema does not match (`verify`, `stamp`); nothing was changed"),
     (LOCKED, "gave up waiting for another process's migration lock (`lock-wait`)"),
 ];

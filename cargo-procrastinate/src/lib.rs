@@ -10,6 +10,8 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod exit;
+pub mod release;
+pub mod scratchpad;
 pub mod settings;
 
 use std::fmt;

@@ -11,6 +11,8 @@
 //!   [`compat`] says whether a build may run on a database (the start-up check, pure).
 //! - [`script`] renders the offline SQL script.
 
+pub mod adopt;
+pub mod catalog;
 pub mod compat;
 pub mod config;
 pub mod deploy;

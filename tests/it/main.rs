@@ -1,6 +1,7 @@
 //! The one integration-test binary: real PostgreSQL (one scratch cluster for the binary, a
 //! database per test), the real binary, and Procrastinate's real migrations from its wheels.
 
+mod adopt;
 mod build;
 mod deploy;
 mod failures;

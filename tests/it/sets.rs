@@ -124,7 +124,7 @@ fn a_new_procrastinate_release_leaves_the_application_set_alone() {
     // The catalog of the procrastinate set is exactly what 3.10.0's schema.sql builds.
     let reference = TestDb::new("sets_release_ref");
     psql_file(&reference, &v3_10().schema_sql, None).ok();
-    let ours: Vec<String> = catalog(&db, "public").into_iter().filter(|l| !l.contains("order")).collect();
+    let ours = catalog(&db, "public").only(|o| !o.name.contains("order"));
     assert_same_catalog(&ours, &catalog(&reference, "public"));
 
     // One set at a time, and `NAME@REV` everywhere.
@@ -150,7 +150,8 @@ fn targets_name_a_set_and_move_only_that_set() {
     assert_eq!(run(root, &db, &["current"]).ok().stdout, "procrastinate 0038 (head)\napp 0001\n");
     run(root, &db, &["--set", "app", "upgrade"]).ok();
     // stamp one set; the other keeps its rows.
-    run(root, &db, &["stamp", "--purge", "procrastinate@0029"]).ok();
+    run(root, &db, &["stamp", "--purge", "procrastinate@0029"]).code(5);
+    run(root, &db, &["stamp", "--purge", "--force", "procrastinate@0029"]).ok();
     let recorded = rows(&db);
     assert_eq!(recorded.iter().filter(|(s, _)| s == "procrastinate").count(), 29);
     assert_eq!(recorded.iter().filter(|(s, _)| s == "app").count(), 2);

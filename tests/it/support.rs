@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub use procrastinate_migrations::catalog::Catalog;
 pub use procrastinate_tests::{wheels, TestDb};
 
 /// What a command did.
@@ -78,20 +79,19 @@ pub fn psql_file(db: &TestDb, file: &Path, search_path: Option<&str>) -> Run {
     cmd.output().expect("run psql").into()
 }
 
-/// The catalog fingerprint of `schema` (sql/catalog.sql), tracking table left out.
-pub fn catalog(db: &TestDb, schema: &str) -> Vec<String> {
-    let sql = include_str!("../../sql/catalog.sql");
+/// The catalog of `schema` (the library's own comparison: `verify` uses the same), tracking
+/// table left out.
+pub fn catalog(db: &TestDb, schema: &str) -> Catalog {
     let table = procrastinate_migrations::config::DEFAULT_VERSION_TABLE;
-    let rows = db.client().query(sql, &[&schema, &table]).expect("catalog query");
-    assert!(!rows.is_empty(), "schema {schema} of {} is empty", db.name());
-    rows.iter().map(|r| format!("{} {} = {}", r.get::<_, String>(0), r.get::<_, String>(1), r.get::<_, String>(2))).collect()
+    let c = procrastinate_migrations::catalog::read(&mut db.client(), schema, table).expect("catalog query");
+    assert!(!c.is_empty(), "schema {schema} of {} is empty", db.name());
+    c
 }
 
 #[track_caller]
-pub fn assert_same_catalog(a: &[String], b: &[String]) {
-    let only_a: Vec<&String> = a.iter().filter(|x| !b.contains(x)).collect();
-    let only_b: Vec<&String> = b.iter().filter(|x| !a.contains(x)).collect();
-    assert!(only_a.is_empty() && only_b.is_empty(), "catalogs differ\nonly in the first:\n{only_a:#?}\nonly in the second:\n{only_b:#?}");
+pub fn assert_same_catalog(a: &Catalog, b: &Catalog) {
+    let diff = a.diff(b);
+    assert!(diff.is_empty(), "catalogs differ (the first is \"here\"):\n{diff}");
 }
 
 /// `(revision, file_name, checksum, stamped)` rows of a tracking table.

@@ -116,7 +116,9 @@ fn stamp_head_on_a_schema_sql_database() {
     assert!(tracking_rows(&db, TABLE).iter().all(|r| r.3), "stamped rows say so");
     // A lower stamp needs --purge; with it, the records restart.
     cli(&db, &up.migrations, &["stamp", "0010"]).code(2);
-    cli(&db, &up.migrations, &["stamp", "0010", "--purge"]).ok();
+    let refused = cli(&db, &up.migrations, &["stamp", "0010", "--purge"]).code(5);
+    assert!(refused.stderr.contains("the database's schema is not the schema of 0010"), "{}", refused.stderr);
+    cli(&db, &up.migrations, &["stamp", "0010", "--purge", "--force"]).ok();
     assert_eq!(tracking_rows(&db, TABLE).len(), 10);
 }
 

@@ -14,6 +14,10 @@ pub struct Upstream {
     pub migrations: PathBuf,
     /// The full schema as of that release.
     pub schema_sql: PathBuf,
+    /// The wheel itself.
+    pub wheel: PathBuf,
+    /// Its Django migrations (`procrastinate/contrib/django/migrations/*.py`), when it has them.
+    pub django: PathBuf,
 }
 
 /// `<target dir>/procrastinate-wheels`: survives `cargo test` runs, goes with `cargo clean`.
@@ -44,11 +48,13 @@ pub fn procrastinate(version: &str) -> Upstream {
         version: version.to_owned(),
         migrations: dest.join("migrations"),
         schema_sql: dest.join("schema.sql"),
+        wheel: dest.join("procrastinate.whl"),
+        django: dest.join("django"),
     }
 }
 
 fn is_complete(dir: &Path) -> bool {
-    dir.join("migrations").is_dir() && dir.join("schema.sql").is_file()
+    dir.join("migrations").is_dir() && dir.join("schema.sql").is_file() && dir.join("procrastinate.whl").is_file()
 }
 
 fn fetch(version: &str, dest: &Path) -> Result<(), String> {
@@ -63,7 +69,12 @@ fn fetch(version: &str, dest: &Path) -> Result<(), String> {
     let download = staging.path().join("download");
     let wheel = pip_download(version, &download)?;
     extract(&wheel, staging.path())?;
+    fs::rename(&wheel, staging.path().join("procrastinate.whl")).map_err(|e| format!("could not keep {}: {e}", wheel.display()))?;
     fs::remove_dir_all(&download).map_err(|e| format!("could not remove {}: {e}", download.display()))?;
+    if dest.exists() && !is_complete(dest) {
+        // A cache from an older layout of this directory.
+        let _ = fs::remove_dir_all(dest);
+    }
     if let Err(e) = fs::rename(staging.path(), dest) {
         // Another process (another test binary) got there first: use theirs.
         if !is_complete(dest) {
@@ -123,6 +134,7 @@ fn extract(wheel: &Path, into: &Path) -> Result<(), String> {
     let mut archive = zip::ZipArchive::new(file).map_err(|e| err(&e))?;
     let migrations = into.join("migrations");
     fs::create_dir_all(&migrations).map_err(|e| err(&e))?;
+    fs::create_dir_all(into.join("django")).map_err(|e| err(&e))?;
     let (mut count, mut schema) = (0, false);
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| err(&e))?;
@@ -136,7 +148,10 @@ fn extract(wheel: &Path, into: &Path) -> Result<(), String> {
                     count += 1;
                     migrations.join(file)
                 }
-                _ => continue,
+                _ => match name.strip_prefix("procrastinate/contrib/django/migrations/") {
+                    Some(file) if file.ends_with(".py") && !file.contains('/') => into.join("django").join(file),
+                    _ => continue,
+                },
             }
         };
         let mut out = File::create(&target).map_err(|e| err(&e))?;

@@ -10,6 +10,8 @@ mod plan;
 mod sql;
 mod stamp;
 mod upgrade;
+mod vendor;
+mod verify;
 
 use procrastinate_migrations::db::{self, Divergence, Status};
 use procrastinate_migrations::range::{resolve_point, Point};
@@ -260,6 +262,21 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             eprintln!("{l}")
         }
     })?;
+    // vendor fills a directory that may not hold a set yet: it needs the settings, not the files.
+    if let Command::Vendor { wheel, python, version, allow_changes } = &cli.command {
+        let source = match (wheel, python, version) {
+            (Some(w), _, _) => vendor::Source::Wheel(w),
+            (None, Some(p), _) => vendor::Source::Python(p),
+            (None, None, Some(v)) => vendor::Source::Version(v),
+            (None, None, None) => unreachable!("clap requires one"),
+        };
+        let log = |l: &str| {
+            if !quiet {
+                eprintln!("{l}")
+            }
+        };
+        return vendor::run(&resolved, g.set.as_deref(), source, *allow_changes, g.message_format == MessageFormat::Json, &log);
+    }
     let mut sets = Vec::with_capacity(resolved.sets.len());
     for s in &resolved.sets {
         let set = MigrationSet::from_dir(&s.dir).map_err(|e| {
@@ -304,13 +321,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             upgrade::run(&mut ctx, how, &accept_changed)
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
-        Command::Stamp { target, purge } => stamp::run(&mut ctx, &target, purge),
+        Command::Verify { schema_sql, server } => verify::run(&mut ctx, schema_sql.as_deref(), server.as_deref()),
+        Command::Stamp { target, purge, detect, dry_run, force, server } => stamp::run(
+            &mut ctx,
+            stamp::Flags { target: target.as_deref(), purge, detect, dry_run, force, server: server.as_deref() },
+        ),
         Command::History { verbose, range } => history::run(&mut ctx, &range, verbose),
         Command::Pending { verbose } => history::run(&mut ctx, "current:head", verbose),
         Command::Heads => heads::run(&ctx),
         Command::Check => check::run(&mut ctx),
         Command::Sql { offline, range, from } => sql::run(&mut ctx, offline, range, from),
-        Command::Downgrade { .. } => unreachable!("refused above"),
+        Command::Downgrade { .. } | Command::Vendor { .. } => unreachable!("handled above"),
     }?;
     if show_after && !ctx.json {
         // The scratch database disappears with this process: show what it ended up as.

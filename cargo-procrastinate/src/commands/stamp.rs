@@ -1,30 +1,187 @@
-//! `stamp`: record a revision of each selected set without running any SQL.
+//! `stamp`: record a revision of each selected set without running any SQL. Safe: before
+//! recording, the database's schema is compared with the schema the set has at that revision
+//! (built in a scratch database); `--detect` finds the revision of a database this tool did
+//! not build (Alembic's or Django's records, else its catalog).
 
-use procrastinate_migrations::db;
+use procrastinate_migrations::adopt::{self, CatalogMatch};
+use procrastinate_migrations::catalog::{self, Catalog};
+use procrastinate_migrations::range::Point;
+use procrastinate_migrations::{db, Revision};
 use serde_json::{Map, Value};
 
 use super::{rev_json, set_json, Ctx};
-use crate::{exit, Failure};
+use crate::scratchpad::Scratchpad;
+use crate::{connect, exit, Failure};
 
-pub(super) fn run(ctx: &mut Ctx, target: &str, purge: bool) -> Result<i32, Failure> {
-    let targets = ctx.targets(target)?;
-    if purge && targets.iter().any(|(_, p)| *p == procrastinate_migrations::range::Point::Current) {
+/// `stamp`'s flags.
+pub(super) struct Flags<'a> {
+    pub target: Option<&'a str>,
+    pub purge: bool,
+    pub detect: bool,
+    pub dry_run: bool,
+    pub force: bool,
+    pub server: Option<&'a str>,
+}
+
+pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
+    let targets: Vec<(usize, Option<Point>)> = match (f.target, f.detect) {
+        (Some(_), true) => return Err(Failure::usage("give either a TARGET or --detect, not both")),
+        (None, false) => return Err(Failure::usage("stamp needs a TARGET (a revision, `head`, NAME@REV) or --detect")),
+        (None, true) => ctx.selected().into_iter().map(|i| (i, None)).collect(),
+        (Some(t), false) => ctx.targets(t)?.into_iter().map(|(i, p)| (i, Some(p))).collect(),
+    };
+    if f.purge && targets.iter().any(|(_, p)| *p == Some(Point::Current)) {
         return Err(Failure::usage("`stamp --purge current` would record nothing: name the revision to record"));
     }
+    let server = f.server.map(|url| connect::parse(url, &|_| None)).transpose()?;
+    let mut pad = Scratchpad::new(server);
     let mut client = ctx.client()?;
     let mut lines = Vec::new();
     let mut sets = Vec::new();
     for (i, point) in targets {
         let status = ctx.status(&mut client, i)?;
-        let target = ctx.resolve(i, point, if purge { None } else { status.current })?;
         let l = &ctx.sets[i];
-        let after = db::stamp(&mut client, &l.set.migrations, target, purge, &l.options)?;
-        lines.push(format!("stamped {}{}", ctx.label(i, after.current), if purge { " (records purged first)" } else { "" }));
+        let p = ctx.prefix(i);
         let mut obj = set_json(l);
-        obj.insert("current".into(), rev_json(after.current));
-        obj.insert("purged".into(), Value::Bool(purge));
+        let mut per_revision: Option<Vec<Catalog>> = None;
+        let target = match point {
+            Some(point) => ctx.resolve(i, point, if f.purge { None } else { status.current })?,
+            None => {
+                if !status.applied.is_empty() {
+                    lines.push(format!("{p}already tracked by this tool at {}: nothing to detect", ctx.label(i, status.current)));
+                    sets.push(Value::Object(obj));
+                    continue;
+                }
+                let (found, source) = detect(ctx, i, &mut client, &mut pad, &mut per_revision)?;
+                lines.push(format!("{p}detected {} from {source}", ctx.label(i, found)));
+                obj.insert("detected".into(), rev_json(found));
+                obj.insert("source".into(), Value::String(source));
+                if found.is_none() {
+                    lines.push(format!("{p}none of the set's objects are here: nothing to stamp (run `upgrade`)"));
+                    sets.push(Value::Object(obj));
+                    continue;
+                }
+                found
+            }
+        };
+        // What the records allow first (a lower target needs --purge): cheap, and the clearer no.
+        procrastinate_migrations::state::plan_stamp(&l.set.migrations, &status, target, f.purge)
+            .map_err(|r| db::Error::refused(r, &l.options))?;
+        // Safe: the schema must be the one the set has at the target.
+        if target.is_some() {
+            let per = match per_revision.take() {
+                Some(per) => per,
+                None => {
+                    ctx.log(&format!("{p}building the set's schema at each revision in a scratch database, to compare..."));
+                    pad.catalogs(&l.set.migrations, &l.options)?
+                }
+            };
+            let here = adopt::known_only(&read_catalog(&mut client, &l.options)?, &per);
+            let diff = here.diff(&per[target.map_or(0, |r| r.number() as usize)]);
+            if !diff.is_empty() {
+                let head = format!(
+                    "{p}the database's schema is not the schema of {} ({} objects differ; \"here\" is the database):",
+                    ctx.label(i, target),
+                    diff.len()
+                );
+                let body: Vec<String> = diff.to_string().lines().map(|l| format!("  {l}")).collect();
+                if !f.force {
+                    return Err(Failure::new(
+                        exit::DIVERGED,
+                        format!("{head}\n{}\nnothing was recorded; bring the schema to that revision, or (knowing why) record it anyway with --force", body.join("\n")),
+                    ));
+                }
+                ctx.log(&format!("warning: --force: recording it anyway. {head}\n{}", body.join("\n")));
+            }
+        }
+        if f.dry_run {
+            lines.push(format!("{p}dry run: would record {} (nothing was written)", ctx.label(i, target)));
+            obj.insert("recorded".into(), Value::Bool(false));
+        } else {
+            let after = db::stamp(&mut client, &l.set.migrations, target, f.purge, &l.options)?;
+            lines.push(format!("stamped {}{}", ctx.label(i, after.current), if f.purge { " (records purged first)" } else { "" }));
+            obj.insert("recorded".into(), Value::Bool(true));
+            obj.insert("current".into(), rev_json(after.current));
+        }
+        obj.insert("purged".into(), Value::Bool(f.purge));
         sets.push(Value::Object(obj));
     }
     ctx.print_sets(&lines.join("\n"), Map::new(), sets);
     Ok(exit::OK)
+}
+
+fn read_catalog(client: &mut postgres::Client, opts: &db::Options) -> Result<Catalog, Failure> {
+    catalog::read(client, opts.schema.as_deref().unwrap_or("public"), &opts.table.name)
+        .map_err(|e| Failure::new(exit::FAILED, format!("cannot read the database's catalog: {}", db::describe(&e))))
+}
+
+/// The revision of set `i` by the first source that knows: Alembic, Django, the catalog.
+fn detect(
+    ctx: &Ctx,
+    i: usize,
+    client: &mut postgres::Client,
+    pad: &mut Scratchpad,
+    per_revision: &mut Option<Vec<Catalog>>,
+) -> Result<(Option<Revision>, String), Failure> {
+    let l = &ctx.sets[i];
+    let migrations = &l.set.migrations;
+    let rows = |client: &mut postgres::Client, sql: &str| -> Result<Vec<String>, Failure> {
+        let msgs = client.simple_query(sql).map_err(|e| Failure::new(exit::FAILED, format!("{sql}: {}", db::describe(&e))))?;
+        Ok(msgs
+            .into_iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .collect())
+    };
+    let exists = |client: &mut postgres::Client, table: &str| -> Result<bool, Failure> {
+        Ok(rows(client, &format!("SELECT to_regclass('{table}') IS NOT NULL"))?.first().map(String::as_str) == Some("t"))
+    };
+    if exists(client, "alembic_version")? {
+        for version in rows(client, "SELECT version_num FROM alembic_version")? {
+            if let Some(r) = adopt::from_alembic(&version, migrations) {
+                return Ok((Some(r), format!("alembic_version ({version})")));
+            }
+        }
+    }
+    if exists(client, "django_migrations")? {
+        let names = rows(client, "SELECT name FROM django_migrations WHERE app = 'procrastinate' ORDER BY id")?;
+        if let Some(last) = names.last() {
+            match adopt::from_django(&names, migrations) {
+                Ok(Some(r)) => return Ok((Some(r), format!("django_migrations ({} rows, the last {last})", names.len()))),
+                Ok(None) => {}
+                Err(e) => ctx.log(&format!("{}django_migrations does not say: {e}", ctx.prefix(i))),
+            }
+        }
+    }
+    ctx.log(&format!("{}building the set's schema at each revision in a scratch database, to compare...", ctx.prefix(i)));
+    let per = pad.catalogs(migrations, &l.options)?;
+    let here = read_catalog(client, &l.options)?;
+    let found = match adopt::from_catalog(&here, &per) {
+        CatalogMatch::Exact(revs) => {
+            let last = *revs.last().expect("non-empty");
+            let how = if revs.len() > 1 {
+                format!("the catalog (the schema of {} equally; the highest is taken)", revs.iter().map(|r| ctx.label(i, *r)).collect::<Vec<_>>().join(", "))
+            } else {
+                "the catalog (it is exactly the schema of that revision)".to_string()
+            };
+            (last, how)
+        }
+        CatalogMatch::Closest { revision, diff } => {
+            let body: Vec<String> = diff.to_string().lines().map(|l| format!("  {l}")).collect();
+            return Err(Failure::new(
+                exit::DIVERGED,
+                format!(
+                    "{}no revision has exactly this schema, so nothing is guessed or recorded; the closest is {}, from which it differs in {} objects (\"here\" is the database):\n{}",
+                    ctx.prefix(i),
+                    ctx.label(i, revision),
+                    diff.len(),
+                    body.join("\n")
+                ),
+            ));
+        }
+    };
+    *per_revision = Some(per);
+    Ok(found)
 }

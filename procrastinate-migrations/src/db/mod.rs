@@ -268,7 +268,7 @@ pub fn verify_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec
 
 impl Error {
     /// The planner's refusal, for the set of `opts`.
-    fn refused(r: Refusal, opts: &Options) -> Error {
+    pub fn refused(r: Refusal, opts: &Options) -> Error {
         match r {
             Refusal::Diverged(divergences) => Error::Diverged { set: opts.set.clone(), divergences },
             Refusal::Backwards { current, target } => Error::Refused(format!(

@@ -1,15 +1,16 @@
 -- A fingerprint of one schema's catalog, for comparing two databases: (kind, name, definition)
 -- rows, sorted. Columns are listed by name, so column order does not count (a database built by
 -- the migrations orders procrastinate_jobs' columns differently from schema.sql); enum values
--- keep their order. $1 is the schema; $2 the tracking table, left out.
-WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
+-- keep their order. {schema} is the schema's name and {table} the tracking table's, left out
+-- (both as quoted literals: only the simple-query protocol is used).
+WITH ns AS (SELECT oid FROM pg_namespace WHERE nspname = {schema}),
 rels AS (
     SELECT c.oid, c.relname, c.relkind FROM pg_class c
-    WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname <> $2
+    WHERE c.relnamespace = (SELECT oid FROM ns) AND c.relname <> {table}
       AND NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
-                      WHERE i.indexrelid = c.oid AND t.relname = $2)
+                      WHERE i.indexrelid = c.oid AND t.relname = {table})
 )
-SELECT 'relation' AS kind, relname AS name, relkind::text AS definition FROM rels WHERE relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+SELECT 'relation'::text AS kind, relname::text AS name, relkind::text AS definition FROM rels WHERE relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 UNION ALL
 SELECT 'column', r.relname || '.' || a.attname,
        format_type(a.atttypid, a.atttypmod)

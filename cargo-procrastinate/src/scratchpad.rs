@@ -1,0 +1,101 @@
+//! Throwaway databases to build reference catalogs in (`verify`, `stamp --detect`, the safe
+//! `stamp`): on the embedded PostgreSQL, started on first use and removed at the end, or, with
+//! `--server URL`, created on that server and dropped again (never the application's database).
+
+use procrastinate_migrations::catalog::{self, Catalog};
+use procrastinate_migrations::db;
+use procrastinate_migrations::Migration;
+
+use crate::connect::Target;
+use crate::Failure;
+
+pub struct Scratchpad {
+    place: Place,
+    created: Vec<String>,
+}
+
+enum Place {
+    /// Started on first use.
+    Embedded(Option<pg_scratch::Scratch>),
+    /// A server the user named: its maintenance database's target.
+    Server(Box<Target>),
+}
+
+impl Scratchpad {
+    pub fn new(server: Option<Target>) -> Scratchpad {
+        Scratchpad { place: server.map_or(Place::Embedded(None), |t| Place::Server(Box::new(t))), created: Vec::new() }
+    }
+
+    /// A new empty database, connected.
+    pub fn database(&mut self, label: &str) -> Result<postgres::Client, Failure> {
+        let name = format!("cargo_procrastinate_{label}_{}_{}", std::process::id(), self.created.len());
+        match &mut self.place {
+            Place::Embedded(scratch) => {
+                if scratch.is_none() {
+                    let s = pg_scratch::Scratch::start().map_err(|e| {
+                        Failure::connect(format!("cannot start the embedded PostgreSQL for the reference database: {e} (or pass --server URL)"))
+                    })?;
+                    *scratch = Some(s);
+                }
+                let s = scratch.as_ref().expect("started above");
+                s.create_database(&name).map_err(|e| Failure::connect(format!("cannot create a scratch database: {e}")))?;
+                self.created.push(name.clone());
+                s.config(&name).connect(postgres::NoTls).map_err(|e| Failure::connect(format!("cannot connect to the scratch database: {}", db::describe(&e))))
+            }
+            Place::Server(admin) => {
+                admin
+                    .connect()?
+                    .batch_execute(&format!("CREATE DATABASE {}", procrastinate_migrations::tracking::quote_ident(&name)))
+                    .map_err(|e| Failure::connect(format!("cannot create a scratch database on {}: {}", admin.display(), db::describe(&e))))?;
+                self.created.push(name.clone());
+                let mut target = Target { config: admin.config.clone(), tls: admin.tls, root_cert: admin.root_cert.clone() };
+                target.config.dbname(&name);
+                target.connect()
+            }
+        }
+    }
+
+    /// The catalog of `migrations` applied from base to each revision: `[0]` is base (empty),
+    /// `[k]` after revision k. Built in one scratch database, one migration at a time.
+    pub fn catalogs(&mut self, migrations: &[Migration], opts: &db::Options) -> Result<Vec<Catalog>, Failure> {
+        let mut client = self.database("catalogs")?;
+        let schema = opts.schema.as_deref().unwrap_or("public");
+        let read = |client: &mut postgres::Client| {
+            catalog::read(client, schema, &opts.table.name).map_err(|e| Failure::new(crate::exit::FAILED, format!("cannot read the catalog: {}", db::describe(&e))))
+        };
+        let mut out = vec![Catalog::default()];
+        for m in migrations {
+            db::upgrade(&mut client, migrations, Some(m.revision), opts, &mut |_| {})?;
+            out.push(read(&mut client)?);
+        }
+        Ok(out)
+    }
+
+    /// The catalog that `sql` (a `schema.sql`) builds, in `schema` when given.
+    pub fn catalog_of_sql(&mut self, sql: &str, schema: Option<&str>, tracking_table: &str) -> Result<Catalog, Failure> {
+        let mut client = self.database("reference")?;
+        let failed = |e: postgres::Error| Failure::new(crate::exit::FAILED, format!("the reference schema failed to apply: {}", db::describe(&e)));
+        if let Some(s) = schema {
+            let s = procrastinate_migrations::tracking::quote_ident(s);
+            client.batch_execute(&format!("CREATE SCHEMA {s}; SET search_path TO {s}")).map_err(failed)?;
+        }
+        client.batch_execute(sql).map_err(failed)?;
+        catalog::read(&mut client, schema.unwrap_or("public"), tracking_table).map_err(failed)
+    }
+}
+
+impl Drop for Scratchpad {
+    fn drop(&mut self) {
+        // The embedded cluster goes with its directory; on a server, each database we made.
+        if let Place::Server(admin) = &self.place {
+            if let Ok(mut client) = admin.connect() {
+                for name in &self.created {
+                    let _ = client.batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        procrastinate_migrations::tracking::quote_ident(name)
+                    ));
+                }
+            }
+        }
+    }
+}

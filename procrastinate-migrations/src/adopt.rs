@@ -1,0 +1,137 @@
+//! Finding the revision of a database this tool did not build (pure): from Alembic's
+//! `alembic_version`, from Django's `django_migrations`, or from its catalog compared with the
+//! catalog after each revision. `stamp --detect` tries them in that order; the safe `stamp`
+//! compares catalogs before recording anything.
+
+use std::collections::HashSet;
+
+use crate::catalog::{Catalog, Diff};
+use crate::migration::{Migration, Revision};
+
+/// Django's migrations of app `procrastinate`, in order, with the SQL file each runs (`None`:
+/// models only). Data derived from the real Django migrations (a test rederives it).
+pub fn django_migrations() -> Vec<(&'static str, Option<&'static str>)> {
+    include_str!("django_migrations.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (name, file) = l.split_once(' ')?;
+            Some((name, (file != "-").then_some(file)))
+        })
+        .collect()
+}
+
+/// The revision that the `django_migrations` rows of app `procrastinate` (their names) say:
+/// the last file they ran, provided every file before it in the set ran too.
+pub fn from_django(recorded: &[String], migrations: &[Migration]) -> Result<Option<Revision>, String> {
+    let map = django_migrations();
+    let mut ran: HashSet<&str> = HashSet::new();
+    for name in recorded {
+        match map.iter().find(|(n, _)| n == name) {
+            Some((_, Some(file))) => {
+                ran.insert(file);
+            }
+            Some((_, None)) => {}
+            None => return Err(format!("django_migrations records `{name}`, which this tool does not know (a newer Procrastinate?)")),
+        }
+    }
+    let Some(last) = migrations.iter().rposition(|m| ran.contains(&*m.file_name)) else { return Ok(None) };
+    if let Some(gap) = migrations[..last].iter().find(|m| !ran.contains(&*m.file_name)) {
+        return Err(format!("django_migrations records {} but not the migration that runs {}", migrations[last].file_name, gap.file_name));
+    }
+    if ran.len() != last + 1 {
+        return Err("django_migrations records files that this set does not have".into());
+    }
+    Ok(Some(migrations[last].revision))
+}
+
+/// The revision an `alembic_version` row means: the seed documents' ids (`0001`, one per
+/// file) or upstream's proposed branch (`procrastinate_0000`, zero-based). `None` for other
+/// ids (an application's own).
+pub fn from_alembic(version_num: &str, migrations: &[Migration]) -> Option<Revision> {
+    let n: u32 = match version_num.strip_prefix("procrastinate_") {
+        Some(zero_based) if zero_based.len() == 4 => zero_based.parse::<u32>().ok()? + 1,
+        None if version_num.len() == 4 => version_num.parse::<u32>().ok()?,
+        _ => return None,
+    };
+    (n >= 1 && n as usize <= migrations.len()).then(|| Revision::new(n))
+}
+
+/// What the catalog says.
+#[derive(Debug)]
+pub enum CatalogMatch {
+    /// Equal to the catalog after these revisions (`None`: base, nothing of the set); more than
+    /// one when consecutive revisions leave the same catalog.
+    Exact(Vec<Option<Revision>>),
+    /// Equal to none: the closest, and how the database differs from it.
+    Closest { revision: Option<Revision>, diff: Diff },
+}
+
+/// Compares `db` (the schema's catalog) with `per_revision` (`[0]` base, `[k]` after revision
+/// k), looking only at objects some revision has: the application's own tables do not count.
+pub fn from_catalog(db: &Catalog, per_revision: &[Catalog]) -> CatalogMatch {
+    let db = known_only(db, per_revision);
+    let rev = |k: usize| (k > 0).then(|| Revision::new(k as u32));
+    let diffs: Vec<Diff> = per_revision.iter().map(|c| db.diff(c)).collect();
+    let exact: Vec<Option<Revision>> = diffs.iter().enumerate().filter(|(_, d)| d.is_empty()).map(|(k, _)| rev(k)).collect();
+    if !exact.is_empty() {
+        return CatalogMatch::Exact(exact);
+    }
+    let (k, diff) = diffs.into_iter().enumerate().min_by_key(|(k, d)| (d.len(), usize::MAX - k)).expect("base at least");
+    CatalogMatch::Closest { revision: rev(k), diff }
+}
+
+/// `db` with only the objects (by kind and name) that some revision's catalog has.
+pub fn known_only(db: &Catalog, per_revision: &[Catalog]) -> Catalog {
+    let known: HashSet<(&str, &str)> = per_revision.iter().flat_map(|c| c.objects.iter().map(|o| (o.kind.as_str(), o.name.as_str()))).collect();
+    db.only(|o| known.contains(&(o.kind.as_str(), o.name.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Object;
+    use crate::MigrationSet;
+
+    fn set(n: usize) -> Vec<Migration> {
+        let map = django_migrations();
+        let files: Vec<&str> = map.iter().filter_map(|(_, f)| *f).collect();
+        let files = files.iter().take(n).map(|f| (f.to_string(), b"SELECT 1;".to_vec())).collect();
+        MigrationSet::from_files("d".into(), files).unwrap().migrations
+    }
+
+    #[test]
+    fn django_names_map_through_the_data_not_arithmetic() {
+        let ms = set(38);
+        let names: Vec<String> = django_migrations().iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(names.len(), 41);
+        assert_eq!(from_django(&names, &ms), Ok(Some(Revision::new(38))));
+        // Up to 0036_add_worker_model (models only): the last file is 0035's.
+        let upto = |last: &str| names[..=names.iter().position(|n| n == last).unwrap()].to_vec();
+        let r = from_django(&upto("0036_add_worker_model"), &ms).unwrap().unwrap();
+        assert_eq!(&*ms[r.index()].file_name, "03.01.00_50_post_add_heartbeat.sql");
+        assert_eq!(from_django(&upto("0031_add_indexes_for_fetch_job"), &ms), Ok(Some(Revision::new(29))));
+        assert!(from_django(&["0099_future".into()], &ms).is_err());
+        assert_eq!(from_django(&[], &ms), Ok(None));
+    }
+
+    #[test]
+    fn alembic_ids_of_both_spellings() {
+        let ms = set(38);
+        assert_eq!(from_alembic("0029", &ms), Some(Revision::new(29)));
+        assert_eq!(from_alembic("procrastinate_0028", &ms), Some(Revision::new(29)));
+        assert_eq!(from_alembic("procrastinate_0000", &ms), Some(Revision::new(1)));
+        assert_eq!(from_alembic("0039", &ms), None);
+        assert_eq!(from_alembic("ae1027a6acf", &ms), None);
+    }
+
+    #[test]
+    fn the_catalog_finds_the_revision_or_the_closest() {
+        let o = |n: &str| Object { kind: "relation".into(), name: n.into(), definition: "r".into() };
+        let per = vec![Catalog::default(), Catalog::new(vec![o("a")]), Catalog::new(vec![o("a"), o("b")])];
+        let db = Catalog::new(vec![o("a"), o("orders")]);
+        assert!(matches!(from_catalog(&db, &per), CatalogMatch::Exact(v) if v == [Some(Revision::new(1))]));
+        let odd = Catalog::new(vec![o("b")]);
+        assert!(matches!(from_catalog(&odd, &per), CatalogMatch::Closest { revision: Some(r), .. } if r == Revision::new(2)));
+    }
+}
