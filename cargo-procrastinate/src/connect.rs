@@ -9,9 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use std::future::Future;
+use std::pin::Pin;
+
 use postgres::config::{Host, SslMode};
+use postgres::tls::{MakeTlsConnect, TlsConnect};
 use postgres::{Client, Config};
 use postgres_openssl::MakeTlsConnector;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::Failure;
 
@@ -73,17 +78,27 @@ impl Target {
         if self.tls == TlsMode::Disable {
             return self.config.connect(postgres::NoTls).map_err(fail);
         }
-        let connector = self.tls_connector()?;
-        self.config.connect(connector).map_err(fail)
+        if self.verifies() {
+            // The certificates are read up front, so that a missing one is named clearly.
+            let connector = self.tls_connector()?;
+            return self.config.connect(connector).map_err(fail);
+        }
+        // prefer/require without verification: nothing of TLS is built until the server has
+        // accepted it (a server without TLS, under `prefer`, never costs the context).
+        self.config.connect(LazyTls { tls: self.tls }).map_err(fail)
+    }
+
+    /// Whether the server's certificate is checked (and so a root certificate needed).
+    fn verifies(&self) -> bool {
+        matches!(self.tls, TlsMode::VerifyCa | TlsMode::VerifyFull)
+            // libpq: with a root certificate given, `require` verifies the chain like verify-ca.
+            || (self.tls == TlsMode::Require && self.root_cert.is_some())
     }
 
     fn tls_connector(&self) -> Result<MakeTlsConnector, Failure> {
         let tls_err = |e: openssl::error::ErrorStack| Failure::connect(format!("cannot set up TLS: {e}"));
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(tls_err)?;
-        let verify = matches!(self.tls, TlsMode::VerifyCa | TlsMode::VerifyFull)
-            // libpq: with a root certificate given, `require` verifies the chain like verify-ca.
-            || (self.tls == TlsMode::Require && self.root_cert.is_some());
-        if verify {
+        if self.verifies() {
             match &self.root_cert {
                 Some(path) if path.as_os_str() == "system" => builder.set_default_verify_paths().map_err(tls_err)?,
                 Some(path) => builder.set_ca_file(path).map_err(|e| {
@@ -114,6 +129,54 @@ impl Target {
             Ok(())
         });
         Ok(connector)
+    }
+}
+
+/// TLS that is set up only once the server has said yes to it: encrypted, not authenticated
+/// (`prefer` and `require` without a root certificate, as in libpq).
+#[derive(Clone, Copy)]
+struct LazyTls {
+    tls: TlsMode,
+}
+
+/// [`LazyTls`] for one host.
+struct LazyConnect {
+    domain: String,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S> MakeTlsConnect<S> for LazyTls
+where
+    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + 'static + Sync + Send,
+{
+    type Stream = postgres_openssl::TlsStream<S>;
+    type TlsConnect = LazyConnect;
+    type Error = BoxError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<LazyConnect, BoxError> {
+        debug_assert!(matches!(self.tls, TlsMode::Prefer | TlsMode::Require));
+        Ok(LazyConnect { domain: domain.to_string() })
+    }
+}
+
+impl<S> TlsConnect<S> for LazyConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + 'static + Sync + Send,
+{
+    type Stream = postgres_openssl::TlsStream<S>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, BoxError>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            // Built here, after the server accepted TLS; no certificate store: nothing verifies.
+            let mut builder = SslConnector::builder(SslMethod::tls_client())?;
+            builder.set_verify(SslVerifyMode::NONE);
+            let mut ssl = builder.build().configure()?;
+            ssl.set_verify_hostname(false);
+            postgres_openssl::TlsConnector::new(ssl, &self.domain).connect(stream).await
+        })
     }
 }
 

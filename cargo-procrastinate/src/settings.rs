@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use camino::{Utf8Path, Utf8PathBuf};
 use cargo_metadata::{Metadata, MetadataCommand, Package};
 use procrastinate_migrations::config::{self, Settings};
+use procrastinate_migrations::manifest::{self, Manifest};
 use procrastinate_migrations::db;
 use procrastinate_migrations::tracking::TrackingTable;
 
@@ -55,7 +56,7 @@ const ENV: &[(&str, Field)] = &[
     ("PROCRASTINATE_LOCK_WAIT", |s| &mut s.lock_wait),
 ];
 
-pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure> {
+pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
     let cwd = std::env::current_dir().map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
     let cwd = utf8(cwd, "the current directory")?;
     let manifest = match flags.manifest_path {
@@ -72,18 +73,21 @@ pub fn resolve(flags: FlagLayer, log: &dyn Fn(&str)) -> Result<Resolved, Failure
     let mut layers: Vec<(Settings, String)> = Vec::new();
     let mut manifest_dir = None;
     if let Some(manifest) = &manifest {
-        match metadata(manifest) {
-            Ok(meta) => {
-                let (ws, pkg, dir) = manifest_layers(&meta, manifest, flags.package.as_deref())?;
-                layers.extend(ws);
-                layers.extend(pkg);
-                manifest_dir = Some(dir);
-            }
-            // Without cargo (a deploy box) the flags and environment can still say everything.
-            Err(e) if flags.settings.migrations.is_some() || env.migrations.is_some() => {
-                log(&format!("warning: ignoring {manifest}: {e}"))
-            }
-            Err(e) => return Err(Failure::usage(e)),
+        // The manifest answers for a package (no cargo needed: deploy boxes have none); cargo
+        // only for what it alone knows: a virtual workspace's members, or `-p`. Either way a
+        // manifest that cannot be read is an error: dropping its settings would put the schema
+        // somewhere else.
+        let read = Manifest::read(manifest.as_std_path()).map_err(Failure::usage)?;
+        if read.is_package() && flags.package.as_deref().is_none_or(|p| read.package_name() == Some(p)) {
+            let (found, _) = manifest::package_layers(manifest.as_std_path()).map_err(Failure::usage)?;
+            layers.extend(found.into_iter().map(|l| (l.settings, l.origin)));
+            manifest_dir = Some(manifest.parent().map_or_else(|| cwd.clone(), Utf8Path::to_path_buf));
+        } else {
+            let meta = metadata(manifest).map_err(|e| Failure::usage(format!("{e} (pass --manifest-path to the package's own Cargo.toml, which needs no cargo)")))?;
+            let (ws, pkg, dir) = manifest_layers(&meta, manifest, flags.package.as_deref())?;
+            layers.extend(ws);
+            layers.extend(pkg);
+            manifest_dir = Some(dir);
         }
     } else if flags.package.is_some() {
         return Err(Failure::usage("`-p` needs a Cargo.toml: none found here or above; pass --manifest-path"));

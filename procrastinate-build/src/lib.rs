@@ -232,50 +232,20 @@ fn env_path(var: &str) -> Result<PathBuf, Error> {
         .ok_or_else(|| Error::Config(format!("${var} is not set: call procrastinate-build from build.rs, or set the directory on the Builder")))
 }
 
-/// The workspace's settings (the nearest manifest above with `[workspace.metadata.procrastinate]`)
-/// overlaid by the package's, `migrations` made absolute against the manifest that set it.
+/// The workspace's settings (of the nearest manifest at or above with `[workspace]`) overlaid
+/// by the package's, directories made absolute: the same reader as the CLI's.
 fn manifest_settings(manifest_dir: &Path, emit_rerun: bool) -> Result<Settings, Error> {
-    let absolute = |s: Settings, base: &Path| s.absolutize(base);
     let manifest = manifest_dir.join("Cargo.toml");
-    let mut layers = Vec::new();
-    if manifest.is_file() {
-        layers.push((manifest.clone(), read_settings(&manifest, "package")?.map(|s| absolute(s, manifest_dir))));
+    if !manifest.is_file() {
+        return Ok(Settings::default());
     }
-    for ancestor in manifest_dir.ancestors().skip(1) {
-        let manifest = ancestor.join("Cargo.toml");
-        if manifest.is_file() {
-            if let Some(ws) = read_settings(&manifest, "workspace")? {
-                layers.push((manifest, Some(absolute(ws, ancestor))));
-                break;
-            }
+    let (layers, read) = procrastinate_migrations::manifest::package_layers(&manifest).map_err(Error::Config)?;
+    if emit_rerun {
+        for m in read {
+            println!("cargo:rerun-if-changed={}", m.display());
         }
     }
-    let mut merged = Settings::default();
-    for (manifest, layer) in layers.into_iter().rev() {
-        if emit_rerun {
-            println!("cargo:rerun-if-changed={}", manifest.display());
-        }
-        merged = merged.overlay(layer.unwrap_or_default());
-    }
-    Ok(merged)
-}
-
-/// `[<section>.metadata.procrastinate]` of one manifest, checked for unknown keys.
-fn read_settings(manifest: &Path, section: &str) -> Result<Option<Settings>, Error> {
-    let text = match std::fs::read_to_string(manifest) {
-        Ok(text) => text,
-        Err(e) => return Err(Error::Io(format!("cannot read {}: {e}", manifest.display()))),
-    };
-    let doc: toml::Table = toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", manifest.display())))?;
-    let Some(table) = doc.get(section).and_then(|s| s.get("metadata")).and_then(|m| m.get("procrastinate")) else {
-        return Ok(None);
-    };
-    table
-        .clone()
-        .try_into::<Settings>()
-        .map_err(|e| e.to_string())
-        .and_then(|s| s.check_layer().map(|()| Some(s)))
-        .map_err(|e| Error::Config(format!("{}: [{section}.metadata.procrastinate]: {e}", manifest.display())))
+    Ok(layers.into_iter().fold(Settings::default(), |acc, l| acc.overlay(l.settings)))
 }
 
 /// One set to generate: a plain `migrations = "dir"` set (`name: None`) becomes top-level items,

@@ -17,6 +17,7 @@ pub mod compat;
 pub mod config;
 pub mod deploy;
 pub mod lexer;
+pub mod manifest;
 mod migration;
 pub mod name;
 pub mod range;

@@ -71,8 +71,8 @@ fn precedence_workspace_package_environment_flags() {
 fn an_unknown_key_is_an_error_that_names_it() {
     let ws = workspace("schema = \"s\"\nlock_timeout = \"1s\"");
     let run = cli_in(&ws.path().join("app"), &["heads"], &[]).code(2);
-    assert!(run.stderr.contains("[package.metadata.procrastinate]: unknown field `lock_timeout`"), "{}", run.stderr);
-    assert!(run.stderr.contains("app/Cargo.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("[package.metadata.procrastinate] in "), "{}", run.stderr);
+    assert!(run.stderr.contains("app/Cargo.toml: unknown field `lock_timeout`"), "{}", run.stderr);
     let ws = workspace("lock-timeout = \"soon\"");
     let run = cli_in(&ws.path().join("app"), &["heads"], &[]).code(2);
     assert!(run.stderr.contains("setting `lock-timeout`: `soon` is not a duration"), "{}", run.stderr);
@@ -100,4 +100,24 @@ fn database_url_from_dotenv_a_renamed_variable_and_libpq_variables() {
     // --scratch needs none of it.
     let scratch = cli_in(&app, &["--scratch", "upgrade"], &[]).ok();
     assert!(scratch.stdout.contains("0003 post     applied"), "{}", scratch.stdout);
+}
+
+/// A deploy box has no cargo: the package's manifest still gives every setting, and a manifest
+/// that cannot be read stops the command instead of being skipped (which once sent a schema
+/// into `public`).
+#[test]
+fn the_manifest_is_read_without_cargo_and_never_skipped() {
+    let db = TestDb::new("no_cargo");
+    let url = db.url();
+    let ws = workspace("schema = \"pkg_schema\"");
+    let app = ws.path().join("app");
+    let env = [("DATABASE_URL", url.as_str()), ("PATH", "/nonexistent"), ("CARGO", "/nonexistent/cargo")];
+    let dir = example_set();
+    cli_in(&app, &["--migrations", dir.to_str().unwrap(), "upgrade"], &env).ok();
+    let located: Option<String> = db.client().query_one("SELECT to_regclass('pkg_schema.accounts')::text", &[]).unwrap().get(0);
+    assert_eq!(located.as_deref(), Some("pkg_schema.accounts"));
+    assert!(db.client().query_one("SELECT to_regclass('public.accounts') IS NULL", &[]).unwrap().get::<_, bool>(0));
+    std::fs::write(app.join("Cargo.toml"), "[package\nname = ").unwrap();
+    let broken = cli_in(&app, &["--migrations", dir.to_str().unwrap(), "upgrade"], &env).code(2);
+    assert!(broken.stderr.contains("app/Cargo.toml is not a valid manifest"), "{}", broken.stderr);
 }

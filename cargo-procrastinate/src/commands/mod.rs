@@ -257,11 +257,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         },
     };
     let quiet = g.quiet;
-    let resolved = settings::resolve(flags, &|l| {
-        if !quiet {
-            eprintln!("{l}")
-        }
-    })?;
+    let resolved = settings::resolve(flags)?;
     // vendor fills a directory that may not hold a set yet: it needs the settings, not the files.
     if let Command::Vendor { wheel, python, version, allow_changes } = &cli.command {
         let source = match (wheel, python, version) {
