@@ -158,3 +158,21 @@ fn a_malformed_set_is_refused_before_connecting() {
     assert!(run.stderr.contains("03.00.00_02_pre_psql.sql:2: psql meta-command `\\gset`"), "{}", run.stderr);
     assert!(run.stderr.contains("(the directory is set by --migrations)"), "{}", run.stderr);
 }
+
+/// Replicas waiting for the migration lock hold no transaction between polls: a role with a
+/// short `idle_in_transaction_session_timeout` (or PgBouncer's pool) does not see them.
+#[test]
+fn waiters_hold_no_transaction() {
+    let db = TestDb::new("idle_waiters");
+    let set = copy_set(&example_set());
+    write(set.path(), "03.00.00_01_pre_slow.sql", "SELECT pg_sleep(1.5);\nCREATE TABLE slow (x int);\n");
+    db.client().batch_execute(&format!("ALTER DATABASE {} SET idle_in_transaction_session_timeout = '300ms'", db.name())).unwrap();
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| cli(&db, set.path(), &["upgrade"]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for run in runs {
+        run.ok();
+    }
+    assert_eq!(tracking_rows(&db, TABLE).len(), 4, "each migration once");
+}

@@ -93,12 +93,12 @@ impl Options {
     }
 
     /// `SET LOCAL`s that every transaction of ours starts with.
-    fn session_sql(&self) -> String {
-        let mut sql = String::from("SET LOCAL application_name = 'cargo-procrastinate';");
+    fn session_statements(&self) -> Vec<String> {
+        let mut sql = vec!["SET LOCAL application_name = 'cargo-procrastinate'".to_string()];
         if let Some(schema) = &self.schema {
             // Only the configured schema: unqualified names in upstream files must not find (or
             // drop) objects of another installation in `public`.
-            sql.push_str(&format!(" SET LOCAL search_path TO {};", quote_ident(schema)));
+            sql.push(format!("SET LOCAL search_path TO {}", quote_ident(schema)));
         }
         sql
     }
@@ -210,9 +210,8 @@ fn db_err(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
 
 /// Reads what the database records and compares it with `migrations`, changing nothing.
 pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Status, Error> {
-    let mut tx = begin(client, opts)?;
-    let applied = status::read_applied(&mut tx, opts)?;
-    tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
+    // Two reads, no transaction: the queries name the table in full.
+    let applied = status::read_applied(client, opts)?;
     Ok(Status::compare(applied, migrations))
 }
 
@@ -228,9 +227,7 @@ pub fn verify(client: &mut postgres::Client, migrations: &'static [Migration], o
         version_table: "",
         window: crate::compat::Window::of(migrations),
     };
-    let mut tx = begin(client, opts)?;
-    let rows = status::read_applied(&mut tx, opts)?;
-    tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
+    let rows = status::read_applied(client, opts)?;
     let mut verdict = compat::check(&def, rows);
     // The label comes from the options (the set's name is not 'static here).
     match verdict.compatibility {
@@ -248,9 +245,7 @@ pub fn check_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<
     let mut verdicts = Vec::with_capacity(sets.len());
     for (i, def) in sets.iter().enumerate() {
         let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
-        let mut tx = begin(client, &opts)?;
-        let rows = status::read_applied(&mut tx, &opts)?;
-        tx.commit().map_err(db_err("cannot finish reading the tracking table"))?;
+        let rows = status::read_applied(client, &opts)?;
         verdicts.push(compat::check(def, rows));
     }
     Ok(verdicts)
@@ -282,10 +277,3 @@ impl Error {
 }
 
 pub use upgrade::{stamp, upgrade};
-
-/// BEGIN plus our `SET LOCAL`s.
-fn begin<'a>(client: &'a mut postgres::Client, opts: &Options) -> Result<postgres::Transaction<'a>, Error> {
-    let mut tx = client.transaction().map_err(db_err("cannot start a transaction"))?;
-    tx.batch_execute(&opts.session_sql()).map_err(db_err("cannot set up the session"))?;
-    Ok(tx)
-}

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use super::status::read_applied;
-use super::{begin, db_err, lock, Divergence, Error, MigrationFailure, Options};
-use crate::state::{plan_stamp, plan_upgrade, Revised, Status};
+use super::{db_err, lock, Divergence, Error, MigrationFailure, Options};
+use crate::state::{plan_stamp, plan_upgrade, Applied, Revised, Status};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
 use crate::tracking::{quote_ident, quote_literal};
@@ -37,6 +37,11 @@ pub struct UpgradeReport {
 /// Brings one set of the database to `target` (a revision of `migrations`; `None` is base),
 /// one transaction per migration. What runs is what [`plan_upgrade`] says, on the status read
 /// under the migration lock.
+///
+/// Round trips are few because deploys wait on them: the lock, the session settings and the
+/// re-read under the lock go in one batch, and the file, its tracking row and COMMIT in
+/// another. An error's line comes from the server's position in that batch, or is found
+/// after the fact by running the file statement by statement in a transaction rolled back.
 pub fn upgrade(
     client: &mut postgres::Client,
     migrations: &[Migration],
@@ -47,66 +52,61 @@ pub fn upgrade(
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
     let key = opts.table.lock_key();
     let set = opts.set_name();
+    let setup = opts.session_statements();
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
-    // accept changed files.
-    let (start, plan) = {
-        let mut tx = begin(client, opts)?;
-        let status = locked_status(&mut tx, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
-        let plan = plan_upgrade(migrations, &status, target, &opts.accept_changed).map_err(|r| Error::refused(r, opts))?;
-        for d in &plan.accept {
-            if let Divergence::Changed { revision, recorded, actual, file_name } = d {
-                tx.batch_execute(&format!(
-                    "UPDATE {} SET checksum = {} WHERE set_name = {} AND file_name = {}",
-                    opts.table.sql(),
-                    quote_literal(&actual.to_string()),
-                    quote_literal(set),
-                    quote_literal(file_name)
-                ))
-                .map_err(db_err("cannot record the accepted checksum"))?;
-                on_event(Event::Accepted { migration: &migrations[revision.index()], recorded });
-            }
+    // accept changed files, record upstream's revised ones.
+    let status = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    let plan = match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
+        Ok(plan) => plan,
+        Err(r) => {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(Error::refused(r, opts));
         }
-        for r in &plan.revised {
-            let m = &migrations[r.revision.index()];
-            let rerun = r.needs_rerun(opts.schema.as_deref());
-            if rerun {
-                tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()))
-                    .map_err(db_err("cannot set lock_timeout"))?;
-                run_file(&mut tx, m, opts, status.current).map_err(Error::Failed)?;
-            }
-            tx.batch_execute(&format!(
-                "UPDATE {} SET checksum = {} WHERE set_name = {} AND file_name = {}",
-                opts.table.sql(),
-                quote_literal(&m.checksum.to_string()),
-                quote_literal(set),
-                quote_literal(&m.file_name)
-            ))
-            .map_err(db_err("cannot record the revised checksum"))?;
-            on_event(Event::Revised { revised: r, rerun });
-        }
-        tx.commit().map_err(db_err("cannot commit the tracking table"))?;
-        (status.current, plan.run)
     };
+    let record = |m: &Migration| {
+        format!(
+            "UPDATE {} SET checksum = {} WHERE set_name = {} AND file_name = {}",
+            opts.table.sql(),
+            quote_literal(&m.checksum.to_string()),
+            quote_literal(set),
+            quote_literal(&m.file_name)
+        )
+    };
+    for d in &plan.accept {
+        if let Divergence::Changed { revision, recorded, .. } = d {
+            let m = &migrations[revision.index()];
+            in_tx(client, &record(m), "cannot record the accepted checksum")?;
+            on_event(Event::Accepted { migration: m, recorded });
+        }
+    }
+    for r in &plan.revised {
+        let m = &migrations[r.revision.index()];
+        let rerun = r.needs_rerun(opts.schema.as_deref());
+        if rerun {
+            in_tx(client, &format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()), "cannot set lock_timeout")?;
+            exec_file(client, m, "", opts, status.current)?;
+        }
+        in_tx(client, &record(m), "cannot record the revised checksum")?;
+        on_event(Event::Revised { revised: r, rerun });
+    }
+    client.batch_execute("COMMIT").map_err(db_err("cannot commit the tracking table"))?;
 
-    let mut report = UpgradeReport { from: start, to: start, applied: Vec::new() };
-    for m in plan {
-        let mut tx = begin(client, opts)?;
-        lock::acquire(&mut tx, key, opts.lock_wait, &mut |holder| on_event(Event::Waiting { holder }))?;
+    let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
+    for m in plan.run {
         // Re-read under the lock: a replica may have applied it while we waited, and one
         // deploying other files must not pass for us.
-        let done = super::status::simple_rows(
-            &mut tx,
-            &format!(
-                "SELECT checksum FROM {} WHERE set_name = {} AND file_name = {}",
-                opts.table.sql(),
-                quote_literal(set),
-                quote_literal(&m.file_name)
-            ),
-        )
-        .map_err(db_err("cannot read the tracking table"))?;
-        if let Some(row) = done.first() {
+        let reread = format!(
+            "SELECT checksum FROM {} WHERE set_name = {} AND file_name = {}",
+            opts.table.sql(),
+            quote_literal(set),
+            quote_literal(&m.file_name)
+        );
+        let then = [format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()), reread];
+        let results = lock::begin_locked(client, &setup, key, &then, opts.lock_wait, &mut |holder| on_event(Event::Waiting { holder }))?;
+        if let Some(row) = results[1].first() {
             let checksum = row[0].clone().unwrap_or_default();
             if checksum != m.checksum.to_string() && !opts.accept_changed.accepts(m.revision) {
+                let _ = client.batch_execute("ROLLBACK");
                 return Err(Error::Diverged {
                     set: opts.set.clone(),
                     divergences: vec![Divergence::Changed {
@@ -117,21 +117,15 @@ pub fn upgrade(
                     }],
                 });
             }
-            tx.commit().map_err(db_err("cannot end the transaction"))?;
+            client.batch_execute("COMMIT").map_err(db_err("cannot end the transaction"))?;
             on_event(Event::AppliedElsewhere { migration: m });
             report.to = Some(m.revision);
             continue;
         }
         on_event(Event::Applying { migration: m });
         let started = Instant::now();
-        tx.batch_execute(&format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()))
-            .map_err(db_err("cannot set lock_timeout"))?;
-        if let Err(failure) = run_file(&mut tx, m, opts, report.to) {
-            drop(tx); // rolls back
-            return Err(Error::Failed(failure));
-        }
-        tx.batch_execute(&opts.table.insert_sql(set, m, false)).map_err(db_err(format!("cannot record {}", m.label())))?;
-        tx.commit().map_err(db_err(format!("cannot commit {}", m.label())))?;
+        let tail = format!("{}\nCOMMIT", opts.table.insert_sql(set, m, false));
+        exec_file(client, m, &tail, opts, report.to)?;
         on_event(Event::Applied { migration: m, duration: started.elapsed() });
         report.applied.push(m.revision);
         report.to = Some(m.revision);
@@ -139,15 +133,51 @@ pub fn upgrade(
     Ok(report)
 }
 
-/// Runs a file statement by statement (same transaction, so the same as running it whole) so
-/// that an error can name the line even when the server gives no position.
-fn run_file(
-    tx: &mut postgres::Transaction<'_>,
+/// One statement inside the open transaction; on failure, rolls it back.
+fn in_tx(client: &mut postgres::Client, sql: &str, context: &str) -> Result<(), Error> {
+    client.batch_execute(sql).map_err(|e| {
+        let _ = client.batch_execute("ROLLBACK");
+        db_err(context.to_string())(e)
+    })
+}
+
+/// Runs a file whole, followed by `tail` (its tracking row and COMMIT), in the open
+/// transaction: one round trip. On failure the transaction is rolled back and the error names
+/// the file's line: the server's position when it gives one, else the statement that fails
+/// when the file is run again statement by statement in a transaction that is rolled back.
+fn exec_file(
+    client: &mut postgres::Client,
     m: &Migration,
+    tail: &str,
     opts: &Options,
     current: Option<Revision>,
-) -> Result<(), Box<MigrationFailure>> {
-    let fail = |line: Option<usize>, message: String, sqlstate: Option<String>| Box::new(MigrationFailure {
+) -> Result<(), Error> {
+    // The newline ends a last line that is a comment; the `;` a last statement without one.
+    let sql = if tail.is_empty() { m.sql.to_string() } else { format!("{}\n;\n{tail}", m.sql) };
+    let Err(e) = client.batch_execute(&sql) else { return Ok(()) };
+    let _ = client.batch_execute("ROLLBACK");
+    let db = e.as_db_error();
+    let mut line = match db.and_then(|d| d.position()) {
+        Some(postgres::error::ErrorPosition::Original(pos)) => {
+            // The server counts characters from 1, not bytes.
+            let byte = sql.char_indices().nth(*pos as usize - 1).map_or(sql.len(), |(i, _)| i);
+            (byte < m.sql.len()).then(|| lexer::line_of(&m.sql, byte))
+        }
+        _ => None,
+    };
+    let mut message = super::describe(&e);
+    let sqlstate = db.map(|d| d.code().code().to_string());
+    if line.is_none() && db.is_some() {
+        line = locate(client, m, opts);
+    }
+    if sqlstate.as_deref() == Some("55P03") {
+        message = format!(
+            "{message}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out; \
+             retry when the database is quieter, or raise `lock-timeout`",
+            opts.lock_timeout.as_millis()
+        );
+    }
+    Err(Error::Failed(Box::new(MigrationFailure {
         set: opts.set.clone(),
         revision: m.revision,
         file_name: m.file_name.to_string(),
@@ -155,62 +185,55 @@ fn run_file(
         message,
         sqlstate,
         current,
-    });
-    let statements = lexer::statements(&m.sql).map_err(|e| fail(Some(e.line), e.message, None))?;
-    for st in statements {
-        let text = &m.sql[st.span.clone()];
-        if let Err(e) = tx.batch_execute(text) {
-            let db = e.as_db_error();
-            let line = match db.and_then(|d| d.position()) {
-                Some(postgres::error::ErrorPosition::Original(pos)) => {
-                    // The server counts characters from 1, not bytes.
-                    let byte = text.char_indices().nth(*pos as usize - 1).map_or(text.len(), |(i, _)| i);
-                    st.line + lexer::line_of(text, byte) - 1
-                }
-                _ => st.line,
-            };
-            let mut message = super::describe(&e);
-            let sqlstate = db.map(|d| d.code().code().to_string());
-            if sqlstate.as_deref() == Some("55P03") {
-                message = format!(
-                    "{message}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out; \
-                     retry when the database is quieter, or raise `lock-timeout`",
-                    opts.lock_timeout.as_millis()
-                );
-            }
-            return Err(fail(Some(line), message, sqlstate));
-        }
-    }
-    Ok(())
+    })))
 }
 
-/// Takes the migration lock in `tx`, creates what is missing (the schema, the tracking table),
-/// brings an older tracking table to the current layout, gives the unnamed set's rows to the
-/// first set, and compares what is recorded with the files: the start of every change.
+/// The line of the statement that fails when `m` runs statement by statement, in a
+/// transaction that is rolled back whatever happens: paid only after a failure.
+fn locate(client: &mut postgres::Client, m: &Migration, opts: &Options) -> Option<usize> {
+    let statements = lexer::statements(&m.sql).ok()?;
+    let mut setup = opts.session_statements();
+    setup.insert(0, "BEGIN".into());
+    setup.push(format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()));
+    client.batch_execute(&setup.join(";\n")).ok()?;
+    let failing = statements.iter().find(|st| client.batch_execute(&m.sql[st.span.clone()]).is_err()).map(|st| st.line);
+    let _ = client.batch_execute("ROLLBACK");
+    failing
+}
+
+/// Takes the migration lock in a new transaction (left open for the caller), creates what is
+/// missing (the schema, the tracking table), brings an older tracking table to the current
+/// layout, gives the unnamed set's rows to the first set, and compares what is recorded with
+/// the files: the start of every change, in one round trip.
 fn locked_status(
-    tx: &mut postgres::Transaction<'_>,
+    client: &mut postgres::Client,
     migrations: &[Migration],
     opts: &Options,
     on_wait: &mut dyn FnMut(Option<&str>),
 ) -> Result<Status, Error> {
-    lock::acquire(tx, opts.table.lock_key(), opts.lock_wait, on_wait)?;
-    // The schema the migrations run in, which may differ from the tracking table's own.
+    let mut then = Vec::new();
+    // The schema the migrations run in, which may differ from the tracking table's own;
+    // created only when missing (CREATE SCHEMA IF NOT EXISTS asks for the privilege anyway).
     if let Some(schema) = &opts.schema {
-        let exists = super::status::simple_rows(tx, &format!("SELECT to_regnamespace({}) IS NOT NULL", quote_literal(&quote_ident(schema))))
-            .map_err(db_err(format!("cannot look for schema {schema}")))?;
-        if exists.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) != Some("t") {
-            tx.batch_execute(&format!("CREATE SCHEMA {}", quote_ident(schema)))
-                .map_err(db_err(format!("cannot create schema {schema}")))?;
-        }
+        then.push(format!(
+            "DO $cargo_procrastinate$ BEGIN IF to_regnamespace({}) IS NULL THEN CREATE SCHEMA {}; END IF; END $cargo_procrastinate$",
+            quote_literal(&quote_ident(schema)),
+            quote_ident(schema)
+        ));
     }
-    let mut setup = opts.table.ensure_sql();
+    then.push(opts.table.ensure_sql());
     if opts.claim_unnamed {
-        setup.push('\n');
-        setup.push_str(&opts.table.claim_sql(opts.set_name()));
+        then.push(opts.table.claim_sql(opts.set_name()));
     }
-    tx.batch_execute(&setup).map_err(db_err(format!("cannot set up the tracking table {}", opts.table)))?;
-    let applied = read_applied(tx, opts)?;
-    Ok(Status::compare(applied, migrations))
+    let rows_at = then.len();
+    then.push(opts.table.rows_sql(opts.set_name(), opts.claim_unnamed));
+    let results = lock::begin_locked(client, &opts.session_statements(), opts.table.lock_key(), &then, opts.lock_wait, on_wait)
+        .map_err(|e| match e {
+            Error::Db { source, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source },
+            other => other,
+        })?;
+    let applied = results[rows_at].iter().map(|r| Applied::from_text(r)).collect();
+    Ok(Status::compare(Some(applied), migrations))
 }
 
 /// Records one set at `target` (None: base) without running any SQL. `purge` clears that set's
@@ -222,18 +245,24 @@ pub fn stamp(
     purge: bool,
     opts: &Options,
 ) -> Result<Status, Error> {
-    let mut tx = begin(client, opts)?;
     let set = opts.set_name();
-    let status = locked_status(&mut tx, migrations, opts, &mut |_| {})?;
-    let record = plan_stamp(migrations, &status, target, purge).map_err(|r| Error::refused(r, opts))?;
+    let status = locked_status(client, migrations, opts, &mut |_| {})?;
+    let record = match plan_stamp(migrations, &status, target, purge) {
+        Ok(record) => record,
+        Err(r) => {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(Error::refused(r, opts));
+        }
+    };
+    let mut batch = Vec::new();
     if purge {
-        tx.batch_execute(&format!("DELETE FROM {} WHERE set_name = {}", opts.table.sql(), quote_literal(set)))
-            .map_err(db_err("cannot purge the tracking table"))?;
+        batch.push(format!("DELETE FROM {} WHERE set_name = {}", opts.table.sql(), quote_literal(set)));
     }
-    for m in record {
-        tx.batch_execute(&opts.table.insert_sql(set, m, true)).map_err(db_err(format!("cannot record {}", m.label())))?;
+    batch.extend(record.iter().map(|m| opts.table.insert_sql(set, m, true)));
+    if !batch.is_empty() {
+        in_tx(client, &batch.join(";\n"), "cannot record the stamp")?;
     }
-    let status = Status::compare(read_applied(&mut tx, opts)?, migrations);
-    tx.commit().map_err(db_err("cannot commit the stamp"))?;
-    Ok(status)
+    let applied = read_applied(client, opts)?;
+    client.batch_execute("COMMIT").map_err(db_err("cannot commit the stamp"))?;
+    Ok(Status::compare(applied, migrations))
 }
