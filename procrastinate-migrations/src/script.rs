@@ -37,6 +37,18 @@ impl Part<'_> {
 /// Renders the parts in order (application order of the sets). `range` is how the range was
 /// asked for, quoted in the header (`0029:head`).
 pub fn render(parts: &[Part<'_>], range: &str) -> String {
+    let mut all = String::new();
+    write(parts, range, &mut |chunk| {
+        all.push_str(chunk);
+        Ok(())
+    })
+    .expect("a String takes everything");
+    all
+}
+
+/// [`render`], handed to `sink` one migration at a time, so that memory stays at one file's
+/// text however long the script (the CLI streams it to stdout).
+pub fn write(parts: &[Part<'_>], range: &str, sink: &mut dyn FnMut(&str) -> std::io::Result<()>) -> std::io::Result<()> {
     let mut out = String::new();
     let what: Vec<String> = parts
         .iter()
@@ -63,14 +75,15 @@ pub fn render(parts: &[Part<'_>], range: &str) -> String {
     out.push_str("\n\\set ON_ERROR_STOP on\n");
     let mut schema_set = false;
     for part in parts {
-        render_part(&mut out, part, schema_set);
+        render_part(&mut out, part, schema_set, sink)?;
         schema_set |= part.schema.is_some();
     }
-    out
+    sink(&out)
 }
 
-/// `reset`: an earlier part set `search_path`, which this one must not inherit.
-fn render_part(out: &mut String, part: &Part<'_>, reset: bool) {
+/// `reset`: an earlier part set `search_path`, which this one must not inherit. Hands `out` to
+/// `sink` after each migration.
+fn render_part(out: &mut String, part: &Part<'_>, reset: bool, sink: &mut dyn FnMut(&str) -> std::io::Result<()>) -> std::io::Result<()> {
     let table = part.table.sql();
     let set = quote_literal(part.set_name);
     if let Some(label) = part.label {
@@ -133,7 +146,10 @@ fn render_part(out: &mut String, part: &Part<'_>, reset: bool) {
         }
         out.push_str(&part.table.insert_sql(part.set_name, m, false));
         out.push_str("\nCOMMIT;\n");
+        sink(out)?;
+        out.clear();
     }
+    Ok(())
 }
 
 /// True when the file's last statement has no `;` (psql runs it at end of input).

@@ -316,3 +316,22 @@ fn known_upstream_edits_match_the_wheels() {
         assert!(!e.earlier.contains(&Checksum::of(&now).to_string().as_str()));
     }
 }
+
+/// `sql --offline | head -1`: a reader that stops early is not a failure (and no panic).
+#[test]
+fn a_closed_pipe_ends_the_offline_script_quietly() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-procrastinate"))
+        .args(["--migrations", v3_10().migrations.to_str().unwrap(), "sql", "--offline"])
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("-- cargo-procrastinate offline upgrade script"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

@@ -4,6 +4,8 @@ use procrastinate_migrations::range::Range;
 use procrastinate_migrations::script::{self, Part};
 use procrastinate_migrations::Revision;
 
+use std::io::Write;
+
 use super::Ctx;
 use crate::{exit, Failure};
 
@@ -49,6 +51,14 @@ pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Opt
             }
         })
         .collect();
-    print!("{}", script::render(&parts, &range_text));
-    Ok(exit::OK)
+    // Streamed: memory stays at one migration's text. A reader that closes the pipe early
+    // (`| head`) has what it wanted: that is not a failure.
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = script::write(&parts, &range_text, &mut |chunk| out.write_all(chunk.as_bytes())).and_then(|()| out.flush());
+    match written {
+        Ok(()) => Ok(exit::OK),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),
+        Err(e) => Err(Failure::new(exit::FAILED, format!("cannot write the script: {e}"))),
+    }
 }

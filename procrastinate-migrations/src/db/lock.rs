@@ -12,56 +12,73 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 
 use super::status::statements;
+use crate::tracking::{guard_sql, GUARD_BUSY};
 use super::{db_err, Error};
 
 /// Rows of each statement of one batch.
 pub(super) type Results = Vec<Vec<Vec<Option<String>>>>;
 
-/// Sends `BEGIN`, `setup` (SET LOCALs), the try-lock and `then` (queries run under the lock)
-/// as one batch, one round trip. When another session holds the lock, rolls back, sleeps and
-/// tries again, for at most `wait`. Returns the results of `then`, in a transaction that holds
+/// Sends `BEGIN`, a guard that applies `settings` and takes the lock or raises, and `then`
+/// (queries run under the lock) as one batch, one round trip. When another session holds the
+/// lock, rolls back, sleeps and tries again, for at most `wait`. Returns the results of `then`, in a transaction that holds
 /// the lock; the caller ends it.
 pub(super) fn begin_locked(
     client: &mut Client,
-    setup: &[String],
+    settings: &[(&str, String)],
     key: i64,
     then: &[String],
     wait: Duration,
     on_wait: &mut dyn FnMut(Option<&str>),
 ) -> Result<Results, Error> {
-    let mut batch = vec!["BEGIN".to_string()];
-    batch.extend(setup.iter().cloned());
-    let lock_at = batch.len();
-    batch.push(format!("SELECT pg_try_advisory_xact_lock({key})"));
+    // The guard raises when the lock is taken, so that nothing after it runs without it.
+    let mut batch = vec!["BEGIN".to_string(), guard_sql(key, settings, None)];
+    let first = batch.len();
     batch.extend(then.iter().cloned());
     let sql = batch.join(";\n");
-    let started = Instant::now();
-    let mut delay = Duration::from_millis(20);
-    let mut told = false;
+    let mut waiter = Waiter::new(wait);
     loop {
-        // The statements after the lock run only when it is taken: each one its own snapshot,
-        // so they see whatever the previous holder committed.
-        let results = match statements(client, &sql) {
-            Ok(r) => r,
+        // Each statement after the guard has its own snapshot, so it sees whatever the
+        // previous holder committed.
+        match statements(client, &sql) {
+            Ok(results) => return Ok(results[first..].to_vec()),
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK");
-                return Err(db_err("cannot take the migration lock")(e));
+                if e.code().map(|c| c.code()) != Some(GUARD_BUSY) {
+                    return Err(db_err("cannot take the migration lock")(e));
+                }
             }
-        };
-        if results.get(lock_at).and_then(|rows| rows.first()).and_then(|r| r.first()).and_then(|v| v.as_deref()) == Some("t") {
-            return Ok(results[lock_at + 1..].to_vec());
         }
-        client.batch_execute("ROLLBACK").map_err(db_err("cannot end the transaction"))?;
+        waiter.pause(client, key, on_wait)?;
+    }
+}
+
+/// The bounded wait between two tries of the lock, outside any transaction.
+pub(super) struct Waiter {
+    started: Instant,
+    delay: Duration,
+    told: bool,
+    wait: Duration,
+}
+
+impl Waiter {
+    pub(super) fn new(wait: Duration) -> Waiter {
+        Waiter { started: Instant::now(), delay: Duration::from_millis(20), told: false, wait }
+    }
+
+    /// After a try that found the lock taken (its transaction rolled back): gives up after
+    /// `wait`, says who holds it the first time, then sleeps a little longer each time.
+    pub(super) fn pause(&mut self, client: &mut Client, key: i64, on_wait: &mut dyn FnMut(Option<&str>)) -> Result<(), Error> {
         // Who holds it is asked only when it is said: once at first, and when giving up.
-        if started.elapsed() >= wait {
-            return Err(Error::LockWait { waited: started.elapsed(), holder: holder(client, key)? });
+        if self.started.elapsed() >= self.wait {
+            return Err(Error::LockWait { waited: self.started.elapsed(), holder: holder(client, key)? });
         }
-        if !told {
+        if !self.told {
             on_wait(holder(client, key)?.as_deref());
-            told = true;
+            self.told = true;
         }
-        std::thread::sleep(delay.min(wait.saturating_sub(started.elapsed())));
-        delay = (delay * 2).min(Duration::from_millis(500));
+        std::thread::sleep(self.delay.min(self.wait.saturating_sub(self.started.elapsed())));
+        self.delay = (self.delay * 2).min(Duration::from_millis(500));
+        Ok(())
     }
 }
 

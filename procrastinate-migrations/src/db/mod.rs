@@ -93,14 +93,16 @@ impl Options {
     }
 
     /// `SET LOCAL`s that every transaction of ours starts with.
-    fn session_statements(&self) -> Vec<String> {
-        let mut sql = vec!["SET LOCAL application_name = 'cargo-procrastinate'".to_string()];
+    /// Settings for each of our transactions only (applied by the guard with `set_config(..,
+    /// true)`, like `SET LOCAL`), so nothing leaks to the pool's next client.
+    fn local_settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = vec![("lock_timeout", self.lock_timeout.as_millis().to_string())];
         if let Some(schema) = &self.schema {
             // Only the configured schema: unqualified names in upstream files must not find (or
             // drop) objects of another installation in `public`.
-            sql.push(format!("SET LOCAL search_path TO {}", quote_ident(schema)));
+            settings.push(("search_path", quote_ident(schema)));
         }
-        sql
+        settings
     }
 }
 

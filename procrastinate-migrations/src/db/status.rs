@@ -11,13 +11,23 @@ use crate::state::Applied;
 /// unnamed set's.
 pub(super) fn read_applied(client: &mut impl GenericClient, opts: &Options) -> Result<Option<Vec<Applied>>, Error> {
     let table = &opts.table;
-    let exists = simple_rows(client, &table.exists_sql()).map_err(db_err(format!("cannot look for the tracking table {table}")))?;
-    if exists.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) != Some("t") {
-        return Ok(None);
-    }
-    let rows = simple_rows(client, &table.rows_sql(opts.set_name(), opts.claim_unnamed))
-        .map_err(db_err(format!("cannot read the tracking table {table}")))?;
-    Ok(Some(rows.iter().map(|r| Applied::from_text(r)).collect()))
+    let (set, claim) = (opts.set_name(), opts.claim_unnamed);
+    let failed = |e: postgres::Error| db_err(format!("cannot read the tracking table {table}"))(e);
+    // One round trip: the rows, or the error that says there is no table (or schema) yet, or
+    // that it has the first layout (then a second query reads that one).
+    let rows = match simple_rows(client, &table.current_layout_rows_sql(set, claim)) {
+        Ok(rows) => rows,
+        Err(e) => match e.code().map(|c| c.code()) {
+            Some("42P01" | "3F000") => return Ok(None),
+            Some("42703") => simple_rows(client, &table.rows_sql(set, claim)).map_err(failed)?,
+            _ => return Err(failed(e)),
+        },
+    };
+    let mut applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
+    // Where the set and the unnamed set both record a file, the set's own row wins.
+    let own: std::collections::HashSet<String> = applied.iter().filter(|a| a.set == set).map(|a| a.file_name.clone()).collect();
+    applied.retain(|a| a.set == set || !own.contains(&a.file_name));
+    Ok(Some(applied))
 }
 
 /// Rows of a simple query as text (the simple protocol is what PgBouncer pools safely).

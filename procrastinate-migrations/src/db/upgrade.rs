@@ -7,7 +7,7 @@ use super::{db_err, lock, Divergence, Error, MigrationFailure, Options};
 use crate::state::{plan_stamp, plan_upgrade, Applied, Revised, Status};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
-use crate::tracking::{quote_ident, quote_literal};
+use crate::tracking::{guard_sql, quote_ident, quote_literal, GUARD_BUSY, GUARD_RECORDED};
 
 /// Progress, for the caller to print as it likes.
 #[derive(Debug)]
@@ -52,7 +52,6 @@ pub fn upgrade(
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
     let key = opts.table.lock_key();
     let set = opts.set_name();
-    let setup = opts.session_statements();
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
     // accept changed files, record upstream's revised ones.
     let status = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
@@ -83,8 +82,8 @@ pub fn upgrade(
         let m = &migrations[r.revision.index()];
         let rerun = r.needs_rerun(opts.schema.as_deref());
         if rerun {
-            in_tx(client, &format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()), "cannot set lock_timeout")?;
-            exec_file(client, m, "", opts, status.current)?;
+            // Under the lock and settings of step 1's transaction.
+            exec_file(client, m, "", "", opts, status.current)?;
         }
         in_tx(client, &record(m), "cannot record the revised checksum")?;
         on_event(Event::Revised { revised: r, rerun });
@@ -93,41 +92,43 @@ pub fn upgrade(
 
     let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
     for m in plan.run {
-        // Re-read under the lock: a replica may have applied it while we waited, and one
-        // deploying other files must not pass for us.
-        let reread = format!(
-            "SELECT checksum FROM {} WHERE set_name = {} AND file_name = {}",
-            opts.table.sql(),
-            quote_literal(set),
-            quote_literal(&m.file_name)
-        );
-        let then = [format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()), reread];
-        let results = lock::begin_locked(client, &setup, key, &then, opts.lock_wait, &mut |holder| on_event(Event::Waiting { holder }))?;
-        if let Some(row) = results[1].first() {
-            let checksum = row[0].clone().unwrap_or_default();
-            if checksum != m.checksum.to_string() && !opts.accept_changed.accepts(m.revision) {
-                let _ = client.batch_execute("ROLLBACK");
-                return Err(Error::Diverged {
-                    set: opts.set.clone(),
-                    divergences: vec![Divergence::Changed {
-                        revision: m.revision,
-                        file_name: m.file_name.to_string(),
-                        recorded: checksum,
-                        actual: m.checksum,
-                    }],
-                });
-            }
-            client.batch_execute("COMMIT").map_err(db_err("cannot end the transaction"))?;
-            on_event(Event::AppliedElsewhere { migration: m });
-            report.to = Some(m.revision);
-            continue;
-        }
+        // One round trip: BEGIN, the settings, a guard that takes the lock and re-reads the
+        // tracking table under it (a replica may have applied the file while we waited, and
+        // one deploying other files must not pass for us), the file, its row, COMMIT. The
+        // guard raises, and so stops the batch before the file, when either says no.
+        let guard = guard_sql(key, &opts.local_settings(), Some((&opts.table, set, &m.file_name)));
+        let prefix = format!("BEGIN;\n{guard};\n");
+        let tail = format!("{};\nCOMMIT", opts.table.insert_sql(set, m, false));
         on_event(Event::Applying { migration: m });
         let started = Instant::now();
-        let tail = format!("{}\nCOMMIT", opts.table.insert_sql(set, m, false));
-        exec_file(client, m, &tail, opts, report.to)?;
-        on_event(Event::Applied { migration: m, duration: started.elapsed() });
-        report.applied.push(m.revision);
+        let mut waiter = lock::Waiter::new(opts.lock_wait);
+        loop {
+            match exec_file(client, m, &prefix, &tail, opts, report.to)? {
+                Outcome::Done => {
+                    on_event(Event::Applied { migration: m, duration: started.elapsed() });
+                    report.applied.push(m.revision);
+                }
+                Outcome::Busy => {
+                    waiter.pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
+                    continue;
+                }
+                Outcome::Recorded(checksum) => {
+                    if checksum != m.checksum.to_string() && !opts.accept_changed.accepts(m.revision) {
+                        return Err(Error::Diverged {
+                            set: opts.set.clone(),
+                            divergences: vec![Divergence::Changed {
+                                revision: m.revision,
+                                file_name: m.file_name.to_string(),
+                                recorded: checksum,
+                                actual: m.checksum,
+                            }],
+                        });
+                    }
+                    on_event(Event::AppliedElsewhere { migration: m });
+                }
+            }
+            break;
+        }
         report.to = Some(m.revision);
     }
     Ok(report)
@@ -141,27 +142,43 @@ fn in_tx(client: &mut postgres::Client, sql: &str, context: &str) -> Result<(), 
     })
 }
 
-/// Runs a file whole, followed by `tail` (its tracking row and COMMIT), in the open
-/// transaction: one round trip. On failure the transaction is rolled back and the error names
-/// the file's line: the server's position when it gives one, else the statement that fails
-/// when the file is run again statement by statement in a transaction that is rolled back.
+/// How a guarded batch ended.
+enum Outcome {
+    /// The file ran and is recorded.
+    Done,
+    /// Another session holds the migration lock: rolled back, to be tried again.
+    Busy,
+    /// Already recorded, with this checksum: rolled back.
+    Recorded(String),
+}
+
+/// Runs `prefix`, the file whole, then `tail` (its tracking row and COMMIT) as one batch: one
+/// round trip. On failure the transaction is rolled back and the error names the file's line:
+/// the server's position when it gives one, else the statement that fails when the file is run
+/// again statement by statement in a transaction that is rolled back.
 fn exec_file(
     client: &mut postgres::Client,
     m: &Migration,
+    prefix: &str,
     tail: &str,
     opts: &Options,
     current: Option<Revision>,
-) -> Result<(), Error> {
+) -> Result<Outcome, Error> {
     // The newline ends a last line that is a comment; the `;` a last statement without one.
-    let sql = if tail.is_empty() { m.sql.to_string() } else { format!("{}\n;\n{tail}", m.sql) };
-    let Err(e) = client.batch_execute(&sql) else { return Ok(()) };
+    let sql = if tail.is_empty() { format!("{prefix}{}", m.sql) } else { format!("{prefix}{}\n;\n{tail}", m.sql) };
+    let Err(e) = client.batch_execute(&sql) else { return Ok(Outcome::Done) };
     let _ = client.batch_execute("ROLLBACK");
     let db = e.as_db_error();
+    match db.map(|d| d.code().code()) {
+        Some(GUARD_BUSY) => return Ok(Outcome::Busy),
+        Some(GUARD_RECORDED) => return Ok(Outcome::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default())),
+        _ => {}
+    }
     let mut line = match db.and_then(|d| d.position()) {
         Some(postgres::error::ErrorPosition::Original(pos)) => {
-            // The server counts characters from 1, not bytes.
-            let byte = sql.char_indices().nth(*pos as usize - 1).map_or(sql.len(), |(i, _)| i);
-            (byte < m.sql.len()).then(|| lexer::line_of(&m.sql, byte))
+            // The server counts characters from 1, not bytes, over the whole batch.
+            let at = (*pos as usize).checked_sub(prefix.chars().count() + 1);
+            at.and_then(|c| m.sql.char_indices().nth(c)).map(|(byte, _)| lexer::line_of(&m.sql, byte))
         }
         _ => None,
     };
@@ -192,10 +209,9 @@ fn exec_file(
 /// transaction that is rolled back whatever happens: paid only after a failure.
 fn locate(client: &mut postgres::Client, m: &Migration, opts: &Options) -> Option<usize> {
     let statements = lexer::statements(&m.sql).ok()?;
-    let mut setup = opts.session_statements();
-    setup.insert(0, "BEGIN".into());
-    setup.push(format!("SET LOCAL lock_timeout = {}", opts.lock_timeout.as_millis()));
-    client.batch_execute(&setup.join(";\n")).ok()?;
+    let settings: Vec<String> =
+        opts.local_settings().iter().map(|(k, v)| format!("SELECT set_config({}, {}, true)", quote_literal(k), quote_literal(v))).collect();
+    client.batch_execute(&format!("BEGIN;\n{}", settings.join(";\n"))).ok()?;
     let failing = statements.iter().find(|st| client.batch_execute(&m.sql[st.span.clone()]).is_err()).map(|st| st.line);
     let _ = client.batch_execute("ROLLBACK");
     failing
@@ -227,7 +243,7 @@ fn locked_status(
     }
     let rows_at = then.len();
     then.push(opts.table.rows_sql(opts.set_name(), opts.claim_unnamed));
-    let results = lock::begin_locked(client, &opts.session_statements(), opts.table.lock_key(), &then, opts.lock_wait, on_wait)
+    let results = lock::begin_locked(client, &opts.local_settings(), opts.table.lock_key(), &then, opts.lock_wait, on_wait)
         .map_err(|e| match e {
             Error::Db { source, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source },
             other => other,

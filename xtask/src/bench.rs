@@ -1,0 +1,312 @@
+//! `cargo xtask bench`: whole commands as a user runs them (release binaries, a fresh database
+//! per run prepared outside the timing), each against a baseline timed in the same run, so
+//! that the ratios mean the same on any machine. Medians and ranges of wall time, peak RSS
+//! from `wait4`. Printed, and written to `target/bench/latest.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use xshell::{cmd, Shell};
+
+use crate::Result;
+
+/// One measured command.
+struct Stats {
+    median: Duration,
+    min: Duration,
+    max: Duration,
+    rss_kib: i64,
+}
+
+impl Stats {
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1e3
+    }
+}
+
+/// Runs `prepare` (untimed: it returns the command, after making its fresh database) then the
+/// command, `runs` times.
+fn measure(runs: usize, mut prepare: impl FnMut() -> Result<Command>) -> Result<Stats> {
+    let mut times = Vec::with_capacity(runs);
+    let mut rss = 0;
+    for _ in 0..runs {
+        let mut cmd = prepare()?;
+        let (took, kib) = run(&mut cmd)?;
+        times.push(took);
+        rss = rss.max(kib);
+    }
+    times.sort();
+    Ok(Stats { median: times[times.len() / 2], min: times[0], max: *times.last().expect("runs > 0"), rss_kib: rss })
+}
+
+/// Wall time and peak RSS of one child (wait4 reports that child's own rusage).
+fn run(cmd: &mut Command) -> Result<(Duration, i64)> {
+    let started = Instant::now();
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+    let pid = child.id() as i32;
+    let mut status = 0;
+    // SAFETY: rusage is plain data (zeroed is valid); wait4 fills it for this pid only.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let took = started.elapsed();
+    if waited < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        return Err(format!("{cmd:?} failed:\n{err}").into());
+    }
+    Ok((took, usage.ru_maxrss))
+}
+
+struct Row {
+    case: String,
+    ours: Stats,
+    baselines: Vec<(String, Stats)>,
+}
+
+pub fn bench() -> Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd!(sh, "cargo build --quiet --release -p cargo-procrastinate").run()?;
+    let root = sh.current_dir().join("..");
+    let bin = root.join("target/release/cargo-procrastinate");
+    let psql = pg_scratch::find_bindir()?.join("psql");
+    let sqlx = which("sqlx");
+    let up = procrastinate_tests::wheels::procrastinate("3.10.0");
+    let scratch = pg_scratch::Scratch::start()?;
+    let work = tempfile_dir("bench")?;
+    let mut n = 0;
+    let mut fresh = || -> Result<String> {
+        n += 1;
+        let name = format!("bench_{n}");
+        scratch.create_database(&name)?;
+        Ok(scratch.url(&name))
+    };
+    let ours = |url: &str, args: &[&str], dir: &Path| {
+        let mut c = Command::new(&bin);
+        clean_env(&mut c);
+        c.current_dir(dir).env("DATABASE_URL", url).args(["-q"]).args(args);
+        c
+    };
+    let mut rows = Vec::new();
+
+    // 1. upgrade of 3.10.0's 38 files, empty database to head.
+    let pkg = package(&work.join("pkg"), &up.migrations)?;
+    let psql_script = one_transaction_each(&work.join("psql-38.sql"), &up.migrations)?;
+    let sqlx_dir = sqlx_layout(&work.join("sqlx-38"), &up.migrations)?;
+    let mut baselines = vec![(
+        "psql, one transaction per file, one session".to_string(),
+        measure(9, || Ok(psql_file(&psql, &fresh()?, &psql_script)))?,
+    )];
+    if let Some(sqlx) = &sqlx {
+        baselines.push(("sqlx migrate run".into(), measure(9, || Ok(sqlx_cmd(sqlx, "run", &sqlx_dir, &fresh()?)))?));
+    }
+    rows.push(Row { case: "upgrade: 3.10.0, 38 files, empty to head".into(), ours: measure(9, || Ok(ours(&fresh()?, &["upgrade"], &pkg)))?, baselines });
+
+    // 2. current and check on an up-to-date database.
+    let url = fresh()?;
+    run(&mut ours(&url, &["upgrade"], &pkg))?;
+    let sqlx_url = fresh()?;
+    if let Some(sqlx) = &sqlx {
+        run(&mut sqlx_cmd(sqlx, "run", &sqlx_dir, &sqlx_url))?;
+    }
+    for command in ["current", "check"] {
+        let mut baselines = vec![("psql -c 'select 1'".to_string(), measure(21, || {
+            let mut c = Command::new(&psql);
+            c.args(["-X", "-q", "-d", &url, "-c", "select 1"]);
+            clean_env(&mut c);
+            Ok(c)
+        })?)];
+        if let Some(sqlx) = &sqlx {
+            baselines.push(("sqlx migrate info".into(), measure(21, || Ok(sqlx_cmd(sqlx, "info", &sqlx_dir, &sqlx_url)))?));
+        }
+        rows.push(Row { case: format!("{command}: up-to-date database, 38 files"), ours: measure(21, || Ok(ours(&url, &[command], &pkg)))?, baselines });
+    }
+
+    // 3. The offline script: 38 files, then 1,000 and 10,000 synthetic ones (growth).
+    let cat = |dir: &Path| -> Result<Command> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+        files.retain(|f| f.extension().is_some_and(|x| x == "sql"));
+        files.sort();
+        let mut c = Command::new("cat");
+        c.args(files);
+        Ok(c)
+    };
+    let offline = |dir: &Path| {
+        let mut c = Command::new(&bin);
+        c.current_dir(&work).args(["-q", "--migrations"]).arg(dir).args(["sql", "--offline"]);
+        clean_env(&mut c);
+        c
+    };
+    rows.push(Row {
+        case: "sql --offline: 38 files".into(),
+        ours: measure(21, || Ok(offline(&up.migrations)))?,
+        baselines: vec![("cat of the same files".into(), measure(21, || cat(&up.migrations))?)],
+    });
+    for count in [1_000, 10_000] {
+        let dir = synthetic(&work.join(format!("synthetic-{count}")), count)?;
+        rows.push(Row {
+            case: format!("sql --offline: {count} files"),
+            ours: measure(5, || Ok(offline(&dir)))?,
+            baselines: vec![("cat of the same files".into(), measure(5, || cat(&dir))?)],
+        });
+    }
+
+    // 4. upgrade of 1,000 trivial migrations.
+    let trivial = synthetic(&work.join("synthetic-1000"), 1_000)?;
+    let trivial_script = one_transaction_each(&work.join("psql-1000.sql"), &trivial)?;
+    let trivial_pkg = package(&work.join("pkg-1000"), &trivial)?;
+    rows.push(Row {
+        case: "upgrade: 1,000 trivial migrations".into(),
+        ours: measure(5, || Ok(ours(&fresh()?, &["upgrade"], &trivial_pkg)))?,
+        baselines: vec![("psql, one transaction per file, one session".into(), measure(5, || Ok(psql_file(&psql, &fresh()?, &trivial_script)))?)],
+    });
+
+    print_and_save(&rows, &root, sqlx.is_none())?;
+    codegen(&work)?;
+    Ok(())
+}
+
+/// The build script's code generation, in process: 38 files and 10,000.
+fn codegen(work: &Path) -> Result<()> {
+    let up = procrastinate_tests::wheels::procrastinate("3.10.0");
+    let big = work.join("synthetic-10000");
+    for (what, dir) in [("38 files", up.migrations.clone()), ("10,000 files", big)] {
+        let out = work.join("codegen");
+        std::fs::create_dir_all(&out)?;
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let _ = std::fs::remove_file(out.join(procrastinate_build::DEFAULT_FILE_NAME));
+            let t = Instant::now();
+            procrastinate_build::Builder::new().migrations(&dir).out_dir(&out).emit_rerun_if_changed(false).compile()?;
+            times.push(t.elapsed());
+        }
+        times.sort();
+        println!("{:<46} median {:>9.2} ms (range {:.2}..{:.2})", format!("build script code generation, {what}"), Stats::ms(times[2]), Stats::ms(times[0]), Stats::ms(times[4]));
+    }
+    Ok(())
+}
+
+fn print_and_save(rows: &[Row], root: &Path, no_sqlx: bool) -> Result<()> {
+    let mut json = Vec::new();
+    for r in rows {
+        println!("{}", r.case);
+        let line = |who: &str, s: &Stats| {
+            format!("  {who:<46} median {:>9.2} ms (range {:.2}..{:.2})  peak RSS {:>7} KiB", Stats::ms(s.median), Stats::ms(s.min), Stats::ms(s.max), s.rss_kib)
+        };
+        println!("{}", line("cargo procrastinate", &r.ours));
+        let mut base = Vec::new();
+        for (who, s) in &r.baselines {
+            let ratio = r.ours.median.as_secs_f64() / s.median.as_secs_f64();
+            println!("{}  ratio {ratio:.2}", line(who, s));
+            base.push(format!(
+                "{{\"baseline\":{who:?},\"median_ms\":{:.3},\"min_ms\":{:.3},\"max_ms\":{:.3},\"peak_rss_kib\":{},\"ratio\":{ratio:.3}}}",
+                Stats::ms(s.median), Stats::ms(s.min), Stats::ms(s.max), s.rss_kib
+            ));
+        }
+        json.push(format!(
+            "{{\"case\":{:?},\"median_ms\":{:.3},\"min_ms\":{:.3},\"max_ms\":{:.3},\"peak_rss_kib\":{},\"baselines\":[{}]}}",
+            r.case, Stats::ms(r.ours.median), Stats::ms(r.ours.min), Stats::ms(r.ours.max), r.ours.rss_kib, base.join(",")
+        ));
+    }
+    if no_sqlx {
+        println!("(sqlx-cli is not installed, so its baselines were skipped: `cargo install sqlx-cli --no-default-features --features postgres,rustls --locked`)");
+    }
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("latest.json"), format!("[\n{}\n]\n", json.join(",\n")))?;
+    println!("written to {}", dir.join("latest.json").display());
+    Ok(())
+}
+
+/// A package whose manifest names `migrations`: the tool finds its settings as a user's would.
+fn package(dir: &Path, migrations: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!("[package]\nname = \"bench\"\nversion = \"0.1.0\"\n\n[package.metadata.procrastinate]\nmigrations = {:?}\n", migrations.display().to_string()),
+    )?;
+    Ok(dir.to_path_buf())
+}
+
+/// The psql floor: `BEGIN; \i file; COMMIT;` for each file, in order, one session.
+fn one_transaction_each(script: &Path, dir: &Path) -> Result<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    files.retain(|f| f.extension().is_some_and(|x| x == "sql"));
+    files.sort();
+    let body: String = files.iter().map(|f| format!("BEGIN;\n\\i '{}'\nCOMMIT;\n", f.display())).collect();
+    std::fs::write(script, body)?;
+    Ok(script.to_path_buf())
+}
+
+fn psql_file(psql: &Path, url: &str, script: &Path) -> Command {
+    let mut c = Command::new(psql);
+    c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"]).arg(script);
+    clean_env(&mut c);
+    c
+}
+
+/// The same files as sqlx-cli wants them: `<version>_<description>.sql`.
+fn sqlx_layout(dir: &Path, from: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(from)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    files.retain(|f| f.extension().is_some_and(|x| x == "sql"));
+    files.sort();
+    for (i, f) in files.iter().enumerate() {
+        let stem = f.file_stem().unwrap().to_string_lossy().replace('.', "_");
+        std::fs::copy(f, dir.join(format!("{}_{stem}.sql", i + 1)))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+fn sqlx_cmd(sqlx: &Path, what: &str, dir: &Path, url: &str) -> Command {
+    let mut c = Command::new(sqlx);
+    c.args(["migrate", what, "--source"]).arg(dir).args(["--database-url", url]);
+    clean_env(&mut c);
+    c
+}
+
+/// `count` trivial migrations: one table each.
+fn synthetic(dir: &Path, count: usize) -> Result<PathBuf> {
+    if dir.is_dir() {
+        return Ok(dir.to_path_buf());
+    }
+    std::fs::create_dir_all(dir)?;
+    for i in 0..count {
+        let (major, minor, serial) = (i / 9_900, (i / 99) % 100, i % 99 + 1);
+        std::fs::write(dir.join(format!("{major:02}.{minor:02}.00_{serial:02}_t{i}.sql")), format!("CREATE TABLE t{i} (id int);\n"))?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// No PG*, PROCRASTINATE_* or DATABASE_URL from the caller's environment.
+fn clean_env(c: &mut Command) {
+    for (key, _) in std::env::vars() {
+        if key.starts_with("PG") || key.starts_with("PROCRASTINATE_") || key == "DATABASE_URL" {
+            c.env_remove(key);
+        }
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin"));
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(home)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn tempfile_dir(label: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("cargo-procrastinate-{label}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
