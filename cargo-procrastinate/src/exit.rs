@@ -17,6 +17,9 @@ pub const DIVERGED: i32 = 5;
 /// Gave up waiting for another process's migration lock (`lock-wait`).
 pub const LOCKED: i32 = 6;
 
+/// Interrupted by SIGINT or SIGTERM: the migration in flight was cancelled and rolled back.
+pub const INTERRUPTED: i32 = 130;
+
 /// `(code, meaning)` for docs and the tidy test.
 pub const ALL: &[(i32, &str)] = &[
     (OK, "success; for `check`, the database is at head and every applied file is unchanged"),
@@ -26,4 +29,5 @@ pub const ALL: &[(i32, &str)] = &[
     (BEHIND, "`check`: the database is behind head"),
     (DIVERGED, "the database and the files disagree (changed, inserted, gone or renamed file; the database is ahead), or a schema does not match (`verify`, `stamp`); nothing was changed"),
     (LOCKED, "gave up waiting for another process's migration lock (`lock-wait`)"),
+    (INTERRUPTED, "interrupted (SIGINT, SIGTERM): the migration in flight was cancelled and rolled back; a second signal exits at once"),
 ];

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod release;
 pub mod scratchpad;
 pub mod settings;
+pub mod signals;
 
 use std::fmt;
 
@@ -52,6 +53,7 @@ impl From<procrastinate_migrations::db::Error> for Failure {
             E::LockWait { .. } => exit::LOCKED,
             E::Refused(_) => exit::USAGE,
             E::Incompatible(_) => exit::DIVERGED,
+            E::Interrupted { .. } => exit::INTERRUPTED,
         };
         Failure::new(code, e.to_string())
     }

@@ -166,6 +166,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
                 lock_timeout,
                 lock_wait,
                 accept_changed: db::AcceptChanged::None,
+                interrupt: None,
             },
         });
     }

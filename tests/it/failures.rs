@@ -176,3 +176,47 @@ fn waiters_hold_no_transaction() {
     }
     assert_eq!(tracking_rows(&db, TABLE).len(), 4, "each migration once");
 }
+
+/// Ctrl-C during a long migration: the server is asked to cancel it, so it rolls back and lets
+/// go of its locks now; the tool says where the database is, exits 130, and the next `upgrade`
+/// resumes there.
+#[test]
+fn sigint_cancels_the_migration_in_flight() {
+    let db = TestDb::new("sigint");
+    let set = copy_set(&example_set());
+    let slow = "03.00.00_01_pre_slow.sql";
+    write(set.path(), slow, "LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(20);\n");
+    cli(&db, set.path(), &["upgrade", "0003"]).ok();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-procrastinate"))
+        .args(["--migrations", set.path().to_str().unwrap(), "--database-url", &db.url(), "upgrade"])
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = db.client();
+    let sleeping = |client: &mut postgres::Client| -> bool {
+        client.query_one("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND state = 'active' AND pid <> pg_backend_pid()", &[]).unwrap().get::<_, i64>(0) > 0
+    };
+    let started = std::time::Instant::now();
+    while !sleeping(&mut client) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "the slow migration never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    // Cancelled, not waited out: the migration would have slept for 20 s.
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "exited {:?} after the signal", signalled.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains(&format!("interrupted: migration 0004 ({slow}) was stopped and rolled back; the database is at 0003")), "{stderr}");
+    // Nothing is left holding the table: an application query gets through at once.
+    client.batch_execute("SET statement_timeout = '1s'").unwrap();
+    client.query_one("SELECT count(*) FROM accounts", &[]).unwrap();
+    assert!(!sleeping(&mut client));
+    write(set.path(), slow, "CREATE TABLE slow (x int);\n");
+    cli(&db, set.path(), &["upgrade"]).ok();
+    assert_eq!(cli(&db, set.path(), &["current"]).ok().stdout.trim(), "0004 (head)");
+}

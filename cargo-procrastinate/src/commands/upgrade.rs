@@ -22,6 +22,9 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
         accept_for(ctx, i, accept)?;
     }
     let mut client = ctx.client()?;
+    // Ctrl-C or SIGTERM cancels the statement in flight instead of leaving it to the server.
+    let interrupts = crate::signals::Interrupts::install().map_err(|e| Failure::new(exit::FAILED, format!("cannot watch for signals: {e}")))?;
+    interrupts.watch(&client);
     // Every set's target first, so that a refusal comes before anything is applied.
     let mut planned: Vec<(usize, Option<Revision>, Revision)> = Vec::new();
     match how {
@@ -96,6 +99,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
         let l = &ctx.sets[i];
         let mut options = l.options.clone();
         options.accept_changed = accept_for(ctx, i, accept)?;
+        options.interrupt = Some(interrupts.flag.clone());
         let mut applied = Vec::new();
         let mut elsewhere = Vec::new();
         let quiet = ctx.quiet;

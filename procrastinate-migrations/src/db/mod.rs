@@ -42,6 +42,9 @@ pub struct Options {
     /// Longest wait for another process's migration lock.
     pub lock_wait: Duration,
     pub accept_changed: AcceptChanged,
+    /// Set (by a signal handler) to stop `upgrade` before its next migration; the migration in
+    /// flight is stopped by a cancel request (see `postgres::Client::cancel_token`).
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             lock_timeout: config::parse_duration(config::DEFAULT_LOCK_TIMEOUT).expect("valid default"),
             lock_wait: config::parse_duration(config::DEFAULT_LOCK_WAIT).expect("valid default"),
             accept_changed: AcceptChanged::None,
+            interrupt: None,
         }
     }
 }
@@ -121,6 +125,8 @@ pub enum Error {
     Refused(String),
     /// This build may not run on the database (the start-up check): what to do is in the verdict.
     Incompatible(Box<Verdict>),
+    /// Stopped by a signal: the migration in flight (if any) was cancelled and rolled back.
+    Interrupted { set: Option<String>, stopped: Option<(Revision, String)>, at: Option<Revision> },
 }
 
 #[derive(Debug)]
@@ -168,6 +174,17 @@ impl fmt::Display for Error {
                 write!(f, "; raise `lock-wait` or retry once that process is done")
             }
             Error::Refused(why) => f.write_str(why),
+            Error::Interrupted { set, stopped, at } => {
+                let label = |r: Option<Revision>| {
+                    let rev = r.map_or_else(|| "base".to_string(), |r| r.to_string());
+                    set.as_ref().map_or(rev.clone(), |s| format!("{s}@{rev}"))
+                };
+                match stopped {
+                    Some((rev, file)) => write!(f, "interrupted: migration {} ({file}) was stopped and rolled back", label(Some(*rev)))?,
+                    None => write!(f, "interrupted between migrations")?,
+                }
+                write!(f, "; the database is at {}; `upgrade` again resumes there", label(*at))
+            }
             Error::Incompatible(verdict) => match verdict.set {
                 Some(set) => write!(f, "set `{set}`: {verdict}"),
                 None => write!(f, "{verdict}"),

@@ -91,7 +91,11 @@ pub fn upgrade(
     client.batch_execute("COMMIT").map_err(db_err("cannot commit the tracking table"))?;
 
     let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
+    let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
     for m in plan.run {
+        if interrupted() {
+            return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
+        }
         // One round trip: BEGIN, the settings, a guard that takes the lock and re-reads the
         // tracking table under it (a replica may have applied the file while we waited, and
         // one deploying other files must not pass for us), the file, its row, COMMIT. The
@@ -103,12 +107,22 @@ pub fn upgrade(
         let started = Instant::now();
         let mut waiter = lock::Waiter::new(opts.lock_wait);
         loop {
-            match exec_file(client, m, &prefix, &tail, opts, report.to)? {
+            let outcome = match exec_file(client, m, &prefix, &tail, opts, report.to) {
+                // A cancel request from the signal handler: say so, not "query canceled".
+                Err(Error::Failed(f)) if interrupted() && f.sqlstate.as_deref() == Some("57014") => {
+                    return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: report.to });
+                }
+                other => other?,
+            };
+            match outcome {
                 Outcome::Done => {
                     on_event(Event::Applied { migration: m, duration: started.elapsed() });
                     report.applied.push(m.revision);
                 }
                 Outcome::Busy => {
+                    if interrupted() {
+                        return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
+                    }
                     waiter.pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
                     continue;
                 }
@@ -166,7 +180,9 @@ fn exec_file(
 ) -> Result<Outcome, Error> {
     // The newline ends a last line that is a comment; the `;` a last statement without one.
     let sql = if tail.is_empty() { format!("{prefix}{}", m.sql) } else { format!("{prefix}{}\n;\n{tail}", m.sql) };
+    let started = Instant::now();
     let Err(e) = client.batch_execute(&sql) else { return Ok(Outcome::Done) };
+    let took = started.elapsed();
     let _ = client.batch_execute("ROLLBACK");
     let db = e.as_db_error();
     match db.map(|d| d.code().code()) {
@@ -184,8 +200,13 @@ fn exec_file(
     };
     let mut message = super::describe(&e);
     let sqlstate = db.map(|d| d.code().code().to_string());
-    if line.is_none() && db.is_some() {
-        line = locate(client, m, opts);
+    // Only errors that come from the text itself are looked for again, and only for about as
+    // long as the failure took: a cancel, a lock or statement timeout, a deadlock or a lost
+    // connection would not recur, and a long migration is not run twice.
+    let class = sqlstate.as_deref().map(|c| &c[..2]);
+    let deterministic = !matches!(class, Some("57" | "08" | "40" | "53" | "55" | "XX" | "CP")) && !matches!(sqlstate.as_deref(), Some("57014"));
+    if line.is_none() && db.is_some() && deterministic {
+        line = locate(client, m, opts, took * 2 + Duration::from_millis(500));
     }
     if sqlstate.as_deref() == Some("55P03") {
         message = format!(
@@ -206,13 +227,30 @@ fn exec_file(
 }
 
 /// The line of the statement that fails when `m` runs statement by statement, in a
-/// transaction that is rolled back whatever happens: paid only after a failure.
-fn locate(client: &mut postgres::Client, m: &Migration, opts: &Options) -> Option<usize> {
+/// transaction that is rolled back whatever happens, within `budget` (each statement gets what
+/// is left as its statement_timeout): paid only after a failure, and never much longer than it.
+fn locate(client: &mut postgres::Client, m: &Migration, opts: &Options, budget: Duration) -> Option<usize> {
     let statements = lexer::statements(&m.sql).ok()?;
     let settings: Vec<String> =
         opts.local_settings().iter().map(|(k, v)| format!("SELECT set_config({}, {}, true)", quote_literal(k), quote_literal(v))).collect();
     client.batch_execute(&format!("BEGIN;\n{}", settings.join(";\n"))).ok()?;
-    let failing = statements.iter().find(|st| client.batch_execute(&m.sql[st.span.clone()]).is_err()).map(|st| st.line);
+    let started = Instant::now();
+    let mut failing = None;
+    for st in &statements {
+        let left = budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let run = client.batch_execute(&format!("SET LOCAL statement_timeout = {}", left.as_millis().max(1)))
+            .and_then(|()| client.batch_execute(&m.sql[st.span.clone()]));
+        if let Err(e) = run {
+            // Running out of the budget says nothing about where the original failed.
+            if e.code().map(|c| c.code()) != Some("57014") {
+                failing = Some(st.line);
+            }
+            break;
+        }
+    }
     let _ = client.batch_execute("ROLLBACK");
     failing
 }
