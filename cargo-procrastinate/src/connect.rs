@@ -187,11 +187,26 @@ fn home_root_cert() -> PathBuf {
 /// Finds the URL by precedence and builds the target. `Ok(None)`: nothing configured anywhere.
 pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) -> Result<Option<Target>, Failure> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let dotenv = || -> Option<String> {
-        let path = manifest_dir?.join(".env");
-        dotenvy::from_path_iter(&path).ok()?.filter_map(Result::ok).find(|(k, _)| k == url_env).map(|(_, v)| v)
+    if flag.is_some_and(|f| f.trim().is_empty()) {
+        // An empty flag is a mistake (an unset variable in a script), not "use the defaults".
+        return Err(Failure::usage("--database-url is empty: give a URL, or leave the flag out"));
+    }
+    let dotenv = || -> Result<Option<String>, Failure> {
+        let Some(path) = manifest_dir.map(|d| d.join(".env")).filter(|p| p.is_file()) else { return Ok(None) };
+        let entries = dotenvy::from_path_iter(&path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+        for entry in entries {
+            // A malformed line is an error that names it, never a silent skip.
+            let (k, v) = entry.map_err(|e| Failure::usage(format!("{} is malformed: {e}", path.display())))?;
+            if k == url_env {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     };
-    let url = flag.map(str::to_string).or_else(|| env(url_env)).or_else(dotenv);
+    let url = match flag.map(str::to_string).or_else(|| env(url_env)) {
+        Some(url) => Some(url),
+        None => dotenv()?,
+    };
     let has_libpq = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"].iter().any(|k| env(k).is_some());
     match url {
         Some(url) => parse(&url, &env).map(Some),

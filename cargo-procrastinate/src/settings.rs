@@ -147,7 +147,15 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
     };
     let duration = |key: &str, value: Option<String>, default: &str| {
         let value = value.unwrap_or_else(|| default.to_string());
-        config::parse_duration(&value).map_err(|e| Failure::usage(format!("setting `{key}`: {e}")))
+        let d = config::parse_duration(&value).map_err(|e| Failure::usage(format!("setting `{key}`: {e}")))?;
+        // What PostgreSQL accepts for a timeout (milliseconds in an int), and never 0, which
+        // PostgreSQL takes as "wait forever".
+        if d.is_zero() || d.as_millis() > i32::MAX as u128 {
+            return Err(Failure::usage(format!(
+                "setting `{key}`: `{value}` is out of range: give a duration from 1ms to 24 days (0 would wait forever)"
+            )));
+        }
+        Ok(d)
     };
     let lock_timeout = duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?;
     let lock_wait = duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?;

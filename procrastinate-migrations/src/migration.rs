@@ -120,9 +120,22 @@ impl fmt::Display for Phase {
 pub struct Checksum(pub [u8; 32]);
 
 impl Checksum {
+    /// SHA-256 of the bytes as they are.
     pub fn of(bytes: &[u8]) -> Checksum {
         use sha2::Digest;
         Checksum(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// A migration's checksum: SHA-256 of its text with line endings as `\n` and no leading
+    /// byte-order mark, so that a CRLF checkout of the same files is the same migration. For
+    /// an LF file without a BOM (every file recorded so far) it is [`of`](Self::of) of the bytes.
+    pub fn of_text(text: &str) -> Checksum {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.contains('\r') {
+            Checksum::of(text.replace("\r\n", "\n").as_bytes())
+        } else {
+            Checksum::of(text.as_bytes())
+        }
     }
 }
 
@@ -168,6 +181,12 @@ pub struct Migration {
 }
 
 impl Migration {
+    /// Whether `recorded` is this file's checksum: the line-ending-blind one, or the raw bytes'
+    /// that releases before it recorded (a CRLF checkout recorded then keeps passing).
+    pub fn matches(&self, recorded: &str) -> bool {
+        recorded == self.checksum.to_string() || (self.sql.contains('\r') || self.sql.starts_with('\u{feff}')) && recorded == Checksum::of(self.sql.as_bytes()).to_string()
+    }
+
     /// `0030 03.00.00_01_pre_cancel_notification.sql`: how logs and errors name a migration.
     pub fn label(&self) -> String {
         format!("{} {}", self.revision, self.file_name)

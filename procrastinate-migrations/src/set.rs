@@ -85,12 +85,12 @@ impl MigrationSet {
             let Some(file_name) = file_name.to_str() else {
                 return Err(fail(format!("file name {:?} is not UTF-8", entry.file_name())));
             };
-            let is_file = entry.file_type().map(|t| t.is_file() || t.is_symlink()).unwrap_or(false);
-            if is_file {
-                let bytes = std::fs::read(entry.path())
-                    .map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
-                files.push((file_name.to_string(), bytes));
+            // A directory (or anything else) named like a migration is a mistake to say, not skip.
+            if entry.path().is_dir() {
+                return Err(fail(format!("{file_name} is a directory, not a migration file")));
             }
+            let bytes = std::fs::read(entry.path()).map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
+            files.push((file_name.to_string(), bytes));
         }
         Self::from_files(dir, files)
     }
@@ -117,7 +117,11 @@ impl MigrationSet {
                 problem(None, format!("duplicate version and serial {}_{:02}: also used by {first}", parsed.version, parsed.serial));
             }
             let sql = match String::from_utf8(bytes) {
-                Ok(sql) => sql,
+                // A byte-order mark is not SQL: the server would choke on it.
+                Ok(sql) => match sql.strip_prefix('\u{feff}') {
+                    Some(rest) => rest.to_string(),
+                    None => sql,
+                },
                 Err(e) => {
                     let offset = e.utf8_error().valid_up_to();
                     let line = lexer::line_of(&String::from_utf8_lossy(e.as_bytes()), offset);
@@ -139,7 +143,7 @@ impl MigrationSet {
                 phase: parsed.phase,
                 description: Cow::Owned(parsed.description.to_string()),
                 file_name: Cow::Owned(file_name.clone()),
-                checksum: Checksum::of(sql.as_bytes()),
+                checksum: Checksum::of_text(&sql),
                 sql: Cow::Owned(sql),
             });
         }

@@ -214,9 +214,9 @@ impl Status {
             if let Some(recorded) = renamed.get(&*m.file_name) {
                 divergences.push(Divergence::Renamed { recorded: recorded.to_string(), file_name: m.file_name.to_string() });
             } else if let Some(row) = rows.get(&*m.file_name) {
-                if let Some(edit) = (row.checksum != m.checksum.to_string()).then(|| upstream::edit_of(&m.file_name, &row.checksum)).flatten() {
+                if let Some(edit) = (!m.matches(&row.checksum)).then(|| upstream::edit_of(&m.file_name, &row.checksum)).flatten() {
                     revised.push(Revised { revision: m.revision, file_name: m.file_name.to_string(), edit });
-                } else if row.checksum != m.checksum.to_string() {
+                } else if !m.matches(&row.checksum) {
                     divergences.push(Divergence::Changed {
                         revision: m.revision,
                         file_name: m.file_name.to_string(),

@@ -220,3 +220,64 @@ fn sigint_cancels_the_migration_in_flight() {
     cli(&db, set.path(), &["upgrade"]).ok();
     assert_eq!(cli(&db, set.path(), &["current"]).ok().stdout.trim(), "0004 (head)");
 }
+
+/// The same files checked out with CRLF line endings (and a BOM) are the same migrations:
+/// checksums ignore line endings, and what earlier releases recorded keeps passing.
+#[test]
+fn a_crlf_checkout_of_an_applied_set_passes_check() {
+    let db = TestDb::new("crlf");
+    let lf = copy_set(&example_set());
+    cli(&db, lf.path(), &["upgrade"]).ok();
+    let checkout = |bom: &str| {
+        let dir = copy_set(&example_set());
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(&path, format!("{bom}{}", text.replace('\n', "\r\n"))).unwrap();
+        }
+        dir
+    };
+    let with_bom = checkout("\u{feff}");
+    cli(&db, with_bom.path(), &["check"]).ok();
+    cli(&db, with_bom.path(), &["upgrade"]).ok();
+    let crlf = checkout("");
+    // A database that recorded the CRLF bytes' checksum (as releases before this did) passes too.
+    let db2 = TestDb::new("crlf_recorded");
+    cli(&db2, crlf.path(), &["upgrade"]).ok();
+    let raw = procrastinate_migrations::Checksum::of(&std::fs::read(crlf.path().join("01.00.00_01_create_accounts.sql")).unwrap()).to_string();
+    db2.client().execute(&format!("UPDATE {TABLE} SET checksum = $1 WHERE file_name = '01.00.00_01_create_accounts.sql'"), &[&raw]).unwrap();
+    cli(&db2, crlf.path(), &["check"]).ok();
+    cli(&db2, lf.path(), &["check"]).code(5);
+}
+
+/// Input that used to be accepted, or skipped, without a word.
+#[test]
+fn hostile_input_is_named_not_skipped() {
+    let db = TestDb::new("hostile");
+    let set = copy_set(&example_set());
+    let dir = set.path().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--migrations", dir];
+        all.extend_from_slice(args);
+        cli_in(&std::env::temp_dir(), &all, &[("DATABASE_URL", &db.url())])
+    };
+    let empty = run(&["--database-url", "", "current"]).code(2);
+    assert!(empty.stderr.contains("--database-url is empty"), "{}", empty.stderr);
+    for bad in ["0", "1000h"] {
+        let r = run(&["--lock-timeout", bad, "upgrade"]).code(2);
+        assert!(r.stderr.contains(&format!("setting `lock-timeout`: `{bad}` is out of range")), "{}", r.stderr);
+    }
+    run(&["upgrade"]).ok();
+    let unknown = run(&["upgrade", "--accept-changed", "9999"]).code(2);
+    assert!(unknown.stderr.contains("--accept-changed 9999: there is no such revision (head is 0003)"), "{}", unknown.stderr);
+    std::fs::create_dir(set.path().join("03.00.00_01_pre_folder.sql")).unwrap();
+    let folder = run(&["current"]).code(2);
+    assert!(folder.stderr.contains("03.00.00_01_pre_folder.sql is a directory, not a migration file"), "{}", folder.stderr);
+
+    // A .env beside the manifest that cannot be read is an error naming it.
+    let pkg = tempfile::tempdir().unwrap();
+    std::fs::write(pkg.path().join("Cargo.toml"), format!("[package]\nname = \"x\"\nversion = \"0.1.0\"\n[package.metadata.procrastinate]\nmigrations = {:?}\n", example_set().to_str().unwrap())).unwrap();
+    std::fs::write(pkg.path().join(".env"), "DATABASE_URL='unterminated\n").unwrap();
+    let env = cli_in(pkg.path(), &["current"], &[]).code(2);
+    assert!(env.stderr.contains(".env is malformed"), "{}", env.stderr);
+}

@@ -58,7 +58,7 @@ pub(super) fn run(ctx: &mut Ctx, range_text: &str, verbose: bool) -> Result<i32,
                 if let Some(r) = row {
                     let took = r.duration_ms.map(|d| format!(" in {d} ms")).unwrap_or_default();
                     line.push_str(&format!("\n     {} {} by {}{took}", state, r.applied_at, r.applied_by));
-                    if r.checksum != m.checksum.to_string() {
+                    if !m.matches(&r.checksum) {
                         line.push_str(&format!("\n     CHANGED since applied: recorded sha256 {}", r.checksum));
                     }
                 }

@@ -183,6 +183,9 @@ fn accept_for(ctx: &Ctx, i: usize, accept: &[String]) -> Result<AcceptChanged, F
             None => (i, a.as_str()),
         };
         let rev = rev.parse::<Revision>().map_err(|e| Failure::usage(format!("--accept-changed: {e}")))?;
+        if rev > ctx.sets[set].head() {
+            return Err(Failure::usage(format!("--accept-changed {a}: there is no such revision (head is {})", ctx.label(set, Some(ctx.sets[set].head())))));
+        }
         if set == i {
             revisions.push(rev);
         }

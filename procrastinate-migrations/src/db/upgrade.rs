@@ -127,7 +127,7 @@ pub fn upgrade(
                     continue;
                 }
                 Outcome::Recorded(checksum) => {
-                    if checksum != m.checksum.to_string() && !opts.accept_changed.accepts(m.revision) {
+                    if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) {
                         return Err(Error::Diverged {
                             set: opts.set.clone(),
                             divergences: vec![Divergence::Changed {
