@@ -59,6 +59,18 @@ fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> 
         "ROLLBACK" => second != "TO",
         _ => false,
     };
+    // A session-level SET outlives the migration's transaction: behind PgBouncer it would reach
+    // the pool's next client. SET LOCAL (and SET CONSTRAINTS / TRANSACTION) end with it.
+    if st.keyword == "SET" && !matches!(second, "LOCAL" | "CONSTRAINTS" | "TRANSACTION") {
+        return Err(LexError {
+            line: st.line,
+            message: format!(
+                "top-level `{}`: a session-level setting outlives this migration and, behind a connection pool, \
+                 reaches other clients; use `SET LOCAL` (it lasts until the migration's transaction ends)",
+                words.join(" ")
+            ),
+        });
+    }
     if refused {
         return Err(LexError {
             line: st.line,
