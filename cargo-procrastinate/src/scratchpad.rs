@@ -57,9 +57,21 @@ impl Scratchpad {
 
     /// The catalog of `migrations` applied from base to each revision: `[0]` is base (empty),
     /// `[k]` after revision k. Built in one scratch database, one migration at a time.
+    /// Cached on disk (see [`cache_file`]): the same files, schema and server version give the
+    /// same catalogs, and building them applies every migration.
     pub fn catalogs(&mut self, migrations: &[Migration], opts: &db::Options) -> Result<Vec<Catalog>, Failure> {
         let mut client = self.database("catalogs")?;
         let schema = opts.schema.as_deref().unwrap_or("public");
+        let version = client
+            .simple_query("SHOW server_version_num")
+            .ok()
+            .and_then(|m| m.into_iter().find_map(|m| if let postgres::SimpleQueryMessage::Row(r) = m { r.get(0).map(str::to_string) } else { None }));
+        let cache = version.and_then(|v| cache_file(migrations, schema, &opts.table.name, &v));
+        if let Some(hit) = cache.as_ref().and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<Vec<Catalog>>(&b).ok()) {
+            if hit.len() == migrations.len() + 1 {
+                return Ok(hit);
+            }
+        }
         let read = |client: &mut postgres::Client| {
             catalog::read(client, schema, &opts.table.name).map_err(|e| Failure::new(crate::exit::FAILED, format!("cannot read the catalog: {}", db::describe(&e))))
         };
@@ -67,6 +79,11 @@ impl Scratchpad {
         for m in migrations {
             db::upgrade(&mut client, migrations, Some(m.revision), opts, &mut |_| {})?;
             out.push(read(&mut client)?);
+        }
+        if let Some(file) = cache {
+            // A cache that cannot be written is only slower next time.
+            let _ = file.parent().map(std::fs::create_dir_all);
+            let _ = serde_json::to_vec(&out).map(|b| std::fs::write(&file, b));
         }
         Ok(out)
     }
@@ -82,6 +99,22 @@ impl Scratchpad {
         client.batch_execute(sql).map_err(failed)?;
         catalog::read(&mut client, schema.unwrap_or("public"), tracking_table).map_err(failed)
     }
+}
+
+/// `$XDG_CACHE_HOME/cargo-procrastinate/catalogs/<key>.json` (or under `~/.cache`), the key a
+/// hash of everything the catalogs depend on: this tool's version, the server's, the schema,
+/// the tracking table, and every file's name and checksum.
+fn cache_file(migrations: &[Migration], schema: &str, table: &str, server_version: &str) -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
+    let mut key = format!("{}\0{server_version}\0{schema}\0{table}", env!("CARGO_PKG_VERSION"));
+    for m in migrations {
+        key.push_str(&format!("\0{}\0{}", m.file_name, m.checksum));
+    }
+    let key = procrastinate_migrations::Checksum::of(key.as_bytes());
+    Some(base.join("cargo-procrastinate/catalogs").join(format!("{key}.json")))
 }
 
 impl Drop for Scratchpad {

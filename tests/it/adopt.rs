@@ -167,3 +167,24 @@ fn the_django_mapping_matches_the_wheel() {
     let data: Vec<(String, Option<String>)> = adopt::django_migrations().iter().map(|(n, f)| (n.to_string(), f.map(str::to_string))).collect();
     assert_eq!(data, derived);
 }
+
+/// The catalogs after each revision are built once per set, server and schema, then read from
+/// the cache; a cached answer is the same answer.
+#[test]
+fn the_catalogs_of_each_revision_are_cached() {
+    let cache = tempfile::tempdir().unwrap();
+    let set = v3_10().migrations;
+    let db = schema_sql_db("detect_cached", "2.15.1");
+    let run = || {
+        cli_in(
+            &std::env::temp_dir(),
+            &["--migrations", set.to_str().unwrap(), "--database-url", &db.url(), "stamp", "--detect", "--dry-run"],
+            &[("XDG_CACHE_HOME", cache.path().to_str().unwrap())],
+        )
+        .ok()
+    };
+    assert!(run().stdout.contains("detected 0029 from the catalog"));
+    let files: Vec<_> = std::fs::read_dir(cache.path().join("cargo-procrastinate/catalogs")).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    assert!(run().stdout.contains("detected 0029 from the catalog"));
+}
