@@ -35,6 +35,19 @@ pub fn guard_sql(key: i64, settings: &[(&str, String)], recorded: Option<(&Track
     format!("DO $cargo_procrastinate$\nDECLARE\n    recorded text;\nBEGIN\n{body}END\n$cargo_procrastinate$")
 }
 
+/// The columns after the set's, in the order `Applied::from_text` reads them.
+const ROW_COLUMNS: &str = "revision, file_name, checksum, \
+     to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), duration_ms, applied_by, stamped";
+
+/// `'app', ''`: the set's name, and the unnamed set's when it takes those rows over.
+fn set_names(set: &str, claim_unnamed: bool) -> String {
+    if claim_unnamed && set != UNNAMED_SET {
+        format!("{}, {}", quote_literal(set), quote_literal(UNNAMED_SET))
+    } else {
+        quote_literal(set)
+    }
+}
+
 /// SQLSTATE of the guard's "the migration lock is taken" (our own class, `CP`).
 pub const GUARD_BUSY: &str = "CPLCK";
 /// SQLSTATE of the guard's "already recorded" (the message is the recorded checksum).
@@ -136,19 +149,14 @@ impl TrackingTable {
     /// one), so an application can check a database the CLI has not touched since. Where the
     /// set and the unnamed set both record a file, the set's own row wins.
     pub fn rows_sql(&self, set: &str, claim_unnamed: bool) -> String {
-        let mut names = vec![quote_literal(set)];
-        if claim_unnamed && set != UNNAMED_SET {
-            names.push(quote_literal(UNNAMED_SET));
-        }
         format!(
-            "SELECT s, revision, file_name, checksum, \
-             to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), duration_ms, applied_by, stamped \
+            "SELECT s, {ROW_COLUMNS} \
              FROM (SELECT DISTINCT ON (file_name) coalesce(to_jsonb(t) ->> 'set_name', {u}) AS s, * FROM {table} t \
              WHERE coalesce(to_jsonb(t) ->> 'set_name', {u}) IN ({names}) ORDER BY file_name, coalesce(to_jsonb(t) ->> 'set_name', {u}) = {u}) r \
              ORDER BY file_name",
             u = quote_literal(UNNAMED_SET),
             table = self.sql(),
-            names = names.join(", "),
+            names = set_names(set, claim_unnamed),
         )
     }
 
@@ -158,16 +166,10 @@ impl TrackingTable {
     /// caller then asks `rows_sql`. Rows where the set and the unnamed set both record a file
     /// are both returned.
     pub fn current_layout_rows_sql(&self, set: &str, claim_unnamed: bool) -> String {
-        let mut names = vec![quote_literal(set)];
-        if claim_unnamed && set != UNNAMED_SET {
-            names.push(quote_literal(UNNAMED_SET));
-        }
         format!(
-            "SELECT set_name, revision, file_name, checksum, \
-             to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), duration_ms, applied_by, stamped \
-             FROM {} WHERE set_name IN ({}) ORDER BY file_name",
+            "SELECT set_name, {ROW_COLUMNS} FROM {} WHERE set_name IN ({}) ORDER BY file_name",
             self.sql(),
-            names.join(", ")
+            set_names(set, claim_unnamed)
         )
     }
 
