@@ -115,10 +115,14 @@ fn lock_timeout_fails_fast_instead_of_hanging() {
     cli(&db, set.path(), &["upgrade"]).ok();
     write(set.path(), "03.00.00_01_pre_touch_accounts.sql", "ALTER TABLE accounts ADD COLUMN note text;\n");
     let mut blocker = db.client();
+    let pid: i32 = blocker.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
     let mut tx = blocker.transaction().unwrap();
     tx.batch_execute("LOCK TABLE accounts IN ACCESS SHARE MODE").unwrap();
     let run = cli(&db, set.path(), &["--lock-timeout", "200ms", "upgrade"]).code(1);
     assert!(run.stderr.contains("lock-timeout (200ms) ran out"), "{}", run.stderr);
+    // The message names the table and the session that holds it.
+    assert!(run.stderr.contains(&format!("holding locks on this schema's tables now: pid {pid} (")), "{}", run.stderr);
+    assert!(run.stderr.contains("on accounts (AccessShareLock)"), "{}", run.stderr);
     assert!(run.stderr.contains("SQLSTATE 55P03"), "{}", run.stderr);
     tx.rollback().unwrap();
     cli(&db, set.path(), &["upgrade"]).ok();

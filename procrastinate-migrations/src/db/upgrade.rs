@@ -210,9 +210,10 @@ fn exec_file(
     }
     if sqlstate.as_deref() == Some("55P03") {
         message = format!(
-            "{message}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out; \
+            "{message}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out{}; \
              retry when the database is quieter, or raise `lock-timeout`",
-            opts.lock_timeout.as_millis()
+            opts.lock_timeout.as_millis(),
+            lock_holders(client, opts).map(|h| format!(" (holding locks on this schema's tables now: {h})")).unwrap_or_default()
         );
     }
     Err(Error::Failed(Box::new(MigrationFailure {
@@ -224,6 +225,29 @@ fn exec_file(
         sqlstate,
         current,
     })))
+}
+
+/// Who holds locks on the tables of the migration's schema right now (the server's lock
+/// timeout names neither the table nor the session): `pid 1234 (psql, user app, in its
+/// transaction for 12s) on procrastinate_jobs (AccessShareLock)`, the longest-running first.
+fn lock_holders(client: &mut postgres::Client, opts: &Options) -> Option<String> {
+    let schema = opts.schema.as_ref().map_or_else(|| "current_schema()".to_string(), |s| quote_literal(&quote_ident(s)));
+    let sql = format!(
+        "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), \
+         coalesce(extract(epoch FROM now() - a.xact_start)::bigint::text, '?'), c.relname, l.mode \
+         FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() \
+         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND c.relnamespace = to_regnamespace({schema})::oid AND c.relkind IN ('r', 'p', 'm', 'v') \
+         ORDER BY a.xact_start NULLS LAST, a.pid, c.relname LIMIT 5"
+    );
+    let rows = super::status::simple_rows(client, &sql).ok()?;
+    let text = |r: &Vec<Option<String>>, i: usize| r[i].clone().unwrap_or_default();
+    let held: Vec<String> = rows
+        .iter()
+        .map(|r| format!("pid {} ({}, user {}, in its transaction for {}s) on {} ({})", text(r, 0), text(r, 1), text(r, 2), text(r, 3), text(r, 4), text(r, 5)))
+        .collect();
+    (!held.is_empty()).then(|| held.join("; "))
 }
 
 /// The line of the statement that fails when `m` runs statement by statement, in a
