@@ -48,6 +48,10 @@ pub struct Global {
     /// Longest a migration waits for a table lock, e.g. 5s (setting `lock-timeout`).
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_timeout: Option<String>,
+    /// Longest one statement of a migration may run, e.g. 30min, 0 for no limit (setting
+    /// `statement-timeout`; default: the server's).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub statement_timeout: Option<String>,
     /// Longest to wait for another upgrade's migration lock, e.g. 10min (setting `lock-wait`).
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_wait: Option<String>,

@@ -53,6 +53,7 @@ const ENV: &[(&str, Field)] = &[
     ("PROCRASTINATE_SCHEMA", |s| &mut s.schema),
     ("PROCRASTINATE_VERSION_TABLE", |s| &mut s.version_table),
     ("PROCRASTINATE_LOCK_TIMEOUT", |s| &mut s.lock_timeout),
+    ("PROCRASTINATE_STATEMENT_TIMEOUT", |s| &mut s.statement_timeout),
     ("PROCRASTINATE_LOCK_WAIT", |s| &mut s.lock_wait),
 ];
 
@@ -147,23 +148,27 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
     };
     let duration = |key: &str, value: Option<String>, default: &str| {
         let value = value.unwrap_or_else(|| default.to_string());
-        let d = config::parse_duration(&value).map_err(|e| Failure::usage(format!("setting `{key}`: {e}")))?;
-        // What PostgreSQL accepts for a timeout (milliseconds in an int), and never 0, which
-        // PostgreSQL takes as "wait forever".
-        if d.is_zero() || d.as_millis() > i32::MAX as u128 {
-            return Err(Failure::usage(format!(
-                "setting `{key}`: `{value}` is out of range: give a duration from 1ms to 24 days (0 would wait forever)"
-            )));
-        }
-        Ok(d)
+        config::parse_timeout(key, &value, None).map_err(Failure::usage)
     };
-    let lock_timeout = duration("lock-timeout", merged.lock_timeout, config::DEFAULT_LOCK_TIMEOUT)?;
-    let lock_wait = duration("lock-wait", merged.lock_wait, config::DEFAULT_LOCK_WAIT)?;
+    let statement_timeout = |value: Option<&String>| {
+        value.map(|v| config::parse_timeout("statement-timeout", v, Some("no limit")).map_err(Failure::usage)).transpose()
+    };
+    let lock_timeout = duration("lock-timeout", merged.lock_timeout.clone(), config::DEFAULT_LOCK_TIMEOUT)?;
+    let lock_wait = duration("lock-wait", merged.lock_wait.clone(), config::DEFAULT_LOCK_WAIT)?;
+    let package_statement_timeout = statement_timeout(merged.statement_timeout.as_ref())?;
     let mut sets = Vec::with_capacity(specs.len());
     for (i, spec) in specs.into_iter().enumerate() {
         let of = spec.name.as_ref().map(|n| format!(" of set `{n}`")).unwrap_or_default();
         let table = TrackingTable::new(&spec.version_table, spec.schema.as_deref())
             .map_err(|e| Failure::usage(format!("setting `version-table`{of}: {e}")))?;
+        let set_lock_timeout = match &spec.lock_timeout {
+            Some(v) => duration("lock-timeout", Some(v.clone()), config::DEFAULT_LOCK_TIMEOUT)?,
+            None => lock_timeout,
+        };
+        let set_statement_timeout = match &spec.statement_timeout {
+            Some(v) => statement_timeout(Some(v))?,
+            None => package_statement_timeout,
+        };
         sets.push(ResolvedSet {
             dir: utf8(spec.migrations, "the migration directory")?,
             options: db::Options {
@@ -171,7 +176,8 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
                 set: spec.name,
                 schema: spec.schema,
                 table,
-                lock_timeout,
+                lock_timeout: set_lock_timeout,
+                statement_timeout: set_statement_timeout,
                 lock_wait,
                 accept_changed: db::AcceptChanged::None,
                 interrupt: None,

@@ -24,6 +24,8 @@ pub struct Settings {
     pub version_table: Option<String>,
     /// Longest a migration may wait for a table lock held by another session (`5s`, `500ms`).
     pub lock_timeout: Option<String>,
+    /// Longest one statement of a migration may run (`0`: no limit; unset: the server's).
+    pub statement_timeout: Option<String>,
     /// Longest an `upgrade` waits for another `upgrade` holding the migration lock.
     pub lock_wait: Option<String>,
 }
@@ -37,11 +39,14 @@ pub struct SetSettings {
     pub migrations: String,
     pub schema: Option<String>,
     pub version_table: Option<String>,
+    /// This set's own `lock-timeout` and `statement-timeout` (otherwise the package's).
+    pub lock_timeout: Option<String>,
+    pub statement_timeout: Option<String>,
 }
 
 impl Settings {
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "lock-wait"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-wait"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -58,6 +63,7 @@ impl Settings {
             schema: over.schema.or(self.schema),
             version_table: over.version_table.or(self.version_table),
             lock_timeout: over.lock_timeout.or(self.lock_timeout),
+            statement_timeout: over.statement_timeout.or(self.statement_timeout),
             lock_wait: over.lock_wait.or(self.lock_wait),
         }
     }
@@ -93,6 +99,9 @@ pub struct SetSpec {
     pub migrations: PathBuf,
     pub schema: Option<String>,
     pub version_table: String,
+    /// The set's own timeouts, when it sets them (otherwise the package's apply).
+    pub lock_timeout: Option<String>,
+    pub statement_timeout: Option<String>,
 }
 
 /// The sets that merged settings configure, in application order; `Ok(None)` when neither
@@ -102,7 +111,7 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
     let version_table = merged.version_table.clone().unwrap_or_else(|| DEFAULT_VERSION_TABLE.to_string());
     let Some(sets) = &merged.sets else {
         return Ok(merged.migrations.as_ref().map(|dir| {
-            vec![SetSpec { name: None, migrations: PathBuf::from(dir), schema, version_table }]
+            vec![SetSpec { name: None, migrations: PathBuf::from(dir), schema, version_table, lock_timeout: None, statement_timeout: None }]
         }));
     };
     if sets.is_empty() {
@@ -128,6 +137,8 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             migrations: PathBuf::from(&set.migrations),
             schema: set.schema.clone().filter(|s| !s.is_empty()).or_else(|| schema.clone()),
             version_table: set.version_table.clone().unwrap_or_else(|| version_table.clone()),
+            lock_timeout: set.lock_timeout.clone(),
+            statement_timeout: set.statement_timeout.clone(),
         });
     }
     Ok(Some(specs))
@@ -176,6 +187,41 @@ pub const DEFAULT_DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub const DEFAULT_LOCK_TIMEOUT: &str = "5s";
 pub const DEFAULT_LOCK_WAIT: &str = "10min";
 
+/// A timeout as PostgreSQL takes it: milliseconds that fit an int. `zero_means` names what 0
+/// would mean, or `None` when 0 is refused (a lock timeout of 0 waits forever).
+pub fn parse_timeout(key: &str, value: &str, zero_means: Option<&str>) -> Result<std::time::Duration, String> {
+    let d = parse_duration(value).map_err(|e| format!("setting `{key}`: {e}"))?;
+    if d.as_millis() > i32::MAX as u128 || (d.is_zero() && zero_means.is_none()) {
+        return Err(format!(
+            "setting `{key}`: `{value}` is out of range: give a duration from 1ms to 24 days{}",
+            zero_means.map_or(" (0 would wait forever)".to_string(), |z| format!(", or 0 for {z}"))
+        ));
+    }
+    Ok(d)
+}
+
+/// A migration's own settings, from `-- lock-timeout: 30s` / `-- statement-timeout: 10min`
+/// lines in the comment block that opens the file: `(key, value, line)`.
+pub fn file_header(sql: &str) -> Vec<(&'static str, &str, usize)> {
+    let mut out = Vec::new();
+    for (i, line) in sql.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix("--") else { break };
+        if let Some((key, value)) = comment.split_once(':') {
+            let key = match key.trim() {
+                "lock-timeout" => "lock-timeout",
+                "statement-timeout" => "statement-timeout",
+                _ => continue,
+            };
+            out.push((key, value.trim(), i + 1));
+        }
+    }
+    out
+}
+
 /// Parses `5s`, `500ms`, `2min`, `1h`, or bare seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
@@ -196,6 +242,15 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_headers_and_timeouts() {
+        let sql = "-- Adds an index.\n-- statement-timeout: 30min\n--lock-timeout:2s\nCREATE INDEX i ON t (x);\n-- lock-timeout: 9s\n";
+        assert_eq!(file_header(sql), [("statement-timeout", "30min", 2), ("lock-timeout", "2s", 3)]);
+        assert!(parse_timeout("lock-timeout", "0", None).unwrap_err().contains("0 would wait forever"));
+        assert_eq!(parse_timeout("statement-timeout", "0", Some("no limit")).unwrap().as_millis(), 0);
+        assert!(parse_timeout("lock-timeout", "1000h", None).unwrap_err().contains("out of range"));
+    }
 
     #[test]
     fn durations() {

@@ -129,6 +129,12 @@ impl MigrationSet {
                     continue;
                 }
             };
+            for (key, value, line) in crate::config::file_header(&sql) {
+                let zero = (key == "statement-timeout").then_some("no limit");
+                if let Err(e) = crate::config::parse_timeout(key, value, zero) {
+                    problem(Some(line), format!("header {e}"));
+                }
+            }
             match lexer::statements(&sql) {
                 Ok(statements) if statements.is_empty() => {
                     problem(None, "empty: the file holds no SQL statement".into());

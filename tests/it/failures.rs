@@ -285,3 +285,22 @@ fn hostile_input_is_named_not_skipped() {
     let env = cli_in(pkg.path(), &["current"], &[]).code(2);
     assert!(env.stderr.contains(".env is malformed"), "{}", env.stderr);
 }
+
+/// A role's or database's statement_timeout would kill a long migration: `statement-timeout`
+/// (setting, flag, or a file's own header) says how long a migration's statement may run.
+#[test]
+fn statement_timeout_per_run_and_per_file() {
+    let db = TestDb::new("statement_timeout");
+    db.client().batch_execute(&format!("ALTER DATABASE {} SET statement_timeout = '500ms'", db.name())).unwrap();
+    let set = copy_set(&example_set());
+    cli(&db, set.path(), &["upgrade"]).ok();
+    write(set.path(), "03.00.00_01_pre_slow.sql", "SELECT pg_sleep(1);\n");
+    let killed = cli(&db, set.path(), &["upgrade"]).code(1);
+    assert!(killed.stderr.contains("statement timeout"), "{}", killed.stderr);
+    cli(&db, set.path(), &["--statement-timeout", "5s", "upgrade"]).ok();
+    write(set.path(), "03.00.00_02_pre_slower.sql", "-- Long on big tables.\n-- statement-timeout: 0\nSELECT pg_sleep(1);\n");
+    cli(&db, set.path(), &["upgrade"]).ok();
+    write(set.path(), "03.00.00_03_pre_bad.sql", "-- statement-timeout: soon\nSELECT 1;\n");
+    let bad = cli(&db, set.path(), &["upgrade"]).code(2);
+    assert!(bad.stderr.contains("03.00.00_03_pre_bad.sql:1: header setting `statement-timeout`: `soon` is not a duration"), "{}", bad.stderr);
+}

@@ -253,6 +253,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             schema: g.schema,
             version_table: g.version_table,
             lock_timeout: g.lock_timeout,
+            statement_timeout: g.statement_timeout,
             lock_wait: g.lock_wait,
         },
     };

@@ -39,6 +39,8 @@ pub struct Options {
     pub table: TrackingTable,
     /// `lock_timeout` for each migration's statements.
     pub lock_timeout: Duration,
+    /// `statement_timeout` for each migration's statements (`None`: the server's; zero: none).
+    pub statement_timeout: Option<Duration>,
     /// Longest wait for another process's migration lock.
     pub lock_wait: Duration,
     pub accept_changed: AcceptChanged,
@@ -56,6 +58,7 @@ impl Default for Options {
             table: TrackingTable::new(config::DEFAULT_VERSION_TABLE, None).expect("valid default"),
             lock_timeout: config::parse_duration(config::DEFAULT_LOCK_TIMEOUT).expect("valid default"),
             lock_wait: config::parse_duration(config::DEFAULT_LOCK_WAIT).expect("valid default"),
+            statement_timeout: None,
             accept_changed: AcceptChanged::None,
             interrupt: None,
         }
@@ -101,6 +104,9 @@ impl Options {
     /// true)`, like `SET LOCAL`), so nothing leaks to the pool's next client.
     fn local_settings(&self) -> Vec<(&'static str, String)> {
         let mut settings = vec![("lock_timeout", self.lock_timeout.as_millis().to_string())];
+        if let Some(t) = self.statement_timeout {
+            settings.push(("statement_timeout", t.as_millis().to_string()));
+        }
         if let Some(schema) = &self.schema {
             // Only the configured schema: unqualified names in upstream files must not find (or
             // drop) objects of another installation in `public`.

@@ -100,7 +100,7 @@ pub fn upgrade(
         // tracking table under it (a replica may have applied the file while we waited, and
         // one deploying other files must not pass for us), the file, its row, COMMIT. The
         // guard raises, and so stops the batch before the file, when either says no.
-        let guard = guard_sql(key, &opts.local_settings(), Some((&opts.table, set, &m.file_name)));
+        let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
         let prefix = format!("BEGIN;\n{guard};\n");
         let tail = format!("{};\nCOMMIT", opts.table.insert_sql(set, m, false));
         on_event(Event::Applying { migration: m });
@@ -146,6 +146,20 @@ pub fn upgrade(
         report.to = Some(m.revision);
     }
     Ok(report)
+}
+
+/// The run's settings, with what the file's header says instead (`-- lock-timeout: 30s`,
+/// `-- statement-timeout: 0`): checked by the resolver already.
+fn file_settings(opts: &Options, m: &Migration) -> Vec<(&'static str, String)> {
+    let mut settings = opts.local_settings();
+    for (key, value, _) in crate::config::file_header(&m.sql) {
+        let zero = (key == "statement-timeout").then_some("no limit");
+        let Ok(d) = crate::config::parse_timeout(key, value, zero) else { continue };
+        let name = if key == "lock-timeout" { "lock_timeout" } else { "statement_timeout" };
+        settings.retain(|(k, _)| *k != name);
+        settings.push((name, d.as_millis().to_string()));
+    }
+    settings
 }
 
 /// One statement inside the open transaction; on failure, rolls it back.
