@@ -14,7 +14,6 @@ use std::fmt;
 
 use crate::deploy::releases;
 use crate::migration::{Migration, Phase, Revision};
-use crate::name;
 use crate::set::SetDef;
 use crate::state::{Applied, Divergence, Status};
 use crate::tracking::TrackingTable;
@@ -133,7 +132,8 @@ pub fn check(def: &SetDef, rows: Option<Vec<Applied>>) -> Verdict {
     let other: Vec<Divergence> = status.divergences.iter().filter(|d| !matches!(d, Divergence::Ahead { .. })).cloned().collect();
     let compatibility = if !other.is_empty() {
         Compatibility::Diverged(other)
-    } else if !(unknown.is_empty() || window.next_release_pre && next_release_pre_only(def.migrations, &unknown)) {
+    } else if !unknown.is_empty() {
+        // Beyond the head, and not just the next release's pre (Status::compare's window).
         Compatibility::TooNew { unknown }
     } else if status.current < Some(window.oldest) {
         let done = status.current.map_or(0, |r| r.number() as usize);
@@ -142,7 +142,7 @@ pub fn check(def: &SetDef, rows: Option<Vec<Applied>>) -> Verdict {
     } else {
         let current = status.current.expect("at least the oldest is applied");
         let pending = status.pending(def.migrations).iter().map(|m| m.file_name.to_string()).collect();
-        Compatibility::Compatible { current, pending, ahead: unknown }
+        Compatibility::Compatible { current, pending, ahead: status.beyond.clone() }
     };
     Verdict { set: def.name, window, compatibility }
 }
@@ -155,14 +155,6 @@ pub fn queries(def: &SetDef, first: bool) -> Result<(String, String), String> {
     let table = TrackingTable::new(def.version_table, def.schema)?;
     let set = def.name.unwrap_or(crate::tracking::UNNAMED_SET);
     Ok((table.exists_sql(), table.rows_sql(set, first && def.name.is_some())))
-}
-
-/// Whether the unknown files are all `pre` migrations of one release after the build's last.
-fn next_release_pre_only(migrations: &[Migration], unknown: &[String]) -> bool {
-    let head = migrations.last().expect("a set is never empty").version;
-    let parsed: Vec<_> = unknown.iter().map(|f| name::parse(f).ok()).collect();
-    let Some(Some(first)) = parsed.first() else { return false };
-    parsed.iter().all(|p| p.as_ref().is_some_and(|p| p.phase == Phase::Pre && p.version == first.version && p.version > head))
 }
 
 #[cfg(test)]

@@ -141,6 +141,9 @@ pub struct Status {
     pub divergences: Vec<Divergence>,
     /// Applied files that upstream revised in place since: not drift (see [`crate::upstream`]).
     pub revised: Vec<Revised>,
+    /// Recorded after the files' head, and harmless: the next release's `pre` migrations, which
+    /// upstream promises this release's code tolerates (the zero-downtime window). Not head.
+    pub beyond: Vec<String>,
 }
 
 /// An applied file whose recorded checksum is an earlier upstream text of it.
@@ -234,11 +237,18 @@ impl Status {
             }
         }
         divergences.extend(gone);
+        let mut beyond = Vec::new();
         if !ahead.is_empty() {
             ahead.sort();
-            divergences.push(Divergence::Ahead { file_names: ahead });
+            // At head, with only the next release's pre beyond it: between that release's pre
+            // and post, which an older build must live with.
+            if last.is_some_and(|l| l + 1 == migrations.len()) && next_release_pre_only(migrations, &ahead) {
+                beyond = ahead;
+            } else {
+                divergences.push(Divergence::Ahead { file_names: ahead });
+            }
         }
-        Status { tracked, applied, current, divergences, revised }
+        Status { tracked, applied, current, divergences, revised, beyond }
     }
 
     /// The files not yet applied after the current one, in order.
@@ -262,10 +272,23 @@ impl Status {
             .unwrap_or(&[])
     }
 
-    /// At the files' head, with nothing that disagrees.
+    /// At the files' head, with nothing that disagrees and nothing beyond.
     pub fn at_head(&self, migrations: &[Migration]) -> bool {
-        self.divergences.is_empty() && self.current == migrations.last().map(|m| m.revision)
+        self.divergences.is_empty() && self.beyond.is_empty() && self.current == migrations.last().map(|m| m.revision)
     }
+}
+
+/// Whether `unknown` (recorded after the last file) are all `pre` migrations of one release
+/// after the files' last, in a set whose files carry phases: what upstream promises the
+/// files' release tolerates. A set without phases tolerates nothing beyond its head.
+pub fn next_release_pre_only(migrations: &[Migration], unknown: &[String]) -> bool {
+    let Some(head) = migrations.last().map(|m| m.version) else { return false };
+    if migrations.iter().all(|m| m.phase == crate::Phase::Unmarked) {
+        return false;
+    }
+    let parsed: Vec<_> = unknown.iter().map(|f| name::parse(f).ok()).collect();
+    let Some(Some(first)) = parsed.first() else { return false };
+    parsed.iter().all(|p| p.as_ref().is_some_and(|p| p.phase == crate::Phase::Pre && p.version == first.version && p.version > head))
 }
 
 /// Which applied migrations whose file changed since may be accepted by `upgrade`.

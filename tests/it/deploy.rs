@@ -142,3 +142,20 @@ fn the_start_up_check_allows_the_window_of_a_zero_downtime_deploy() {
     let url = at_37.url();
     build_example(&old.migrations, &[("PROCRASTINATE_BUILD_DATABASE_URL", &url)]).ok();
 }
+
+/// Between a release's pre and its post, an older build's own commands live with it: the
+/// next release's pre beyond the files is noted, not a divergence, and never called head.
+#[test]
+fn older_files_honour_the_window() {
+    let old = wheels::procrastinate("3.3.0");
+    let dbs = databases_at("older_files", &["0037", "0038"]);
+    let (window, past) = (&dbs[0], &dbs[1]);
+    let check = cli(window, &old.migrations, &["check"]).ok();
+    assert!(check.stdout.contains("note: the database also has the next release's pre migrations (03.04.00_01_pre_add_retry_failed_job_procedure.sql)"), "{}", check.stdout);
+    let current = cli(window, &old.migrations, &["--message-format", "json", "current"]).ok().json();
+    assert_eq!((current["current"].as_str(), current["at_head"].as_bool()), (Some("0036"), Some(false)), "{current}");
+    assert!(cli(window, &old.migrations, &["current"]).ok().stdout.starts_with("0036 (the files' head), and beyond it the next release's pre migrations"));
+    assert!(cli(window, &old.migrations, &["upgrade"]).ok().stderr.contains("already at 0036 (head); nothing to do"));
+    // Past the window (3.4's post applied): the older files disagree.
+    cli(past, &old.migrations, &["check"]).code(5);
+}

@@ -52,7 +52,7 @@ fn check_fails_after_an_applied_file_is_edited() {
     let json = cli(&db, set.path(), &["--message-format", "json", "check"]).code(5).json();
     assert_eq!(json["divergences"][0]["kind"], "changed");
     // upgrade refuses too, even with nothing pending, and changes nothing.
-    write(set.path(), "03.00.00_01_pre_more.sql", "CREATE TABLE more (x int);\n");
+    write(set.path(), "03.00.00_50_post_more.sql", "CREATE TABLE more (x int);\n");
     cli(&db, set.path(), &["upgrade"]).code(5);
     assert_eq!(tracking_rows(&db, TABLE).len(), 3);
 }
@@ -61,17 +61,17 @@ fn check_fails_after_an_applied_file_is_edited() {
 fn a_database_ahead_of_the_files_is_an_error_and_is_left_alone() {
     let db = TestDb::new("ahead");
     let set = copy_set(&example_set());
-    write(set.path(), "03.00.00_01_pre_more.sql", "CREATE TABLE more (x int);\n");
+    write(set.path(), "03.00.00_50_post_more.sql", "CREATE TABLE more (x int);\n");
     cli(&db, set.path(), &["upgrade"]).ok();
     let run = cli(&db, &example_set(), &["upgrade"]).code(5);
-    assert!(run.stderr.contains("the database is ahead of the files by 1: `03.00.00_01_pre_more.sql`"), "{}", run.stderr);
+    assert!(run.stderr.contains("the database is ahead of the files by 1: `03.00.00_50_post_more.sql`"), "{}", run.stderr);
     cli(&db, &example_set(), &["check"]).code(5);
     // Never called head: `current` says it is ahead, and by what.
     let current = cli(&db, &example_set(), &["--message-format", "json", "current"]).ok().json();
     assert_eq!((current["current"].as_str(), current["at_head"].as_bool()), (Some("0003"), Some(false)), "{current}");
-    assert_eq!(current["ahead"], serde_json::json!(["03.00.00_01_pre_more.sql"]));
+    assert_eq!(current["ahead"], serde_json::json!(["03.00.00_50_post_more.sql"]));
     let human = cli(&db, &example_set(), &["current"]).ok().stdout;
-    assert!(human.starts_with("0003, and ahead of the files by 1: 03.00.00_01_pre_more.sql"), "{human}");
+    assert!(human.starts_with("0003, and ahead of the files by 1: 03.00.00_50_post_more.sql"), "{human}");
     assert_eq!(tracking_rows(&db, TABLE).len(), 4);
 }
 

@@ -38,6 +38,13 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         lines.push(summary);
         lines.extend(status.divergences.iter().map(|d| format!("  {}", d.display_in(ctx.set_name(i)))));
         lines.extend(status.revised.iter().map(|r| format!("  note: {}", r.describe(schema))));
+        if !status.beyond.is_empty() {
+            lines.push(format!(
+                "  note: the database also has the next release's pre migrations ({}): these files' code works with them \
+                 (upstream's zero-downtime contract); deploy that release, then apply its post migrations",
+                status.beyond.join(", ")
+            ));
+        }
         if code == exit::BEHIND {
             lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
         }
@@ -45,6 +52,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         obj.insert("ok".into(), Value::Bool(code == exit::OK));
         obj.insert("exit_code".into(), Value::from(code));
         obj.insert("current".into(), rev_json(status.current));
+        obj.insert("beyond".into(), json!(status.beyond));
         obj.insert("pending".into(), pending.iter().map(|m| Value::String(m.revision.to_string())).collect());
         obj.insert(
             "revised_upstream".into(),

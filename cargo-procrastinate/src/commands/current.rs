@@ -32,6 +32,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         obj.insert("current".into(), rev_json(status.current));
         obj.insert("at_head".into(), Value::Bool(at_head));
         obj.insert("ahead".into(), json!(status.ahead()));
+        obj.insert("beyond".into(), json!(status.beyond));
         obj.insert("tracking_table".into(), Value::String(l.options.table.to_string()));
         obj.insert("divergences".into(), status.divergences.iter().map(|d| divergence_json(d, ctx.set_name(i))).collect());
         sets.push(Value::Object(obj));
@@ -48,6 +49,12 @@ fn describe(status: &Status, at_head: bool, table: &str, rev: &str) -> String {
     if !ahead.is_empty() {
         let names: Vec<&str> = ahead.iter().map(String::as_str).collect();
         return format!("{rev}, and ahead of the files by {}: {} (not head; files of an older release?)", ahead.len(), names.join(", "));
+    }
+    if !status.beyond.is_empty() {
+        return format!(
+            "{rev} (the files' head), and beyond it the next release's pre migrations: {} (not head; fine for these files until that release's post)",
+            status.beyond.join(", ")
+        );
     }
     match status.current {
         Some(_) if at_head => format!("{rev} (head)"),
