@@ -88,7 +88,7 @@ fn concurrent_upgrades_through_pgbouncer_transaction_pooling() {
     let via = format!("postgres://postgres@127.0.0.1:{}/{}?sslmode=disable", bouncer.port, db.name());
     let dir = up.migrations.to_str().unwrap();
     let runs: Vec<Run> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
+        let handles: Vec<_> = (0..16)
             .map(|_| s.spawn(|| cli_in(&std::env::temp_dir(), &["--migrations", dir, "--database-url", &via, "--message-format", "json", "upgrade"], &[])))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

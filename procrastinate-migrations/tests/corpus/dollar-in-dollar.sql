@@ -1,0 +1,1 @@
+CREATE FUNCTION f() RETURNS text AS $a$ SELECT '$b$;' $a$ LANGUAGE sql;

@@ -1,0 +1,2 @@
+\echo hi
+SELECT 1;

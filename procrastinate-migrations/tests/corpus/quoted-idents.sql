@@ -1,0 +1,2 @@
+SELECT "a;b" FROM "t""x";
+-- trailing comment without newline
