@@ -52,6 +52,10 @@ pub struct Global {
     /// `statement-timeout`; default: the server's).
     #[arg(long, global = true, value_name = "DURATION")]
     pub statement_timeout: Option<String>,
+    /// Try a migration that ran out of lock-timeout again, up to N times, backing off 1s, 2s,
+    /// 4s... (setting `lock-retries`, default 0).
+    #[arg(long, global = true, value_name = "N")]
+    pub lock_retries: Option<u32>,
     /// Longest to wait for another upgrade's migration lock, e.g. 10min (setting `lock-wait`).
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_wait: Option<String>,

@@ -203,6 +203,12 @@ pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) ->
         }
         Ok(None)
     };
+    if flag.is_some_and(carries_password) {
+        eprintln!(
+            "warning: the password in --database-url is visible to every user of this machine (`ps`); \
+             put the URL in ${url_env} or .env, or the password in PGPASSWORD"
+        );
+    }
     let url = match flag.map(str::to_string).or_else(|| env(url_env)) {
         Some(url) => Some(url),
         None => dotenv()?,
@@ -212,6 +218,17 @@ pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) ->
         Some(url) => parse(&url, &env).map(Some),
         None if has_libpq => parse("", &env).map(Some),
         None => Ok(None),
+    }
+}
+
+/// Whether a URL or key=value string spells out a password.
+fn carries_password(input: &str) -> bool {
+    match url_scheme(input) {
+        Some((_, rest)) => {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            authority.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':')) || rest.contains("password=")
+        }
+        None => input.split_whitespace().any(|kv| kv.starts_with("password=")),
     }
 }
 
@@ -371,6 +388,15 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn passwords_in_the_flag_are_noticed() {
+        assert!(carries_password("postgres://u:secret@h/db"));
+        assert!(carries_password("host=h password=secret"));
+        assert!(carries_password("postgres://u@h/db?password=secret"));
+        assert!(!carries_password("postgres://u@h/db"));
+        assert!(!carries_password("postgres://h:5432/db"));
     }
 
     #[test]

@@ -178,6 +178,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
                 table,
                 lock_timeout: set_lock_timeout,
                 statement_timeout: set_statement_timeout,
+                lock_retries: merged.lock_retries.unwrap_or(0),
                 lock_wait,
                 accept_changed: db::AcceptChanged::None,
                 interrupt: None,

@@ -26,6 +26,8 @@ pub struct Settings {
     pub lock_timeout: Option<String>,
     /// Longest one statement of a migration may run (`0`: no limit; unset: the server's).
     pub statement_timeout: Option<String>,
+    /// How many times a migration that hit `lock-timeout` is tried again, after 1 s, 2 s, 4 s...
+    pub lock_retries: Option<u32>,
     /// Longest an `upgrade` waits for another `upgrade` holding the migration lock.
     pub lock_wait: Option<String>,
 }
@@ -46,7 +48,7 @@ pub struct SetSettings {
 
 impl Settings {
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-wait"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -64,6 +66,7 @@ impl Settings {
             version_table: over.version_table.or(self.version_table),
             lock_timeout: over.lock_timeout.or(self.lock_timeout),
             statement_timeout: over.statement_timeout.or(self.statement_timeout),
+            lock_retries: over.lock_retries.or(self.lock_retries),
             lock_wait: over.lock_wait.or(self.lock_wait),
         }
     }

@@ -124,8 +124,17 @@ fn lock_timeout_fails_fast_instead_of_hanging() {
     assert!(run.stderr.contains(&format!("holding locks on this schema's tables now: pid {pid} (")), "{}", run.stderr);
     assert!(run.stderr.contains("on accounts (AccessShareLock)"), "{}", run.stderr);
     assert!(run.stderr.contains("SQLSTATE 55P03"), "{}", run.stderr);
-    tx.rollback().unwrap();
-    cli(&db, set.path(), &["upgrade"]).ok();
+    // With lock-retries, the same migration is tried again after 1 s, 2 s...: once the other
+    // session lets go, it goes through.
+    let retried = std::thread::scope(|s| {
+        let run = s.spawn(|| cli(&db, set.path(), &["--lock-timeout", "200ms", "--lock-retries", "5", "upgrade"]));
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        tx.rollback().unwrap();
+        run.join().unwrap()
+    })
+    .ok();
+    assert!(retried.stderr.contains("trying again in 1s (1 of 5)"), "{}", retried.stderr);
+    assert!(retried.stderr.contains("applied 0004"), "{}", retried.stderr);
 }
 
 #[test]
@@ -303,4 +312,15 @@ fn statement_timeout_per_run_and_per_file() {
     write(set.path(), "03.00.00_03_pre_bad.sql", "-- statement-timeout: soon\nSELECT 1;\n");
     let bad = cli(&db, set.path(), &["upgrade"]).code(2);
     assert!(bad.stderr.contains("03.00.00_03_pre_bad.sql:1: header setting `statement-timeout`: `soon` is not a duration"), "{}", bad.stderr);
+}
+
+/// A read-only server (a hot standby, or default_transaction_read_only) is named as such, and a
+/// password given on the command line draws a warning (`ps` shows it to every user).
+#[test]
+fn a_read_only_server_is_named_and_a_password_flag_warned_about() {
+    let db = TestDb::new("read_only");
+    db.client().batch_execute(&format!("ALTER DATABASE {} SET default_transaction_read_only = on", db.name())).unwrap();
+    let run = cli(&db, &example_set(), &["upgrade"]).code(2);
+    assert!(run.stderr.contains("the server is read-only (a hot standby, or default_transaction_read_only): point the tool at the primary"), "{}", run.stderr);
+    assert!(db.url().contains(':') && run.stderr.contains("warning: the password in --database-url is visible"), "{}", run.stderr);
 }

@@ -254,6 +254,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             version_table: g.version_table,
             lock_timeout: g.lock_timeout,
             statement_timeout: g.statement_timeout,
+            lock_retries: g.lock_retries,
             lock_wait: g.lock_wait,
         },
     };

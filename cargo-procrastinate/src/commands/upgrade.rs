@@ -126,6 +126,12 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
                 if rerun { "\n  done: the revised file ran again and is recorded" } else { "\n  done: recorded" }
             )),
             Event::Applying { .. } => {}
+            Event::Retrying { migration, attempt, of, after, reason } => log(format!(
+                "{} {}: {reason}; trying again in {}s ({attempt} of {of})",
+                label(migration.revision),
+                migration.file_name,
+                after.as_secs()
+            )),
             Event::Applied { migration, duration } => {
                 log(format!("applied {} {:<8} {} in {} ms", label(migration.revision), migration.phase, migration.file_name, duration.as_millis()));
                 applied.push(json!({

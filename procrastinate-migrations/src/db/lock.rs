@@ -43,8 +43,15 @@ pub(super) fn begin_locked(
             Ok(results) => return Ok(results[first..].to_vec()),
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK");
-                if e.code().map(|c| c.code()) != Some(GUARD_BUSY) {
-                    return Err(db_err("cannot take the migration lock")(e));
+                match e.code().map(|c| c.code()) {
+                    Some(GUARD_BUSY) => {}
+                    // The first write of a command: a standby says so here.
+                    Some("25006") => {
+                        return Err(Error::Refused(
+                            "the server is read-only (a hot standby, or default_transaction_read_only): point the tool at the primary".into(),
+                        ))
+                    }
+                    _ => return Err(db_err("cannot take the migration lock")(e)),
                 }
             }
         }

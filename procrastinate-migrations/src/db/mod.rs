@@ -41,6 +41,9 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// `statement_timeout` for each migration's statements (`None`: the server's; zero: none).
     pub statement_timeout: Option<Duration>,
+    /// How many times a migration that ran out of `lock_timeout` is tried again (backing off
+    /// 1 s, 2 s, 4 s... up to 30 s between tries).
+    pub lock_retries: u32,
     /// Longest wait for another process's migration lock.
     pub lock_wait: Duration,
     pub accept_changed: AcceptChanged,
@@ -59,6 +62,7 @@ impl Default for Options {
             lock_timeout: config::parse_duration(config::DEFAULT_LOCK_TIMEOUT).expect("valid default"),
             lock_wait: config::parse_duration(config::DEFAULT_LOCK_WAIT).expect("valid default"),
             statement_timeout: None,
+            lock_retries: 0,
             accept_changed: AcceptChanged::None,
             interrupt: None,
         }

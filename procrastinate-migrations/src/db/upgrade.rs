@@ -21,6 +21,8 @@ pub enum Event<'a> {
     Revised { revised: &'a Revised, rerun: bool },
     /// About to run a migration.
     Applying { migration: &'a Migration },
+    /// It ran out of `lock_timeout`; tried again after `after` (`attempt` of `of`).
+    Retrying { migration: &'a Migration, attempt: u32, of: u32, after: Duration, reason: &'a str },
     Applied { migration: &'a Migration, duration: Duration },
     /// Another process applied it while we waited for the lock.
     AppliedElsewhere { migration: &'a Migration },
@@ -106,11 +108,20 @@ pub fn upgrade(
         on_event(Event::Applying { migration: m });
         let started = Instant::now();
         let mut waiter = lock::Waiter::new(opts.lock_wait);
+        let mut retries = 0;
         loop {
             let outcome = match exec_file(client, m, &prefix, &tail, opts, report.to) {
                 // A cancel request from the signal handler: say so, not "query canceled".
                 Err(Error::Failed(f)) if interrupted() && f.sqlstate.as_deref() == Some("57014") => {
                     return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: report.to });
+                }
+                // Ran out of lock_timeout: busy traffic often lets go; try again, bounded.
+                Err(Error::Failed(f)) if f.sqlstate.as_deref() == Some("55P03") && retries < opts.lock_retries && !interrupted() => {
+                    retries += 1;
+                    let pause = Duration::from_secs(1 << (retries - 1).min(5)).min(Duration::from_secs(30));
+                    on_event(Event::Retrying { migration: m, attempt: retries, of: opts.lock_retries, after: pause, reason: &f.message });
+                    std::thread::sleep(pause);
+                    continue;
                 }
                 other => other?,
             };
