@@ -59,6 +59,20 @@ fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> 
         "ROLLBACK" => second != "TO",
         _ => false,
     };
+    // A DO block that commits or rolls back fails inside the migration's transaction
+    // ("invalid transaction termination"): refuse it now, with its line.
+    if st.keyword == "DO" {
+        let body = &sql[st.span.clone()];
+        let words = body.split(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+        if let Some(w) = words.map(str::to_ascii_uppercase).find(|w| w == "COMMIT" || w == "ROLLBACK") {
+            return Err(LexError {
+                line: st.line,
+                message: format!(
+                    "`{w}` inside a DO block: each file runs in its own transaction, which a DO block cannot end; remove it"
+                ),
+            });
+        }
+    }
     // A session-level SET outlives the migration's transaction: behind PgBouncer it would reach
     // the pool's next client. SET LOCAL (and SET CONSTRAINTS / TRANSACTION) end with it.
     if st.keyword == "SET" && !matches!(second, "LOCAL" | "CONSTRAINTS" | "TRANSACTION") {

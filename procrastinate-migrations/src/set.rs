@@ -116,6 +116,12 @@ impl MigrationSet {
             if let Some(first) = seen.insert((parsed.version, parsed.serial), file_name.clone()) {
                 problem(None, format!("duplicate version and serial {}_{:02}: also used by {first}", parsed.version, parsed.serial));
             }
+            if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+                // PostgreSQL takes no NUL in a query: say so now, not halfway through a deploy.
+                let line = 1 + bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+                problem(Some(line), format!("a NUL byte (offset {offset}): SQL text cannot hold one"));
+                continue;
+            }
             let sql = match String::from_utf8(bytes) {
                 // A byte-order mark is not SQL: the server would choke on it.
                 Ok(sql) => match sql.strip_prefix('\u{feff}') {
