@@ -8,6 +8,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+/// The first line that marks a file to run outside a transaction.
+pub const NO_TRANSACTION: &str = "-- no-transaction";
+
 /// Position of a migration in its set: `0001` is the first file in bytewise order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Revision(u32);
@@ -185,6 +188,12 @@ impl Migration {
     /// that releases before it recorded (a CRLF checkout recorded then keeps passing).
     pub fn matches(&self, recorded: &str) -> bool {
         recorded == self.checksum.to_string() || (self.sql.contains('\r') || self.sql.starts_with('\u{feff}')) && recorded == Checksum::of(self.sql.as_bytes()).to_string()
+    }
+
+    /// Marked `-- no-transaction` on its first line (sqlx-cli's spelling): it runs outside any
+    /// transaction, as `CREATE INDEX CONCURRENTLY` must, and so holds one statement only.
+    pub fn no_transaction(&self) -> bool {
+        self.sql.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION)
     }
 
     /// `0030 03.00.00_01_pre_cancel_notification.sql`: how logs and errors name a migration.

@@ -128,8 +128,8 @@ fn render_part(out: &mut String, part: &Part<'_>, reset: bool, sink: &mut dyn Fn
              DO $cargo_procrastinate$\nBEGIN\n    \
              IF EXISTS ({exists}) THEN\n        \
              RAISE EXCEPTION 'revision {r} ({file}) is already applied';\n    END IF;\n\
-             {requires_prev}END\n$cargo_procrastinate$;\n\
-             BEGIN;\n",
+             {requires_prev}END\n$cargo_procrastinate$;\n{begin}",
+            begin = if m.no_transaction() { "-- no-transaction: runs on its own, outside any transaction\n" } else { "BEGIN;\n" },
             file = m.file_name,
             phase = m.phase,
             version = m.version,
@@ -145,7 +145,7 @@ fn render_part(out: &mut String, part: &Part<'_>, reset: bool, sink: &mut dyn Fn
             out.push_str(";\n");
         }
         out.push_str(&part.table.insert_sql(part.set_name, m, false));
-        out.push_str("\nCOMMIT;\n");
+        out.push_str(if m.no_transaction() { "\n" } else { "\nCOMMIT;\n" });
         sink(out)?;
         out.clear();
     }

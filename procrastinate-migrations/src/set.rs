@@ -145,6 +145,14 @@ impl MigrationSet {
                 Ok(statements) if statements.is_empty() => {
                     problem(None, "empty: the file holds no SQL statement".into());
                 }
+                Ok(statements) if statements.len() > 1 && sql.lines().next().is_some_and(|l| l.trim() == crate::migration::NO_TRANSACTION) => {
+                    problem(
+                        Some(statements[1].line),
+                        "a `-- no-transaction` file holds one statement only (each runs on its own, outside any transaction): \
+                         put the others in files of their own"
+                            .into(),
+                    );
+                }
                 Ok(_) => {}
                 Err(e) => problem(Some(e.line), e.message),
             }

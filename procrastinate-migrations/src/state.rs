@@ -187,7 +187,8 @@ impl Status {
     /// Compares the rows recorded for a set (`None`: no tracking table) with its files.
     pub fn compare(applied: Option<Vec<Applied>>, migrations: &[Migration]) -> Status {
         let tracked = applied.is_some();
-        let applied = applied.unwrap_or_default();
+        // A claim is a `-- no-transaction` migration still running (or abandoned): not applied.
+        let applied: Vec<Applied> = applied.unwrap_or_default().into_iter().filter(|r| !r.checksum.starts_with(crate::tracking::CLAIM)).collect();
         let rows: HashMap<&str, &Applied> = applied.iter().map(|r| (r.file_name.as_str(), r)).collect();
         let last = migrations.iter().rposition(|m| rows.contains_key(&*m.file_name));
         let current = last.map(|i| migrations[i].revision);

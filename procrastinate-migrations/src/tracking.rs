@@ -48,6 +48,11 @@ fn set_names(set: &str, claim_unnamed: bool) -> String {
     }
 }
 
+/// Checksum prefix of the row that claims a `-- no-transaction` migration while it runs
+/// (`claimed:<pid>`): others wait for it, or take over when that session is gone. Readers treat
+/// such a row as not applied.
+pub const CLAIM: &str = "claimed:";
+
 /// SQLSTATE of the guard's "the migration lock is taken" (our own class, `CP`).
 pub const GUARD_BUSY: &str = "CPLCK";
 /// SQLSTATE of the guard's "already recorded" (the message is the recorded checksum).
@@ -182,6 +187,18 @@ impl TrackingTable {
             t = self.sql(),
             s = quote_literal(set),
             u = quote_literal(UNNAMED_SET),
+        )
+    }
+
+    /// The row that claims `m` (a `-- no-transaction` migration) for this session while it runs.
+    pub fn claim_row_sql(&self, set: &str, m: &Migration) -> String {
+        format!(
+            "INSERT INTO {} (set_name, revision, file_name, checksum, stamped) VALUES ({}, {}, {}, {} || pg_backend_pid(), false)",
+            self.sql(),
+            quote_literal(set),
+            quote_literal(&m.revision.to_string()),
+            quote_literal(&m.file_name),
+            quote_literal(CLAIM),
         )
     }
 

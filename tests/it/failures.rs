@@ -324,3 +324,43 @@ fn a_read_only_server_is_named_and_a_password_flag_warned_about() {
     assert!(run.stderr.contains("the server is read-only (a hot standby, or default_transaction_read_only): point the tool at the primary"), "{}", run.stderr);
     assert!(db.url().contains(':') && run.stderr.contains("warning: the password in --database-url is visible"), "{}", run.stderr);
 }
+
+/// `-- no-transaction` files (CREATE INDEX CONCURRENTLY): run on their own, outside any
+/// transaction, once even with replicas racing (the others wait on the claim), recorded after
+/// success; offline they run without BEGIN/COMMIT; a failure says what may be left behind.
+#[test]
+fn no_transaction_files_run_concurrently_built_indexes() {
+    let db = TestDb::new("no_transaction");
+    let set = copy_set(&example_set());
+    let file = "03.00.00_01_pre_email_index.sql";
+    write(set.path(), file, "-- no-transaction\nCREATE INDEX CONCURRENTLY accounts_email_idx ON accounts (email);\n");
+    write(set.path(), "03.00.00_02_pre_after.sql", "CREATE TABLE after_index (x int);\n");
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| cli(&db, set.path(), &["upgrade"]))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let applied: usize = runs.into_iter().map(|r| r.ok().stderr.matches(&format!("pre      {file}")).count()).sum();
+    assert_eq!(applied, 1, "applied once");
+    let valid: bool = db.client().query_one("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_email_idx'::regclass", &[]).unwrap().get(0);
+    assert!(valid);
+    let history = cli(&db, set.path(), &["history"]).ok().stdout;
+    assert!(history.contains(&format!("0004 pre      applied  {file}")), "{history}");
+    cli(&db, set.path(), &["check"]).ok();
+    // Offline: the same file without BEGIN/COMMIT, and psql builds the same.
+    let script = cli_in(&std::env::temp_dir(), &["--migrations", set.path().to_str().unwrap(), "sql", "--offline"], &[]).ok().stdout;
+    assert!(script.contains("-- no-transaction: runs on its own, outside any transaction\n-- no-transaction\nCREATE INDEX CONCURRENTLY"), "{script}");
+    let offline = TestDb::new("no_transaction_offline");
+    let path = set.path().join("offline.sql.txt");
+    std::fs::write(&path, &script).unwrap();
+    psql_file(&offline, &path, None).ok();
+    cli(&offline, set.path(), &["check"]).ok();
+    // Two statements cannot share such a file; a failing one names what it may leave.
+    write(set.path(), "03.00.00_03_pre_two.sql", "-- no-transaction\nCREATE INDEX CONCURRENTLY a1 ON accounts (id);\nSELECT 1;\n");
+    let two = cli(&db, set.path(), &["check"]).code(2);
+    assert!(two.stderr.contains("03.00.00_03_pre_two.sql:3: a `-- no-transaction` file holds one statement only"), "{}", two.stderr);
+    std::fs::remove_file(set.path().join("03.00.00_03_pre_two.sql")).unwrap();
+    write(set.path(), "03.00.00_03_pre_broken.sql", "-- no-transaction\nCREATE INDEX CONCURRENTLY broken_idx ON no_such_table (x);\n");
+    let failed = cli(&db, set.path(), &["upgrade"]).code(1);
+    assert!(failed.stderr.contains("it ran outside a transaction") && failed.stderr.contains("INVALID index"), "{}", failed.stderr);
+    assert_eq!(cli(&db, set.path(), &["current"]).ok().stdout.trim(), "0005", "no claim left behind");
+}

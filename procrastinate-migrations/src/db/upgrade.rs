@@ -102,6 +102,25 @@ pub fn upgrade(
         // tracking table under it (a replica may have applied the file while we waited, and
         // one deploying other files must not pass for us), the file, its row, COMMIT. The
         // guard raises, and so stops the batch before the file, when either says no.
+        if m.no_transaction() {
+            on_event(Event::Applying { migration: m });
+            let started = Instant::now();
+            match run_outside_transaction(client, m, opts, key, report.to, &interrupted, on_event)? {
+                Some(checksum) if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) => {
+                    return Err(Error::Diverged {
+                        set: opts.set.clone(),
+                        divergences: vec![Divergence::Changed { revision: m.revision, file_name: m.file_name.to_string(), recorded: checksum, actual: m.checksum }],
+                    });
+                }
+                Some(_) => on_event(Event::AppliedElsewhere { migration: m }),
+                None => {
+                    on_event(Event::Applied { migration: m, duration: started.elapsed() });
+                    report.applied.push(m.revision);
+                }
+            }
+            report.to = Some(m.revision);
+            continue;
+        }
         let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
         let prefix = format!("BEGIN;\n{guard};\n");
         let tail = format!("{};\nCOMMIT", opts.table.insert_sql(set, m, false));
@@ -157,6 +176,92 @@ pub fn upgrade(
         report.to = Some(m.revision);
     }
     Ok(report)
+}
+
+/// A `-- no-transaction` migration (one statement, such as `CREATE INDEX CONCURRENTLY`):
+/// claimed under the lock with a `claimed:<pid>` row, so other replicas wait for it instead of
+/// running it too; run alone, outside any transaction (and holding none, so CONCURRENTLY waits
+/// for nobody of ours); then recorded. On failure the claim is removed and the message says
+/// what may be left behind. `Some(checksum)`: someone else had applied it.
+fn run_outside_transaction(
+    client: &mut postgres::Client,
+    m: &Migration,
+    opts: &Options,
+    key: i64,
+    current: Option<Revision>,
+    interrupted: &dyn Fn() -> bool,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Option<String>, Error> {
+    let set = opts.set_name();
+    let table = opts.table.sql();
+    let guard = guard_sql(key, &opts.local_settings(), Some((&opts.table, set, &m.file_name)));
+    let claim = format!("BEGIN;\n{guard};\n{} RETURNING checksum;\nCOMMIT", opts.table.claim_row_sql(set, m));
+    let mut waiter = lock::Waiter::new(opts.lock_wait);
+    // The claim's own value (`claimed:<pid>`): behind a pool, later statements may reach
+    // another backend, so it is matched as written, not as pg_backend_pid() would say.
+    let claimed = loop {
+        let e = match super::status::statements(client, &claim) {
+            Ok(results) => break results.into_iter().flatten().flatten().flatten().find(|v| v.starts_with(crate::tracking::CLAIM)).unwrap_or_default(),
+            Err(e) => e,
+        };
+        let _ = client.batch_execute("ROLLBACK");
+        let recorded = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
+        match e.code().map(|c| c.code()) {
+            Some(GUARD_RECORDED) if !recorded.starts_with(crate::tracking::CLAIM) => return Ok(Some(recorded)),
+            Some(GUARD_RECORDED) => {
+                // Another session claimed it: wait while it lives, take over when it is gone.
+                let pid = recorded.trim_start_matches(crate::tracking::CLAIM);
+                let alive = super::status::simple_rows(client, &format!("SELECT 1 FROM pg_stat_activity WHERE pid = {}", pid.parse::<i32>().unwrap_or(0)))
+                    .map_err(db_err("cannot see who runs the migration"))?;
+                if alive.is_empty() {
+                    client
+                        .batch_execute(&format!(
+                            "DELETE FROM {table} WHERE set_name = {} AND file_name = {} AND checksum = {}",
+                            quote_literal(set),
+                            quote_literal(&m.file_name),
+                            quote_literal(&recorded)
+                        ))
+                        .map_err(db_err("cannot remove an abandoned claim"))?;
+                    continue;
+                }
+            }
+            Some(GUARD_BUSY) => {}
+            _ => return Err(db_err(format!("cannot claim {}", m.label()))(e)),
+        }
+        if interrupted() {
+            return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: current });
+        }
+        waiter.pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
+    };
+    let where_ = format!("set_name = {} AND file_name = {} AND checksum = {}", quote_literal(set), quote_literal(&m.file_name), quote_literal(&claimed));
+    let started = Instant::now();
+    if let Err(e) = client.batch_execute(&m.sql) {
+        let _ = client.batch_execute(&format!("DELETE FROM {table} WHERE {where_}"));
+        let db = e.as_db_error();
+        let statement = lexer::statements(&m.sql).ok().and_then(|s| s.first().map(|st| st.line));
+        return Err(Error::Failed(Box::new(MigrationFailure {
+            set: opts.set.clone(),
+            revision: m.revision,
+            file_name: m.file_name.to_string(),
+            line: statement,
+            message: format!(
+                "{} (it ran outside a transaction, so it may have left something behind: a CREATE INDEX \
+                 CONCURRENTLY that fails leaves an INVALID index; find it with `SELECT indexrelid::regclass FROM \
+                 pg_index WHERE NOT indisvalid`, DROP INDEX CONCURRENTLY it, then `upgrade` again)",
+                super::describe(&e)
+            ),
+            sqlstate: db.map(|d| d.code().code().to_string()),
+            current,
+        })));
+    }
+    let took = started.elapsed().as_millis();
+    client
+        .batch_execute(&format!(
+            "UPDATE {table} SET checksum = {}, duration_ms = {took}, applied_at = now() WHERE {where_}",
+            quote_literal(&m.checksum.to_string())
+        ))
+        .map_err(db_err(format!("cannot record {}", m.label())))?;
+    Ok(None)
 }
 
 /// The run's settings, with what the file's header says instead (`-- lock-timeout: 30s`,
