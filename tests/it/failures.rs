@@ -364,3 +364,30 @@ fn no_transaction_files_run_concurrently_built_indexes() {
     assert!(failed.stderr.contains("it ran outside a transaction") && failed.stderr.contains("INVALID index"), "{}", failed.stderr);
     assert_eq!(cli(&db, set.path(), &["current"]).ok().stdout.trim(), "0005", "no claim left behind");
 }
+
+/// A row added by hand beside the real ones cannot pass for a migration: the same file twice
+/// is refused by the key (set, file name), and another name is a divergence.
+#[test]
+fn a_hand_added_tracking_row_does_not_pass_check() {
+    let db = TestDb::new("hand_row");
+    cli(&db, &example_set(), &["upgrade"]).ok();
+    let mut client = db.client();
+    let twice = client.batch_execute(&format!(
+        "INSERT INTO {TABLE} (revision, file_name, checksum) SELECT '1', file_name, checksum FROM {TABLE} WHERE revision = '0001'"
+    ));
+    assert!(twice.is_err(), "the same file cannot be recorded twice");
+    client.batch_execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('30', '01.00.00_02_by_hand.sql', 'x')")).unwrap();
+    let check = cli(&db, &example_set(), &["check"]).code(5);
+    assert!(check.stdout.contains("`01.00.00_02_by_hand.sql` was applied (as 30) but its file is gone"), "{}", check.stdout);
+}
+
+/// A first run that fails on its first migration leaves no empty tracking table behind.
+#[test]
+fn a_failed_first_run_leaves_no_empty_tracking_table() {
+    let db = TestDb::new("failed_first");
+    let set = tempfile::tempdir().unwrap();
+    write(set.path(), "01.00.00_01_broken.sql", "SELECT 1 / 0;\n");
+    cli(&db, set.path(), &["upgrade"]).code(1);
+    assert!(db.client().query_one(&format!("SELECT to_regclass('{TABLE}') IS NULL"), &[]).unwrap().get::<_, bool>(0));
+    assert!(cli(&db, set.path(), &["current"]).ok().stdout.contains("nothing recorded: no table"));
+}

@@ -112,7 +112,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
         let report = db::upgrade(&mut client, &l.set.migrations, Some(target), &options, &mut |event| match event {
             Event::Waiting { holder } => log(format!(
                 "waiting for the migration lock, held by {}",
-                holder.unwrap_or("another session (not visible to this user)")
+                holder.unwrap_or("another session (gone by now, or not visible to this user)")
             )),
             Event::Accepted { migration, recorded } => log(format!(
                 "accepted changed file {} {}: recorded checksum {recorded} replaced by {}",

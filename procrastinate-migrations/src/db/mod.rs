@@ -179,7 +179,7 @@ impl fmt::Display for Error {
                 write!(f, "gave up after {}s waiting for the migration lock", waited.as_secs())?;
                 match holder {
                     Some(h) => write!(f, ", held by {h}"),
-                    None => write!(f, " (its holder is not visible to this user)"),
+                    None => write!(f, " (its holder had just let go, or is not visible to this user)"),
                 }?;
                 write!(f, "; raise `lock-wait` or retry once that process is done")
             }

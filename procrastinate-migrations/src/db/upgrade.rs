@@ -51,6 +51,29 @@ pub fn upgrade(
     opts: &Options,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
+    let result = upgrade_inner(client, migrations, target, opts, on_event);
+    if let Err(Error::Failed(_) | Error::Interrupted { .. }) = &result {
+        // A first run that failed at once should not leave an empty tracking table behind, as
+        // if something had been recorded: dropped under the lock, and only if nothing of any
+        // set is in it.
+        let key = opts.table.lock_key();
+        let table = opts.table.sql();
+        let _ = client.batch_execute(&format!(
+            "BEGIN;\n{};\nDO $cargo_procrastinate$ BEGIN IF NOT EXISTS (SELECT FROM {table}) THEN DROP TABLE {table}; END IF; END $cargo_procrastinate$;\nCOMMIT",
+            guard_sql(key, &[], None)
+        ));
+        let _ = client.batch_execute("ROLLBACK");
+    }
+    result
+}
+
+fn upgrade_inner(
+    client: &mut postgres::Client,
+    migrations: &[Migration],
+    target: Option<Revision>,
+    opts: &Options,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<UpgradeReport, Error> {
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
     let key = opts.table.lock_key();
     let set = opts.set_name();
