@@ -80,7 +80,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         // somewhere else.
         let read = Manifest::read(manifest.as_std_path()).map_err(Failure::usage)?;
         if read.is_package() && flags.package.as_deref().is_none_or(|p| read.package_name() == Some(p)) {
-            let (found, _) = manifest::package_layers(manifest.as_std_path()).map_err(Failure::usage)?;
+            let (found, _) = manifest::layers_of(read).map_err(Failure::usage)?;
             layers.extend(found.into_iter().map(|l| (l.settings, l.origin)));
             manifest_dir = Some(manifest.parent().map_or_else(|| cwd.clone(), Utf8Path::to_path_buf));
         } else {

@@ -66,7 +66,12 @@ impl Manifest {
 /// the nearest manifest at or above it with `[workspace]`), then the package's own. Also
 /// every manifest that contributed, for `rerun-if-changed`.
 pub fn package_layers(package: &Path) -> Result<(Vec<Layer>, Vec<PathBuf>), String> {
-    let own = Manifest::read(package)?;
+    layers_of(Manifest::read(package)?)
+}
+
+/// [`package_layers`] of a manifest already read.
+pub fn layers_of(own: Manifest) -> Result<(Vec<Layer>, Vec<PathBuf>), String> {
+    let package = own.path.clone();
     let mut read = vec![own.path.clone()];
     let root = if own.is_workspace_root() {
         None
