@@ -154,6 +154,20 @@ pub enum Command {
         #[arg(long, value_name = "REV", conflicts_with = "range")]
         from: Option<String>,
     },
+    /// Write the next migration file of a set, correctly named: `{version}_{serial}_{pre|post}_{description}.sql`.
+    New {
+        /// What it does, in a few words (becomes the file's description).
+        description: String,
+        /// A `pre` migration (serial 01..49): apply before deploying the release.
+        #[arg(long, conflicts_with = "post")]
+        pre: bool,
+        /// A `post` migration (serial 50..99): apply after deploying the release.
+        #[arg(long)]
+        post: bool,
+        /// The release it belongs to (default: the package's version).
+        #[arg(long, value_name = "X.Y.Z")]
+        version: Option<String>,
+    },
     /// Copy a Procrastinate release's SQL set into the set's directory, with its schema.sql
     /// (for `verify`) and a provenance file.
     #[command(group(clap::ArgGroup::new("source").required(true).args(["wheel", "python", "version"])))]

@@ -307,7 +307,10 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    config.application_name("cargo-procrastinate");
+    // As libpq: the URL's application_name, else PGAPPNAME, else ours.
+    if config.get_application_name().is_none() {
+        config.application_name(&env("PGAPPNAME").unwrap_or_else(|| "cargo-procrastinate".into()));
+    }
     Ok(Target { config, tls, root_cert: root_cert.or_else(|| env("PGSSLROOTCERT")).map(PathBuf::from) })
 }
 

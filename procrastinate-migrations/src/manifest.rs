@@ -39,6 +39,11 @@ impl Manifest {
         self.doc.contains_key("workspace")
     }
 
+    /// The package's version, if it is one and says it here (not `version.workspace = true`).
+    pub fn package_version(&self) -> Option<&str> {
+        self.doc.get("package")?.get("version")?.as_str()
+    }
+
     /// The package's name, if it is one.
     pub fn package_name(&self) -> Option<&str> {
         self.doc.get("package")?.get("name")?.as_str()

@@ -346,3 +346,31 @@ fn a_table_written_by_the_first_release_is_brought_to_the_new_layout_in_place() 
     run(root, &db, &["upgrade"]).ok();
     assert_eq!(rows(&db).len(), 4);
 }
+
+/// `new` writes the next correctly named file of a set, never one that sorts before the files
+/// already there.
+#[test]
+fn new_writes_the_next_file_of_a_set() {
+    let pkg = tempfile::tempdir().unwrap();
+    let root = pkg.path();
+    write_package(root, "shop", "sets = [\n  { name = \"app\", migrations = \"db/app\" },\n  { name = \"more\", migrations = \"db/more\" },\n]\n");
+    let new = |args: &[&str]| {
+        let mut all = vec!["--set", "app", "new"];
+        all.extend_from_slice(args);
+        cli_in(root, &all, &[])
+    };
+    let first = new(&["Create orders!"]).ok().stdout;
+    assert!(first.trim().ends_with("db/app/00.01.00_01_create_orders.sql"), "{first}");
+    new(&["order lines", "--pre"]).ok();
+    let post = new(&["backfill", "--post"]).ok().stdout;
+    assert!(post.trim().ends_with("db/app/00.01.00_50_post_backfill.sql"), "{post}");
+    let pre = new(&["more", "--pre", "--version", "1.2.0"]).ok().stdout;
+    assert!(pre.trim().ends_with("db/app/01.02.00_01_pre_more.sql"), "{pre}");
+    let before = new(&["late", "--version", "1.0.0"]).code(2);
+    assert!(before.stderr.contains("would sort before `01.02.00_01_pre_more.sql`"), "{}", before.stderr);
+    let names = sorted(&root.join("db/app"));
+    assert_eq!(names, ["00.01.00_01_create_orders.sql", "00.01.00_02_pre_order_lines.sql", "00.01.00_50_post_backfill.sql", "01.02.00_01_pre_more.sql"]);
+    // Empty until filled in: the resolver says so, naming the file.
+    let unfilled = cli_in(root, &["--set", "app", "heads"], &[]).code(2);
+    assert!(unfilled.stderr.contains("00.01.00_01_create_orders.sql: empty"), "{}", unfilled.stderr);
+}

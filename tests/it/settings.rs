@@ -121,3 +121,16 @@ fn the_manifest_is_read_without_cargo_and_never_skipped() {
     let broken = cli_in(&app, &["--migrations", dir.to_str().unwrap(), "upgrade"], &env).code(2);
     assert!(broken.stderr.contains("app/Cargo.toml is not a valid manifest"), "{}", broken.stderr);
 }
+
+/// libpq's habit: the URL's application_name, else PGAPPNAME, else the tool's own name.
+#[test]
+fn application_name_from_the_url_or_pgappname() {
+    let db = TestDb::new("appname");
+    let set = copy_set(&example_set());
+    std::fs::write(set.path().join("03.00.00_01_pre_seen.sql"), "CREATE TABLE seen AS SELECT current_setting('application_name') AS name;\n").unwrap();
+    let dir = set.path().to_str().unwrap();
+    let url = db.url();
+    cli_in(&std::env::temp_dir(), &["--migrations", dir, "--database-url", &url, "upgrade"], &[("PGAPPNAME", "deployer")]).ok();
+    let name: String = db.client().query_one("SELECT name FROM seen", &[]).unwrap().get(0);
+    assert_eq!(name, "deployer");
+}

@@ -6,6 +6,7 @@ mod check;
 mod current;
 mod heads;
 mod history;
+mod new;
 mod plan;
 mod sql;
 mod stamp;
@@ -276,11 +277,18 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         return vendor::run(&resolved, g.set.as_deref(), source, *allow_changes, g.message_format == MessageFormat::Json, &log);
     }
     let mut sets = Vec::with_capacity(resolved.sets.len());
+    let writes_first = matches!(cli.command, Command::New { .. });
     for s in &resolved.sets {
-        let set = MigrationSet::from_dir(&s.dir).map_err(|e| {
-            let of = s.options.set.as_ref().map(|n| format!("set `{n}`: ")).unwrap_or_default();
-            Failure::usage(format!("{of}{e}\n(the directory is set by {})", resolved.migrations_origin))
-        })?;
+        let set = match MigrationSet::from_dir(&s.dir) {
+            Ok(set) => set,
+            // `new` reads the names itself: the set may be empty, or hold a file just written
+            // by `new` and not yet filled in.
+            Err(_) if writes_first => MigrationSet { dir: s.dir.clone().into_std_path_buf(), migrations: Vec::new() },
+            Err(e) => {
+                let of = s.options.set.as_ref().map(|n| format!("set `{n}`: ")).unwrap_or_default();
+                return Err(Failure::usage(format!("{of}{e}\n(the directory is set by {})", resolved.migrations_origin)));
+            }
+        };
         sets.push(Loaded { set, options: s.options.clone() });
     }
     let scratch = if g.scratch {
@@ -319,6 +327,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             upgrade::run(&mut ctx, how, &accept_changed)
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
+        Command::New { description, pre, post, version } => {
+            let phase = if pre { procrastinate_migrations::Phase::Pre } else if post { procrastinate_migrations::Phase::Post } else { procrastinate_migrations::Phase::Unmarked };
+            new::run(&ctx, &description, phase, version.as_deref())
+        }
         Command::Verify { schema_sql, server } => verify::run(&mut ctx, schema_sql.as_deref(), server.as_deref()),
         Command::Stamp { target, purge, detect, dry_run, force, server } => stamp::run(
             &mut ctx,

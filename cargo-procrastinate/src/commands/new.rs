@@ -1,0 +1,96 @@
+//! `new`: the next migration file of a set, named by the convention, and never one that would
+//! sort before the files already there (which would be refused once they are applied).
+
+use procrastinate_migrations::{Phase, Version};
+
+use super::Ctx;
+use crate::{exit, Failure};
+
+pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&str>) -> Result<i32, Failure> {
+    let i = match (ctx.only, ctx.sets.len()) {
+        (Some(i), _) => i,
+        (None, 1) => 0,
+        (None, _) => return Err(Failure::usage("several sets are configured: name the one with --set NAME")),
+    };
+    let l = &ctx.sets[i];
+    let version: Version = match version {
+        Some(v) => v.parse().map_err(|e| Failure::usage(format!("--version: {e}")))?,
+        None => package_version(ctx)?,
+    };
+    let description = slug(description).ok_or_else(|| Failure::usage("the description needs a letter or a digit"))?;
+    // The names in the directory, parsed as the resolver would (the set itself may not resolve
+    // yet: a file written by `new` is empty until filled in).
+    let mut names: Vec<String> = std::fs::read_dir(&l.set.dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".sql") && !n.starts_with('.')).collect())
+        .unwrap_or_default();
+    names.sort();
+    let same: Vec<u8> = names.iter().filter_map(|n| procrastinate_migrations::name::parse(n).ok()).filter(|p| p.version == version).map(|p| p.serial).collect();
+    let (lo, hi) = match phase {
+        Phase::Post => (50, 99),
+        _ => (1, 49),
+    };
+    let serial = same.iter().copied().filter(|s| (lo..=hi).contains(s)).max().map_or(lo, |s| s + 1);
+    if serial > hi {
+        return Err(Failure::usage(format!("release {} has no {} serial left ({lo:02}..{hi:02} are taken)", version.human(), phase)));
+    }
+    let marker = match phase {
+        Phase::Pre => "pre_",
+        Phase::Post => "post_",
+        Phase::Unmarked => "",
+    };
+    let name = format!("{version}_{serial:02}_{marker}{description}.sql");
+    if let Some(last) = names.last().filter(|last| last.as_bytes() > name.as_bytes()) {
+        return Err(Failure::usage(format!(
+            "`{name}` would sort before `{last}`, which is already in the set (and may be applied): use a later release with --version"
+        )));
+    }
+    let path = l.set.dir.join(&name);
+    std::fs::create_dir_all(&l.set.dir).map_err(|e| Failure::new(exit::FAILED, format!("cannot create {}: {e}", l.set.dir.display())))?;
+    if path.exists() {
+        return Err(Failure::usage(format!("{} exists already", path.display())));
+    }
+    let what = match phase {
+        Phase::Pre => "pre: apply before deploying this release",
+        Phase::Post => "post: apply after deploying this release",
+        Phase::Unmarked => "no phase",
+    };
+    std::fs::write(&path, format!("-- {description} ({what}).\n"))
+        .map_err(|e| Failure::new(exit::FAILED, format!("cannot write {}: {e}", path.display())))?;
+    println!("{}", path.display());
+    ctx.log("the next build picks it up (procrastinate-build watches the directory)");
+    Ok(exit::OK)
+}
+
+/// The package's own version, from its manifest.
+fn package_version(ctx: &Ctx) -> Result<Version, Failure> {
+    let manifest = ctx.settings.manifest_dir.as_ref().map(|d| d.join("Cargo.toml"));
+    let read = manifest.as_ref().and_then(|m| procrastinate_migrations::manifest::Manifest::read(m.as_std_path()).ok());
+    let version = read.as_ref().and_then(|m| m.package_version().map(str::to_string));
+    let version = version.ok_or_else(|| Failure::usage("no package version to name the file by: pass --version X.Y.Z"))?;
+    // `1.4.0-beta.1` names release 1.4.0.
+    let core = version.split(['-', '+']).next().unwrap_or(&version);
+    core.parse().map_err(|e| Failure::usage(format!("the package version: {e}; pass --version X.Y.Z")))
+}
+
+/// `Add order lines!` -> `add_order_lines`.
+fn slug(text: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_end_matches('_').to_string();
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn descriptions_become_names() {
+        assert_eq!(super::slug("Add order lines!").as_deref(), Some("add_order_lines"));
+        assert_eq!(super::slug("  --  ").as_deref(), None);
+    }
+}
