@@ -195,11 +195,23 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         server: Option<String>,
     },
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
+    /// `cargo procrastinate completions bash > ~/.local/share/bash-completion/completions/cargo-procrastinate`.
+    Completions {
+        shell: clap_complete::Shell,
+    },
     /// Refused: Procrastinate migrations cannot be reversed.
     Downgrade {
         #[arg(allow_hyphen_values = true)]
         target: Option<String>,
     },
+}
+
+/// The completion script for `shell`, from the same definition the parser uses.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "cargo-procrastinate", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Parses `std::env::args`, dropping the `procrastinate` that cargo inserts.

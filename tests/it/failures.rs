@@ -391,3 +391,13 @@ fn a_failed_first_run_leaves_no_empty_tracking_table() {
     assert!(db.client().query_one(&format!("SELECT to_regclass('{TABLE}') IS NULL"), &[]).unwrap().get::<_, bool>(0));
     assert!(cli(&db, set.path(), &["current"]).ok().stdout.contains("nothing recorded: no table"));
 }
+
+/// Shell completions come from the same definition as the parser, with no manifest needed.
+#[test]
+fn completions_for_the_common_shells() {
+    for (shell, mark) in [("bash", "complete -F"), ("zsh", "#compdef cargo-procrastinate"), ("fish", "complete -c cargo-procrastinate")] {
+        let out = cli_in(&std::env::temp_dir(), &["completions", shell], &[]).ok().stdout;
+        assert!(out.contains(mark), "{shell}: {}", &out[..out.len().min(300)]);
+        assert!(out.contains("upgrade") && out.contains("stamp"), "{shell}");
+    }
+}

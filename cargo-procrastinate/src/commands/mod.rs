@@ -23,7 +23,7 @@ use crate::cli::{Cli, Command, MessageFormat, PhaseArg};
 use procrastinate_migrations::deploy::Goal;
 use crate::connect::{self, Target};
 use crate::settings::{self, FlagLayer, Resolved};
-use crate::Failure;
+use crate::{exit, Failure};
 
 /// One configured set with its files read.
 struct Loaded {
@@ -243,6 +243,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
              previous version.",
         ));
     }
+    if let Command::Completions { shell } = cli.command {
+        print!("{}", crate::cli::completions(shell));
+        return Ok(exit::OK);
+    }
     let flags = FlagLayer {
         manifest_path: g.manifest_path,
         package: g.package,
@@ -341,7 +345,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Heads => heads::run(&ctx),
         Command::Check => check::run(&mut ctx),
         Command::Sql { offline, range, from } => sql::run(&mut ctx, offline, range, from),
-        Command::Downgrade { .. } | Command::Vendor { .. } => unreachable!("handled above"),
+        Command::Downgrade { .. } | Command::Vendor { .. } | Command::Completions { .. } => unreachable!("handled above"),
     }?;
     if show_after && !ctx.json {
         // The scratch database disappears with this process: show what it ended up as.
