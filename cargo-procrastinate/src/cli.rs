@@ -141,6 +141,10 @@ pub enum Command {
     },
     /// Show the head revision of the migration files.
     Heads,
+    /// Print one migration's SQL, after its metadata (REV: `0030`, `head`, NAME@REV).
+    Show {
+        rev: String,
+    },
     /// Exit 0 only if the database is at head and every applied file is unchanged.
     Check,
     /// Print the SQL that `upgrade` would run, as a script for psql.

@@ -374,3 +374,18 @@ fn new_writes_the_next_file_of_a_set() {
     let unfilled = cli_in(root, &["--set", "app", "heads"], &[]).code(2);
     assert!(unfilled.stderr.contains("00.01.00_01_create_orders.sql: empty"), "{}", unfilled.stderr);
 }
+
+/// `show` prints one migration's metadata and SQL (the seeds' get_migration_sql), by
+/// revision, NAME@REV or head.
+#[test]
+fn show_prints_a_migration() {
+    let pkg = package(38);
+    let root = pkg.path();
+    let out = cli_in(root, &["show", "procrastinate@0030"], &[]).ok().stdout;
+    assert!(out.starts_with("-- revision procrastinate@0030: 03.00.00_01_pre_cancel_notification.sql\n-- release 3.0.0, phase pre, sha256 "), "{out}");
+    let sql = std::fs::read_to_string(v3_10().migrations.join("03.00.00_01_pre_cancel_notification.sql")).unwrap();
+    assert!(out.ends_with(&sql), "the file follows, unchanged");
+    let json = cli_in(root, &["--message-format", "json", "show", "app@head"], &[]).ok().json();
+    assert_eq!((json["file_name"].as_str(), json["set"].as_str()), (Some(ORDER_JOBS), Some("app")));
+    cli_in(root, &["show", "0030"], &[]).code(2);
+}

@@ -343,6 +343,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::History { verbose, range } => history::run(&mut ctx, &range, verbose),
         Command::Pending { verbose } => history::run(&mut ctx, "current:head", verbose),
         Command::Heads => heads::run(&ctx),
+        Command::Show { rev } => heads::show(&ctx, &rev),
         Command::Check => check::run(&mut ctx),
         Command::Sql { offline, range, from } => sql::run(&mut ctx, offline, range, from),
         Command::Downgrade { .. } | Command::Vendor { .. } | Command::Completions { .. } => unreachable!("handled above"),
