@@ -359,10 +359,51 @@ fn fill_from_env(config: &mut Config, env: &dyn Fn(&str) -> Option<String>) {
         config.dbname(&db);
     }
     if config.get_password().is_none() {
-        if let Some(pw) = env("PGPASSWORD") {
+        if let Some(pw) = env("PGPASSWORD").or_else(|| pgpass(config, env)) {
             config.password(pw);
         }
     }
+}
+
+/// The password for this connection from `PGPASSFILE` or `~/.pgpass`, as libpq reads it: lines
+/// `host:port:database:user:password`, `*` matching anything, `\:` and `\\` escaped, the first
+/// match winning; a file that others can read is ignored (with a warning), as libpq does.
+fn pgpass(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let path = env("PGPASSFILE").map(PathBuf::from).or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pgpass")))?;
+    let meta = std::fs::metadata(&path).ok()?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            eprintln!("warning: password file {} has group or world access; permissions should be u=rw (0600) or less: ignored", path.display());
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    // libpq matches a Unix-socket connection as host `localhost`.
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let wanted = [host.as_str(), port.as_str(), config.get_dbname().unwrap_or(""), config.get_user().unwrap_or("")];
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let fields = split_pgpass(line);
+        (fields.len() == 5 && fields[..4].iter().zip(wanted).all(|(f, w)| f == "*" || f == w)).then(|| fields[4].clone())
+    })
+}
+
+/// A .pgpass line's fields, with `\:` and `\\` unescaped.
+fn split_pgpass(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => fields.last_mut().expect("never empty").extend(chars.next()),
+            ':' if fields.len() < 5 => fields.push(String::new()),
+            c => fields.last_mut().expect("never empty").push(c),
+        }
+    }
+    fields
 }
 
 fn percent_decode(s: &str) -> String {
@@ -391,6 +432,11 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn pgpass_lines_split_with_escapes() {
+        assert_eq!(split_pgpass(r"h:5432:*:u\:x:p\\w:d"), ["h", "5432", "*", "u:x", r"p\w:d"]);
     }
 
     #[test]

@@ -134,3 +134,31 @@ fn application_name_from_the_url_or_pgappname() {
     let name: String = db.client().query_one("SELECT name FROM seen", &[]).unwrap().get(0);
     assert_eq!(name, "deployer");
 }
+
+/// libpq's habit: the password from PGPASSFILE (or ~/.pgpass), only when only its owner can
+/// read it.
+#[test]
+fn the_password_comes_from_a_pgpass_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new("pgpass");
+    let url = db.url();
+    // postgres://user:password@host:port/db -> the same without the password.
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let (scheme, userinfo) = scheme_user.split_at(scheme_user.find("//").unwrap() + 2);
+    let (user, password) = userinfo.split_once(':').unwrap();
+    let bare = format!("{scheme}{user}@{rest}");
+    let (hostport, dbname) = rest.split_once('/').unwrap();
+    let (host, port) = hostport.rsplit_once(':').unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pgpass");
+    std::fs::write(&file, format!("# comment\nother:1:*:*:nope\n{host}:{port}:{dbname}:{user}:{password}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let migrations = example_set();
+    let args = ["--migrations", migrations.to_str().unwrap(), "--database-url", bare.as_str(), "current"];
+    let env = [("PGPASSFILE", file.to_str().unwrap())];
+    cli_in(&std::env::temp_dir(), &args, &env).ok();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = cli_in(&std::env::temp_dir(), &args, &env).code(3);
+    assert!(open.stderr.contains("has group or world access"), "{}", open.stderr);
+    assert!(!open.stderr.contains(password), "the password is never printed");
+}
