@@ -41,9 +41,21 @@ pub use set::{MigrationSet, Problem, SetDef, SetError};
 #[macro_export]
 macro_rules! include_migrations {
     () => {
-        include!(concat!(env!("OUT_DIR"), "/procrastinate_migrations.rs"));
+        include!(concat!(
+            env!(
+                "OUT_DIR",
+                "include_migrations!() needs a build script: add build.rs with \
+                 `fn main() -> Result<(), procrastinate_build::Error> { procrastinate_build::compile() }` \
+                 and procrastinate-build under [build-dependencies]"
+            ),
+            "/procrastinate_migrations.rs"
+        ));
     };
     ($file:literal) => {
-        include!(concat!(env!("OUT_DIR"), "/", $file));
+        include!(concat!(
+            env!("OUT_DIR", "include_migrations!() needs a build script that calls procrastinate_build (see its docs)"),
+            "/",
+            $file
+        ));
     };
 }
