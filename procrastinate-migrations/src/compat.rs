@@ -70,8 +70,7 @@ impl Verdict {
     }
 
     fn label(&self, r: Option<Revision>) -> String {
-        let rev = r.map_or_else(|| "base".to_string(), |r| r.to_string());
-        self.set.map_or(rev.clone(), |s| format!("{s}@{rev}"))
+        crate::label(self.set, r)
     }
 
     fn set_flag(&self) -> String {

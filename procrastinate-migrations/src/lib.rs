@@ -33,7 +33,7 @@ pub mod db;
 #[cfg(feature = "tokio-postgres")]
 pub mod db_async;
 
-pub use migration::{Checksum, Migration, Phase, Revision, Version};
+pub use migration::{label, Checksum, Migration, Phase, Revision, Version};
 pub use set::{MigrationSet, Problem, SetDef, SetError};
 
 /// Includes the module that `procrastinate-build` wrote to `OUT_DIR` (`MIGRATIONS`, `HEAD`, and a

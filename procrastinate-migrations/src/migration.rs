@@ -49,6 +49,15 @@ impl FromStr for Revision {
     }
 }
 
+/// How a revision is written: `app@0002` in a named set, `0002` otherwise, `base` for none.
+pub fn label(set: Option<&str>, revision: Option<Revision>) -> String {
+    let rev = revision.map_or_else(|| "base".to_string(), |r| r.to_string());
+    match set {
+        Some(set) => format!("{set}@{rev}"),
+        None => rev,
+    }
+}
+
 /// The Procrastinate release a file belongs to, as written in its name (`03.00.00`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Version {

@@ -26,11 +26,7 @@ pub struct Part<'a> {
 
 impl Part<'_> {
     fn rev(&self, n: u32) -> String {
-        let rev = if n == 0 { "base".to_string() } else { format!("{n:04}") };
-        match self.label {
-            Some(set) => format!("{set}@{rev}"),
-            None => rev,
-        }
+        crate::label(self.label, (n > 0).then(|| crate::Revision::new(n)))
     }
 }
 

@@ -96,11 +96,7 @@ impl Options {
 
     /// `app@0002` for a named set, `0002` otherwise.
     pub fn label(&self, revision: Option<Revision>) -> String {
-        let rev = revision.map_or_else(|| "base".to_string(), |r| r.to_string());
-        match &self.set {
-            Some(name) => format!("{name}@{rev}"),
-            None => rev,
-        }
+        crate::label(self.set.as_deref(), revision)
     }
 
     /// `SET LOCAL`s that every transaction of ours starts with.
@@ -164,10 +160,7 @@ impl fmt::Display for Error {
             }
             Error::Failed(fail) => {
                 let at = fail.line.map(|l| format!(":{l}")).unwrap_or_default();
-                let label = |r: Option<Revision>| {
-                    let rev = r.map_or_else(|| "base".to_string(), |r| r.to_string());
-                    fail.set.as_ref().map_or(rev.clone(), |s| format!("{s}@{rev}"))
-                };
+                let label = |r: Option<Revision>| crate::label(fail.set.as_deref(), r);
                 write!(f, "migration {} failed at {}{at}: {}", label(Some(fail.revision)), fail.file_name, fail.message)?;
                 if let Some(code) = &fail.sqlstate {
                     write!(f, " (SQLSTATE {code})")?;
@@ -185,10 +178,7 @@ impl fmt::Display for Error {
             }
             Error::Refused(why) => f.write_str(why),
             Error::Interrupted { set, stopped, at } => {
-                let label = |r: Option<Revision>| {
-                    let rev = r.map_or_else(|| "base".to_string(), |r| r.to_string());
-                    set.as_ref().map_or(rev.clone(), |s| format!("{s}@{rev}"))
-                };
+                let label = |r: Option<Revision>| crate::label(set.as_deref(), r);
                 match stopped {
                     Some((rev, file)) => write!(f, "interrupted: migration {} ({file}) was stopped and rolled back", label(Some(*rev)))?,
                     None => write!(f, "interrupted between migrations")?,
