@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod compat;
 pub mod config;
 pub mod deploy;
+pub mod diagnostic;
 pub mod lexer;
 pub mod manifest;
 mod migration;

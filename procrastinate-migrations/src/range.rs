@@ -20,6 +20,9 @@ pub enum Point {
     Rev(Revision),
     /// `+N`: N revisions after the other end (or after current, for a target).
     Relative(u32),
+    /// `-N`, as a range's lower end: N revisions before its upper end (Alembic's
+    /// `-3:current`, the last three applied).
+    Back(u32),
 }
 
 impl FromStr for Point {
@@ -30,6 +33,12 @@ impl FromStr for Point {
             "base" | "" => Ok(Point::Base),
             "head" | "heads" => Ok(Point::Head),
             "current" => Ok(Point::Current),
+            s if s.starts_with('-') => s[1..]
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .map(Point::Back)
+                .ok_or_else(|| format!("`{s}` is not a relative lower end (expected `-N`, N >= 1, as in `-3:current`)")),
             s => match s.strip_prefix('+') {
                 Some(n) => n
                     .parse::<u32>()
@@ -53,6 +62,7 @@ impl fmt::Display for Point {
             Point::Current => f.write_str("current"),
             Point::Rev(r) => write!(f, "{r}"),
             Point::Relative(n) => write!(f, "+{n}"),
+            Point::Back(n) => write!(f, "-{n}"),
         }
     }
 }
@@ -69,6 +79,15 @@ impl Range {
     /// Resolves to revision numbers `(from, to)` where 0 is base; the migrations in range are
     /// `from+1 ..= to`. `current` is the database's revision (0 when none), if known.
     pub fn resolve(&self, head: Revision, current: Option<u32>) -> Result<(u32, u32), String> {
+        if let Point::Back(n) = self.from {
+            if matches!(self.to, Point::Relative(_) | Point::Back(_)) {
+                return Err(format!(
+                    "range {self}: one end must be a fixed point (`head`, `current`, a revision)"
+                ));
+            }
+            let to = resolve_point(self.to, head, current, 0)?;
+            return Ok((to.saturating_sub(n), to));
+        }
         let from = resolve_point(self.from, head, current, 0)?;
         let to = resolve_point(self.to, head, current, from)?;
         if to < from {
@@ -90,6 +109,11 @@ pub fn resolve_point(p: Point, head: Revision, current: Option<u32>, relative_to
         Point::Current => current.ok_or("`current` needs a database; the offline script has none (use a revision)")?,
         Point::Rev(r) => r.number(),
         Point::Relative(n) => relative_to.saturating_add(n),
+        Point::Back(n) => {
+            return Err(format!(
+                "`-{n}` counts back from a range's upper end (`-{n}:current`); it is not a target"
+            ))
+        }
     };
     if n > head.number() {
         return Err(format!("{} is not in the set: head is {head}", if let Point::Relative(k) = p { format!("+{k} (revision {:04})", n) } else { show(n) }));
@@ -135,7 +159,16 @@ mod tests {
         assert_eq!(r(":0030", None), Ok((0, 30)));
         assert_eq!(r("current:head", Some(12)), Ok((12, 38)));
         assert_eq!(r("current:+2", Some(12)), Ok((12, 14)));
-        assert!(r("current:head", None).unwrap_err().contains("needs a database"));
+        // Alembic's `-3:current`: the last three applied (12, 11, 10).
+        assert_eq!(r("-3:current", Some(12)), Ok((9, 12)));
+        assert_eq!(r("-2:head", None), Ok((36, 38)));
+        assert_eq!(r("-40:0002", None), Ok((0, 2)));
+        assert!(r("-1:+1", Some(3)).unwrap_err().contains("fixed point"));
+        assert!(r("-1", None).unwrap_err().contains("not a target"));
+        assert!(r("-x:head", None).unwrap_err().contains("`-N`"));
+        assert!(r("current:head", None)
+            .unwrap_err()
+            .contains("needs a database"));
         assert!(r("0039", None).unwrap_err().contains("head is 0038"));
         assert!(r("0030:0029", None).unwrap_err().contains("backwards"));
         assert!("x:head".parse::<Range>().is_err());

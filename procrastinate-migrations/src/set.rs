@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::diagnostic::Excerpt;
 use crate::lexer;
 use crate::migration::{Checksum, Migration, Revision};
 use crate::name;
@@ -48,6 +49,8 @@ pub struct Problem {
     /// 1-based line, when the problem is inside the file.
     pub line: Option<usize>,
     pub message: String,
+    /// The lines around `line`, when the file is text.
+    pub excerpt: Option<Excerpt>,
 }
 
 impl fmt::Display for SetError {
@@ -55,7 +58,12 @@ impl fmt::Display for SetError {
         write!(f, "invalid migration set in {}:", self.dir.display())?;
         for p in &self.problems {
             match (&p.file, p.line) {
-                (Some(file), Some(line)) => write!(f, "\n  {file}:{line}: {}", p.message)?,
+                (Some(file), Some(line)) => {
+                    write!(f, "\n  {file}:{line}: {}", p.message)?;
+                    if let Some(excerpt) = &p.excerpt {
+                        write!(f, "\n    {}", excerpt.to_string().replace('\n', "\n    "))?;
+                    }
+                }
                 (Some(file), None) => write!(f, "\n  {file}: {}", p.message)?,
                 (None, _) => write!(f, "\n  {}", p.message)?,
             }
@@ -71,8 +79,17 @@ impl MigrationSet {
     /// it), skipping other files (`__init__.py`) and hidden ones (editor swap files).
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<MigrationSet, SetError> {
         let dir = dir.as_ref().to_path_buf();
-        let fail = |message: String| SetError { dir: dir.clone(), problems: vec![Problem { file: None, line: None, message }] };
-        let entries = std::fs::read_dir(&dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
+        let fail = |message: String| SetError {
+            dir: dir.clone(),
+            problems: vec![Problem {
+                file: None,
+                line: None,
+                message,
+                excerpt: None,
+            }],
+        };
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| fail(format!("cannot read the directory: {e}")))?;
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| fail(format!("cannot read the directory: {e}")))?;
@@ -104,7 +121,12 @@ impl MigrationSet {
         let mut migrations = Vec::with_capacity(files.len());
         for (index, (file_name, bytes)) in files.into_iter().enumerate() {
             let mut problem = |line: Option<usize>, message: String| {
-                problems.push(Problem { file: Some(file_name.clone()), line, message })
+                problems.push(Problem {
+                    file: Some(file_name.clone()),
+                    line,
+                    message,
+                    excerpt: None,
+                })
             };
             let parsed = match name::parse(&file_name) {
                 Ok(parsed) => parsed,
@@ -156,6 +178,13 @@ impl MigrationSet {
                 Ok(_) => {}
                 Err(e) => problem(Some(e.line), e.message),
             }
+            // The file is text: show where in it.
+            for p in problems
+                .iter_mut()
+                .filter(|p| p.file.as_deref() == Some(file_name.as_str()) && p.excerpt.is_none())
+            {
+                p.excerpt = p.line.map(|line| Excerpt::at_line(&sql, line));
+            }
             migrations.push(Migration {
                 revision: Revision::new(index as u32 + 1),
                 version: parsed.version,
@@ -168,7 +197,12 @@ impl MigrationSet {
             });
         }
         if migrations.is_empty() && problems.is_empty() {
-            problems.push(Problem { file: None, line: None, message: "no migration files (`*.sql`) in this directory".into() });
+            problems.push(Problem {
+                file: None,
+                line: None,
+                message: "no migration files (`*.sql`) in this directory".into(),
+                excerpt: None,
+            });
         }
         if problems.is_empty() {
             Ok(MigrationSet { dir, migrations })

@@ -21,6 +21,7 @@ pub use upgrade::{Event, UpgradeReport};
 
 use crate::compat::{self, Verdict};
 use crate::config;
+use crate::diagnostic::Excerpt;
 use crate::migration::{Migration, Revision};
 use crate::set::SetDef;
 use crate::state::Refusal;
@@ -141,12 +142,56 @@ pub struct MigrationFailure {
     pub set: Option<String>,
     pub revision: Revision,
     pub file_name: String,
-    /// 1-based line in the file where the failing statement (or error position) is.
+    /// 1-based line in the file of the error's position, or else of the failing statement.
     pub line: Option<usize>,
+    /// 1-based column (in characters) of the error's position, when the server gave one.
+    pub column: Option<usize>,
+    /// The server's message, with what to do about it when the tool knows.
     pub message: String,
+    /// The server's DETAIL, HINT and CONTEXT (where in a function or DO block).
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    pub context: Option<String>,
     pub sqlstate: Option<String>,
+    /// The file's lines around `line`, the position marked.
+    pub excerpt: Option<Excerpt>,
     /// The last revision still applied.
     pub current: Option<Revision>,
+}
+
+impl MigrationFailure {
+    /// The failure of `m` with the server's error `e`; `at` is where in the file: a byte offset,
+    /// exact (the server's position) or the start of the failing statement.
+    pub(crate) fn new(
+        opts: &Options,
+        m: &Migration,
+        e: &postgres::Error,
+        at: Option<(usize, bool)>,
+        current: Option<Revision>,
+    ) -> MigrationFailure {
+        let db = e.as_db_error();
+        let excerpt = at.map(|(offset, exact)| {
+            if exact {
+                Excerpt::at_offset(&m.sql, offset)
+            } else {
+                Excerpt::at_line(&m.sql, crate::lexer::line_of(&m.sql, offset))
+            }
+        });
+        MigrationFailure {
+            set: opts.set.clone(),
+            revision: m.revision,
+            file_name: m.file_name.to_string(),
+            line: excerpt.as_ref().map(|x| x.line),
+            column: excerpt.as_ref().and_then(|x| x.column),
+            message: db.map_or_else(|| describe(e), |d| d.message().to_string()),
+            detail: db.and_then(|d| d.detail()).map(str::to_string),
+            hint: db.and_then(|d| d.hint()).map(str::to_string),
+            context: db.and_then(|d| d.where_()).map(str::to_string),
+            sqlstate: db.map(|d| d.code().code().to_string()),
+            excerpt,
+            current,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -159,13 +204,33 @@ impl fmt::Display for Error {
                 divergences.iter().try_for_each(|d| write!(f, "\n  {}", d.display_in(set.as_deref())))
             }
             Error::Failed(fail) => {
-                let at = fail.line.map(|l| format!(":{l}")).unwrap_or_default();
+                let at = match (fail.line, fail.column) {
+                    (Some(l), Some(c)) => format!(":{l}:{c}"),
+                    (Some(l), None) => format!(":{l}"),
+                    _ => String::new(),
+                };
                 let label = |r: Option<Revision>| crate::label(fail.set.as_deref(), r);
                 write!(f, "migration {} failed at {}{at}: {}", label(Some(fail.revision)), fail.file_name, fail.message)?;
                 if let Some(code) = &fail.sqlstate {
                     write!(f, " (SQLSTATE {code})")?;
                 }
-                let now = if fail.current.is_none() { format!("{} (nothing applied)", label(None)) } else { label(fail.current) };
+                if let Some(excerpt) = &fail.excerpt {
+                    write!(f, "\n  {}", excerpt.to_string().replace('\n', "\n  "))?;
+                }
+                for (what, text) in [
+                    ("detail", &fail.detail),
+                    ("hint", &fail.hint),
+                    ("context", &fail.context),
+                ] {
+                    if let Some(text) = text {
+                        write!(f, "\n  = {what}: {}", text.replace('\n', "\n    "))?;
+                    }
+                }
+                let now = if fail.current.is_none() {
+                    format!("{} (nothing applied)", label(None))
+                } else {
+                    label(fail.current)
+                };
                 write!(f, "\nit was rolled back; the database is at {now}")
             }
             Error::LockWait { waited, holder } => {

@@ -260,22 +260,17 @@ fn run_outside_transaction(
     let started = Instant::now();
     if let Err(e) = client.batch_execute(&m.sql) {
         let _ = client.batch_execute(&format!("DELETE FROM {table} WHERE {where_}"));
-        let db = e.as_db_error();
-        let statement = lexer::statements(&m.sql).ok().and_then(|s| s.first().map(|st| st.line));
-        return Err(Error::Failed(Box::new(MigrationFailure {
-            set: opts.set.clone(),
-            revision: m.revision,
-            file_name: m.file_name.to_string(),
-            line: statement,
-            message: format!(
-                "{} (it ran outside a transaction, so it may have left something behind: a CREATE INDEX \
-                 CONCURRENTLY that fails leaves an INVALID index; find it with `SELECT indexrelid::regclass FROM \
-                 pg_index WHERE NOT indisvalid`, DROP INDEX CONCURRENTLY it, then `upgrade` again)",
-                super::describe(&e)
-            ),
-            sqlstate: db.map(|d| d.code().code().to_string()),
-            current,
-        })));
+        let statement = lexer::statements(&m.sql)
+            .ok()
+            .and_then(|s| s.first().map(|st| (st.span.start, false)));
+        let mut failure =
+            MigrationFailure::new(opts, m, &e, position(&e, 0, &m.sql).or(statement), current);
+        failure.message.push_str(
+            " (it ran outside a transaction, so it may have left something behind: a CREATE INDEX \
+             CONCURRENTLY that fails leaves an INVALID index; find it with `SELECT indexrelid::regclass FROM \
+             pg_index WHERE NOT indisvalid`, DROP INDEX CONCURRENTLY it, then `upgrade` again)",
+        );
+        return Err(Error::Failed(Box::new(failure)));
     }
     let took = started.elapsed().as_millis();
     client
@@ -343,41 +338,48 @@ fn exec_file(
         Some(GUARD_RECORDED) => return Ok(Outcome::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default())),
         _ => {}
     }
-    let mut line = match db.and_then(|d| d.position()) {
-        Some(postgres::error::ErrorPosition::Original(pos)) => {
-            // The server counts characters from 1, not bytes, over the whole batch.
-            let at = (*pos as usize).checked_sub(prefix.chars().count() + 1);
-            at.and_then(|c| m.sql.char_indices().nth(c)).map(|(byte, _)| lexer::line_of(&m.sql, byte))
-        }
-        _ => None,
-    };
-    let mut message = super::describe(&e);
+    // The server counts characters from 1 over the whole batch, which starts with `prefix`.
+    let mut at = position(&e, prefix.chars().count(), &m.sql);
     let sqlstate = db.map(|d| d.code().code().to_string());
     // Only errors that come from the text itself are looked for again, and only for about as
     // long as the failure took: a cancel, a lock or statement timeout, a deadlock or a lost
     // connection would not recur, and a long migration is not run twice.
     let class = sqlstate.as_deref().map(|c| &c[..2]);
-    let deterministic = !matches!(class, Some("57" | "08" | "40" | "53" | "55" | "XX" | "CP")) && !matches!(sqlstate.as_deref(), Some("57014"));
-    if line.is_none() && db.is_some() && deterministic {
-        line = locate(client, m, opts, took * 2 + Duration::from_millis(500));
+    let deterministic = !matches!(class, Some("57" | "08" | "40" | "53" | "55" | "XX" | "CP"))
+        && !matches!(sqlstate.as_deref(), Some("57014"));
+    if at.is_none() && db.is_some() && deterministic {
+        at = locate(client, m, opts, took * 2 + Duration::from_millis(500));
     }
+    let mut failure = MigrationFailure::new(opts, m, &e, at, current);
     if sqlstate.as_deref() == Some("55P03") {
-        message = format!(
-            "{message}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out{}; \
+        failure.message = format!(
+            "{}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out{}; \
              retry when the database is quieter, or raise `lock-timeout`",
+            failure.message,
             opts.lock_timeout.as_millis(),
             lock_holders(client, opts).map(|h| format!(" (holding locks on this schema's tables now: {h})")).unwrap_or_default()
         );
     }
-    Err(Error::Failed(Box::new(MigrationFailure {
-        set: opts.set.clone(),
-        revision: m.revision,
-        file_name: m.file_name.to_string(),
-        line,
-        message,
-        sqlstate,
-        current,
-    })))
+    Err(Error::Failed(Box::new(failure)))
+}
+
+/// The byte offset in `sql` of the server's error position, which counts characters from 1
+/// over text that had `skip` characters before `sql`.
+fn position(e: &postgres::Error, skip: usize, sql: &str) -> Option<(usize, bool)> {
+    match e.as_db_error()?.position()? {
+        postgres::error::ErrorPosition::Original(pos) => {
+            let at = (*pos as usize).checked_sub(skip + 1)?;
+            // Just past the end: the `;` that ends an unterminated last statement.
+            let byte = sql
+                .char_indices()
+                .nth(at)
+                .map(|(byte, _)| byte)
+                .or_else(|| (at <= sql.chars().count() + 2).then_some(sql.len()))?;
+            Some((byte, true))
+        }
+        // A position inside a function body's query, not in the file.
+        postgres::error::ErrorPosition::Internal { .. } => None,
+    }
 }
 
 /// Who holds locks on the tables of the migration's schema right now (the server's lock
@@ -406,7 +408,12 @@ fn lock_holders(client: &mut postgres::Client, opts: &Options) -> Option<String>
 /// The line of the statement that fails when `m` runs statement by statement, in a
 /// transaction that is rolled back whatever happens, within `budget` (each statement gets what
 /// is left as its statement_timeout): paid only after a failure, and never much longer than it.
-fn locate(client: &mut postgres::Client, m: &Migration, opts: &Options, budget: Duration) -> Option<usize> {
+fn locate(
+    client: &mut postgres::Client,
+    m: &Migration,
+    opts: &Options,
+    budget: Duration,
+) -> Option<(usize, bool)> {
     let statements = lexer::statements(&m.sql).ok()?;
     let settings: Vec<String> =
         opts.local_settings().iter().map(|(k, v)| format!("SELECT set_config({}, {}, true)", quote_literal(k), quote_literal(v))).collect();
@@ -423,7 +430,11 @@ fn locate(client: &mut postgres::Client, m: &Migration, opts: &Options, budget: 
         if let Err(e) = run {
             // Running out of the budget says nothing about where the original failed.
             if e.code().map(|c| c.code()) != Some("57014") {
-                failing = Some(st.line);
+                let text = &m.sql[st.span.clone()];
+                failing = Some(
+                    position(&e, 0, text)
+                        .map_or((st.span.start, false), |(at, _)| (st.span.start + at, true)),
+                );
             }
             break;
         }
