@@ -63,8 +63,15 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
     /// No progress on stderr (errors are still printed).
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// More detail: checksums and timings in `history`, each migration's checksum as it starts.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Colour on stderr: auto (when a terminal), always, never (default: $CARGO_TERM_COLOR,
+    /// then NO_COLOR, then auto).
+    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    pub color: Option<crate::term::ColorChoice>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -82,10 +89,17 @@ pub enum PhaseArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show the revision recorded in the database.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate current\n  cargo procrastinate current --message-format json | jq -r .current\n  DATABASE_URL=postgres://app@db.internal/app cargo procrastinate current"
+    )]
     Current,
     /// Apply pending migrations, each in its own transaction (TARGET: head, a revision, +N, NAME@REV).
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate upgrade                  # everything pending\n  cargo procrastinate upgrade 0029             # up to and including 0029\n  cargo procrastinate upgrade +1               # the next migration only\n  cargo procrastinate upgrade --phase pre      # zero-downtime: before deploying the release\n  cargo procrastinate upgrade --phase post     # zero-downtime: after deploying it\n  cargo procrastinate upgrade --message-format json   # one object per migration, then the result"
+    )]
     Upgrade {
         /// Where to stop (default: head); or use --phase / --to-version.
+        #[arg(allow_hyphen_values = true)]
         target: Option<String>,
         /// `pre`: the next release's pre migrations; `post`: the post migrations of the release
         /// whose pre is applied. One release at a time, for zero-downtime deploys.
@@ -101,6 +115,9 @@ pub enum Command {
     },
     /// The zero-downtime deploy steps from the database's state, one release at a time, with
     /// the command for each.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate plan\n  cargo procrastinate plan --to 3.4.0"
+    )]
     Plan {
         /// Stop after this release (default: every pending release).
         #[arg(long, value_name = "X.Y.Z")]
@@ -108,6 +125,9 @@ pub enum Command {
     },
     /// Record TARGET as applied without running any SQL (for databases built from schema.sql),
     /// after checking that the schema is the set's at TARGET.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate stamp head               # a database built from schema.sql\n  cargo procrastinate stamp --detect           # from alembic_version, django_migrations or the schema\n  cargo procrastinate stamp 0029 --dry-run\n  cargo procrastinate stamp --purge 0029       # re-record from scratch"
+    )]
     Stamp {
         /// The revision to record (`head`, `0029`, `NAME@REV`); or use --detect.
         target: Option<String>,
@@ -128,37 +148,63 @@ pub enum Command {
         server: Option<String>,
     },
     /// List migrations with their state (RANGE as in Alembic: base:head, current:head, 0025:0030).
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate history\n  cargo procrastinate history -r current:head  # what is pending\n  cargo procrastinate history -r -3:current    # the last three applied\n  cargo procrastinate -v history               # with checksums and when each was applied\n  cargo procrastinate history                  # with no database configured: the files"
+    )]
     History {
-        #[arg(short, long)]
-        verbose: bool,
-        #[arg(short = 'r', long = "rev-range", value_name = "RANGE", default_value = "base:head")]
+        /// Which migrations (Alembic's forms: `base:head`, `current:head`, `-3:current`,
+        /// `current:+2`, `0025:0030`).
+        #[arg(
+            short = 'r',
+            long = "rev-range",
+            value_name = "RANGE",
+            default_value = "base:head",
+            allow_hyphen_values = true
+        )]
         range: String,
     },
     /// Migrations not yet applied (same as `history -r current:head`).
-    Pending {
-        #[arg(short, long)]
-        verbose: bool,
-    },
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate pending\n  cargo procrastinate pending --message-format json"
+    )]
+    Pending,
     /// Show the head revision of the migration files.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate heads\n  cargo procrastinate heads --set app"
+    )]
     Heads,
     /// Print one migration's SQL, after its metadata (REV: `0030`, `head`, NAME@REV).
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate show 0030\n  cargo procrastinate show head\n  cargo procrastinate show app@0002 --message-format json"
+    )]
     Show {
+        /// The revision: `0030`, `head`, `+1` (after current: none here, so the first), NAME@REV.
         rev: String,
     },
     /// Exit 0 only if the database is at head and every applied file is unchanged.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate check                    # exit 0 at head, 4 behind, 5 diverged\n  cargo procrastinate check -q || echo \"migrate first\""
+    )]
     Check,
     /// Print the SQL that `upgrade` would run, as a script for psql.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate sql --offline > all.sql  # every migration, for psql -f\n  cargo procrastinate sql --offline --from 0029 > upgrade.sql\n  cargo procrastinate sql                      # what is pending in the database\n  psql -v ON_ERROR_STOP=1 -f upgrade.sql"
+    )]
     Sql {
         /// Do not connect: RANGE must not mention `current` (default range base:head).
         #[arg(long)]
         offline: bool,
         /// RANGE (`head`, `0029:head`, `:0030`); default `current:head` online, `base:head` offline.
+        #[arg(allow_hyphen_values = true)]
         range: Option<String>,
         /// Start after this revision (the one the target database is at); same as `REV:head`.
         #[arg(long, value_name = "REV", conflicts_with = "range")]
         from: Option<String>,
     },
     /// Write the next migration file of a set, correctly named: `{version}_{serial}_{pre|post}_{description}.sql`.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate new \"add the orders table\" --pre\n  cargo procrastinate new \"drop the old column\" --post --version 1.3.0\n  cargo procrastinate new \"index jobs\" --set app"
+    )]
     New {
         /// What it does, in a few words (becomes the file's description).
         description: String,
@@ -174,6 +220,9 @@ pub enum Command {
     },
     /// Copy a Procrastinate release's SQL set into the set's directory, with its schema.sql
     /// (for `verify`) and a provenance file.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate vendor --version 3.10.0   # with pip\n  cargo procrastinate vendor --wheel procrastinate-3.10.0-py3-none-any.whl\n  cargo procrastinate vendor --python .venv/bin/python"
+    )]
     #[command(group(clap::ArgGroup::new("source").required(true).args(["wheel", "python", "version"])))]
     Vendor {
         /// A wheel file (procrastinate-X.Y.Z-py3-none-any.whl).
@@ -191,6 +240,9 @@ pub enum Command {
     },
     /// Apply the set to a scratch database and compare the schema it builds with a reference
     /// schema.sql (default: the vendored reference/schema.sql beside the set).
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate verify\n  cargo procrastinate verify --schema-sql schema.sql --server postgres://postgres@localhost/postgres"
+    )]
     Verify {
         /// The reference schema (a release's schema.sql).
         #[arg(long, value_name = "FILE")]
@@ -201,11 +253,19 @@ pub enum Command {
     },
     /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
     /// `cargo procrastinate completions bash > ~/.local/share/bash-completion/completions/cargo-procrastinate`.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate completions bash > ~/.local/share/bash-completion/completions/cargo-procrastinate\n  cargo procrastinate completions zsh > ~/.zfunc/_cargo-procrastinate\n  cargo procrastinate completions fish > ~/.config/fish/completions/cargo-procrastinate.fish"
+    )]
     Completions {
+        /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
     /// Refused: Procrastinate migrations cannot be reversed.
+    #[command(
+        after_help = "Instead: restore the database from a backup taken before the migration, then deploy the\nprevious version of your code."
+    )]
     Downgrade {
+        /// Any target: every downgrade is refused.
         #[arg(allow_hyphen_values = true)]
         target: Option<String>,
     },
@@ -214,7 +274,7 @@ pub enum Command {
 /// The completion script for `shell`, from the same definition the parser uses.
 pub fn completions(shell: clap_complete::Shell) -> String {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "cargo-procrastinate", &mut out);
+    clap_complete::generate(shell, &mut command(), "cargo-procrastinate", &mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 
@@ -224,15 +284,43 @@ pub fn parse() -> Cli {
     if args.get(1).is_some_and(|a| a == "procrastinate") {
         args.remove(1);
     }
-    let matches = Cli::command().after_help(after_help()).get_matches_from(args);
+    // Help and usage errors are printed before the flags are parsed: look for --color first.
+    let flag = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        a.strip_prefix("--color=").or_else(|| {
+            (a == "--color")
+                .then(|| args.get(i + 1).and_then(|v| v.to_str()))
+                .flatten()
+        })
+    });
+    let color = match crate::term::ColorChoice::resolve(
+        flag.and_then(|f| crate::term::ColorChoice::from_str(f, true).ok()),
+    ) {
+        crate::term::ColorChoice::Always => clap::ColorChoice::Always,
+        crate::term::ColorChoice::Never => clap::ColorChoice::Never,
+        crate::term::ColorChoice::Auto => clap::ColorChoice::Auto,
+    };
+    let matches = command().color(color).get_matches_from(args);
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
-/// Precedence and exit codes, the latter from `exit::ALL` so help cannot drift from the code.
+/// The whole command line, as the parser, the completions and the man page (`cargo xtask
+/// man`) see it.
+pub fn command() -> clap::Command {
+    Cli::command().after_help(after_help())
+}
+
+/// Examples, precedence and exit codes, the last from `exit::ALL` so help cannot drift from
+/// the code.
 fn after_help() -> String {
     let codes: Vec<String> = crate::exit::ALL.iter().map(|(code, meaning)| format!("  {code}  {meaning}")).collect();
     format!(
-        "Settings: defaults < [workspace.metadata.procrastinate] < [package.metadata.procrastinate] \
+        "Examples:\n  cargo procrastinate --scratch upgrade        # try it on a throwaway PostgreSQL\n  \
+         cargo procrastinate upgrade                  # DATABASE_URL from the environment or .env\n  \
+         cargo procrastinate check                    # in CI or a readiness probe\n  \
+         cargo procrastinate plan                     # the zero-downtime steps\n  \
+         cargo procrastinate <COMMAND> --help         # each command's examples\n\n\
+         Settings: defaults < [workspace.metadata.procrastinate] < [package.metadata.procrastinate] \
          < PROCRASTINATE_* environment < flags.\n\nExit codes:\n{}",
         codes.join("\n")
     )

@@ -10,10 +10,12 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod exit;
+pub mod json;
 pub mod release;
 pub mod scratchpad;
 pub mod settings;
 pub mod signals;
+pub mod term;
 
 use std::fmt;
 
@@ -22,11 +24,20 @@ use std::fmt;
 pub struct Failure {
     pub code: i32,
     pub message: String,
+    /// What JSON output carries besides the message: a failing migration's place and the
+    /// server's fields, or every problem of a malformed set.
+    pub migration: Option<Box<json::FailedMigration>>,
+    pub problems: Vec<json::ProblemJson>,
 }
 
 impl Failure {
     pub fn new(code: i32, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+            migration: None,
+            problems: Vec::new(),
+        }
     }
 
     pub fn usage(message: impl Into<String>) -> Failure {
@@ -55,23 +66,38 @@ impl From<procrastinate_migrations::db::Error> for Failure {
             E::Incompatible(_) => exit::DIVERGED,
             E::Interrupted { .. } => exit::INTERRUPTED,
         };
-        Failure::new(code, e.to_string())
+        let mut failure = Failure::new(code, e.to_string());
+        if let E::Failed(f) = &e {
+            failure.migration = Some(Box::new(json::FailedMigration::from(&**f)));
+        }
+        failure
     }
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
     let cli = cli::parse();
+    term::init(
+        term::ColorChoice::resolve(cli.global.color),
+        cli.global.quiet,
+        cli.global.verbose,
+    );
     let json = cli.global.message_format == cli::MessageFormat::Json;
     match commands::run(cli) {
         Ok(code) => code,
         Err(f) => {
             // Every message is built from settings and server replies, never from the URL
             // itself, so no password reaches here.
-            eprintln!("error: {}", f.message);
+            term::error(&f.message);
             if json {
                 // Scripts reading stdout get a document on failure too.
-                println!("{}", serde_json::json!({ "error": f.message, "exit_code": f.code }));
+                let error = json::Error {
+                    message: f.message,
+                    exit_code: f.code,
+                    migration: f.migration.map(|m| *m),
+                    problems: f.problems,
+                };
+                json::emit("error", &error);
             }
             f.code
         }

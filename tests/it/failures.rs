@@ -30,7 +30,13 @@ fn a_failing_migration_rolls_back_whole_and_upgrade_resumes_there() {
     // A syntax error is placed by the server's position, on its own line.
     write(set.path(), "03.00.00_01_pre_broken.sql", "CREATE TABLE half_done (x int);\nSELECT 1;\nSELEC 2;\n");
     let syntax = cli(&db, set.path(), &["upgrade"]).code(1);
-    assert!(syntax.stderr.contains("03.00.00_01_pre_broken.sql:3: syntax error at or near \"SELEC\""), "{}", syntax.stderr);
+    assert!(
+        syntax
+            .stderr
+            .contains("03.00.00_01_pre_broken.sql:3:1: syntax error at or near \"SELEC\""),
+        "{}",
+        syntax.stderr
+    );
     // Fixed, it resumes at 0004 (and re-records nothing before it).
     write(set.path(), "03.00.00_01_pre_broken.sql", "CREATE TABLE half_done (x int);\n");
     let resumed = cli(&db, set.path(), &["--message-format", "json", "upgrade"]).ok().json();

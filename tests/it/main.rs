@@ -3,6 +3,7 @@
 
 mod adopt;
 mod build;
+mod cli;
 mod deploy;
 mod failures;
 mod fixtures;

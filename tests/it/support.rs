@@ -37,8 +37,36 @@ impl Run {
         self
     }
 
+    /// The command's result: the last JSON line (`upgrade` prints its events before it).
+    #[track_caller]
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+        self.json_lines().pop().unwrap_or_else(|| {
+            panic!(
+                "no JSON on stdout:\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Every line of stdout, each parsed as one JSON object with `reason` and `format_version`.
+    #[track_caller]
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|line| {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                    panic!(
+                        "a stdout line is not JSON ({e}): {line}\nstdout:\n{}",
+                        self.stdout
+                    )
+                });
+                assert!(
+                    v["reason"].is_string() && v["format_version"] == 1,
+                    "no reason or format_version: {line}"
+                );
+                v
+            })
+            .collect()
     }
 }
 
@@ -48,7 +76,13 @@ pub fn cli_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-procrastinate"));
     cmd.args(args).current_dir(dir).stdin(Stdio::null());
     for (key, _) in std::env::vars() {
-        if key.starts_with("PG") || key.starts_with("PROCRASTINATE_") || key == "DATABASE_URL" {
+        if key.starts_with("PG")
+            || key.starts_with("PROCRASTINATE_")
+            || matches!(
+                key.as_str(),
+                "DATABASE_URL" | "CARGO_TERM_COLOR" | "NO_COLOR"
+            )
+        {
             cmd.env_remove(key);
         }
     }

@@ -4,10 +4,12 @@
 //!   --workspace` (see `test.rs`).
 //! - `wheel VERSION`: fetch Procrastinate's wheel (cached under target/) and print the path of
 //!   its migrations directory.
+//! - `man`: man pages from the clap definition, into `target/man/` (see `man.rs`).
 //! - `bench`: whole commands against baselines timed in the same run (see `bench.rs` and
 //!   BENCHMARKS.md).
 
 mod bench;
+mod man;
 mod test;
 
 use xshell::{cmd, Shell};
@@ -21,6 +23,7 @@ fn main() -> Result<()> {
             println!("{}", procrastinate_tests::wheels::procrastinate(version).migrations.display());
             Ok(())
         }
+        ["man"] => man::man(),
         ["bench"] => {
             // `cargo xtask` builds in debug; numbers from unoptimized code mean little.
             if cfg!(debug_assertions) {
@@ -36,7 +39,7 @@ fn main() -> Result<()> {
             test::test(&rest)
         }
         _ => {
-            eprintln!("usage: cargo xtask test [ARGS for cargo test] | cargo xtask wheel VERSION | cargo xtask bench");
+            eprintln!("usage: cargo xtask test [ARGS for cargo test] | cargo xtask wheel VERSION | cargo xtask man | cargo xtask bench");
             std::process::exit(2);
         }
     }

@@ -1,8 +1,7 @@
 //! `check`: exit 0 only if every selected set is at head with every applied file unchanged.
 
-use serde_json::{json, Map, Value};
-
-use super::{divergence_json, rev_json, set_json, Ctx};
+use super::Ctx;
+use crate::json::{self, DivergenceJson};
 use crate::{exit, Failure};
 
 pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
@@ -48,23 +47,40 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         if code == exit::BEHIND {
             lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
         }
-        let mut obj = set_json(l);
-        obj.insert("ok".into(), Value::Bool(code == exit::OK));
-        obj.insert("exit_code".into(), Value::from(code));
-        obj.insert("current".into(), rev_json(status.current));
-        obj.insert("beyond".into(), json!(status.beyond));
-        obj.insert("pending".into(), pending.iter().map(|m| Value::String(m.revision.to_string())).collect());
-        obj.insert(
-            "revised_upstream".into(),
-            status.revised.iter().map(|r| json!({ "revision": r.revision.to_string(), "file_name": r.file_name, "revised_in": r.edit.revised_in, "needs_rerun": r.needs_rerun(schema), "message": r.describe(schema) })).collect(),
-        );
-        obj.insert("divergences".into(), status.divergences.iter().map(|d| divergence_json(d, ctx.set_name(i))).collect());
-        sets.push(Value::Object(obj));
+        sets.push(json::Check {
+            id: ctx.set_id(i),
+            ok: code == exit::OK,
+            exit_code: code,
+            current: json::rev(status.current),
+            beyond: status.beyond.clone(),
+            pending: pending.iter().map(|m| m.revision.to_string()).collect(),
+            revised_upstream: status
+                .revised
+                .iter()
+                .map(|r| json::Revised {
+                    revision: r.revision.to_string(),
+                    file_name: r.file_name.to_string(),
+                    revised_in: r.edit.revised_in,
+                    needs_rerun: r.needs_rerun(schema),
+                    message: r.describe(schema),
+                })
+                .collect(),
+            divergences: status
+                .divergences
+                .iter()
+                .map(|d| DivergenceJson::new(d, ctx.set_name(i)))
+                .collect(),
+        });
     }
-    let mut top = Map::new();
-    top.insert("ok".into(), Value::Bool(worst == exit::OK));
-    top.insert("exit_code".into(), Value::from(worst));
-    ctx.print_sets(&lines.join("\n"), top, sets);
+    ctx.print_sets(
+        "check",
+        &lines.join("\n"),
+        &json::Verdict {
+            ok: worst == exit::OK,
+            exit_code: worst,
+        },
+        &sets,
+    );
     Ok(worst)
 }
 

@@ -1,10 +1,9 @@
 //! `current`: where each set of the database stands.
 
-use procrastinate_migrations::db::Status;
-use serde_json::{json, Map, Value};
-
-use super::{divergence_json, rev_json, set_json, Ctx};
+use super::Ctx;
+use crate::json::{self, DivergenceJson};
 use crate::{exit, Failure};
+use procrastinate_migrations::db::Status;
 
 pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
     let mut client = ctx.client()?;
@@ -28,18 +27,28 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
             (Some(name), true) => format!("{name} {state}"),
             _ => state,
         });
-        let mut obj = set_json(l);
-        obj.insert("current".into(), rev_json(status.current));
-        obj.insert("at_head".into(), Value::Bool(at_head));
-        obj.insert("ahead".into(), json!(status.ahead()));
-        obj.insert("beyond".into(), json!(status.beyond));
-        obj.insert("tracking_table".into(), Value::String(l.options.table.to_string()));
-        obj.insert("divergences".into(), status.divergences.iter().map(|d| divergence_json(d, ctx.set_name(i))).collect());
-        sets.push(Value::Object(obj));
+        sets.push(json::Current {
+            id: ctx.set_id(i),
+            current: json::rev(status.current),
+            at_head,
+            ahead: status.ahead().to_vec(),
+            beyond: status.beyond.clone(),
+            tracking_table: l.options.table.to_string(),
+            divergences: status
+                .divergences
+                .iter()
+                .map(|d| DivergenceJson::new(d, ctx.set_name(i)))
+                .collect(),
+        });
     }
-    let mut top = Map::new();
-    top.insert("at_head".into(), Value::Bool(all_at_head));
-    ctx.print_sets(&lines.join("\n"), top, sets);
+    ctx.print_sets(
+        "current",
+        &lines.join("\n"),
+        &json::AtHead {
+            at_head: all_at_head,
+        },
+        &sets,
+    );
     Ok(exit::OK)
 }
 

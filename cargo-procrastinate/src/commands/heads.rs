@@ -1,9 +1,7 @@
 //! `heads`: the last file of each set; `show`: one file, its metadata and its SQL.
 
-use serde_json::{Map, Value};
-
-use super::{set_json, Ctx};
-use crate::{exit, Failure};
+use super::Ctx;
+use crate::{exit, json, Failure};
 
 pub(super) fn run(ctx: &Ctx) -> Result<i32, Failure> {
     let mut lines = Vec::new();
@@ -11,12 +9,17 @@ pub(super) fn run(ctx: &Ctx) -> Result<i32, Failure> {
     for i in ctx.selected() {
         let l = &ctx.sets[i];
         let head = l.set.migrations.last().expect("a set is never empty");
-        lines.push(format!("{} (head) {}", ctx.label(i, Some(head.revision)), head.file_name));
-        let mut obj = set_json(l);
-        obj.insert("file_name".into(), Value::String(head.file_name.to_string()));
-        sets.push(Value::Object(obj));
+        lines.push(format!(
+            "{} (head) {}",
+            ctx.label(i, Some(head.revision)),
+            head.file_name
+        ));
+        sets.push(json::Head {
+            id: ctx.set_id(i),
+            file_name: head.file_name.to_string(),
+        });
     }
-    ctx.print_sets(&lines.join("\n"), Map::new(), sets);
+    ctx.print_sets("heads", &lines.join("\n"), &(), &sets);
     Ok(exit::OK)
 }
 
@@ -41,16 +44,20 @@ pub(super) fn show(ctx: &Ctx, rev: &str) -> Result<i32, Failure> {
         path.display(),
         m.sql
     );
-    let mut obj = set_json(l);
-    obj.insert("revision".into(), Value::String(r.to_string()));
-    obj.insert("file_name".into(), Value::String(m.file_name.to_string()));
-    obj.insert("version".into(), Value::String(m.version.human()));
-    obj.insert("phase".into(), Value::String(m.phase.as_str().into()));
-    obj.insert("checksum".into(), Value::String(m.checksum.to_string()));
-    obj.insert("path".into(), Value::String(path.display().to_string()));
-    obj.insert("sql".into(), Value::String(m.sql.to_string()));
     if ctx.json {
-        println!("{}", Value::Object(obj));
+        json::emit(
+            "show",
+            &json::Show {
+                id: ctx.set_id(*i),
+                revision: r.to_string(),
+                file_name: m.file_name.to_string(),
+                version: m.version.human(),
+                phase: m.phase.as_str(),
+                checksum: m.checksum.to_string(),
+                path: path.display().to_string(),
+                sql: m.sql.to_string(),
+            },
+        );
     } else {
         print!("{human}");
         if !human.ends_with('\n') {

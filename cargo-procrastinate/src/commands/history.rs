@@ -1,12 +1,10 @@
 //! `history` and `pending`: each file of the selected sets with the state recorded for it.
 
+use super::Ctx;
+use crate::{exit, json, Failure};
 use procrastinate_migrations::db::{self, Status};
 use procrastinate_migrations::range::{Point, Range};
 use procrastinate_migrations::Revision;
-use serde_json::{json, Map, Value};
-
-use super::{rev_json, set_json, Ctx};
-use crate::{exit, Failure};
 
 pub(super) fn run(ctx: &mut Ctx, range_text: &str, verbose: bool) -> Result<i32, Failure> {
     let (selected, bare) = ctx.sets_for(range_text)?;
@@ -64,20 +62,20 @@ pub(super) fn run(ctx: &mut Ctx, range_text: &str, verbose: bool) -> Result<i32,
                 }
             }
             lines.push(line);
-            rows.push(json!({
-                "revision": m.revision.to_string(),
-                "file_name": m.file_name,
-                "version": m.version.to_string(),
-                "serial": m.serial,
-                "phase": m.phase.as_str(),
-                "description": m.description,
-                "checksum": m.checksum.to_string(),
-                "state": state,
-                "applied_at": row.map(|r| r.applied_at.clone()),
-                "applied_by": row.map(|r| r.applied_by.clone()),
-                "duration_ms": row.and_then(|r| r.duration_ms),
-                "recorded_checksum": row.map(|r| r.checksum.clone()),
-            }));
+            rows.push(json::HistoryRow {
+                revision: m.revision.to_string(),
+                file_name: m.file_name.to_string(),
+                version: m.version.to_string(),
+                serial: m.serial,
+                phase: m.phase.as_str(),
+                description: m.description.to_string(),
+                checksum: m.checksum.to_string(),
+                state: state.to_string(),
+                applied_at: row.map(|r| r.applied_at.clone()),
+                applied_by: row.map(|r| r.applied_by.clone()),
+                duration_ms: row.and_then(|r| r.duration_ms),
+                recorded_checksum: row.map(|r| r.checksum.clone()),
+            });
         }
         // What the database records for files that are not there (deleted, renamed, or newer).
         let orphans: Vec<&db::Applied> = status
@@ -93,15 +91,20 @@ pub(super) fn run(ctx: &mut Ctx, range_text: &str, verbose: bool) -> Result<i32,
         if lines.len() == before {
             lines.push(format!("{}(nothing in range {range})", ctx.prefix(i)));
         }
-        let mut obj = set_json(l);
-        obj.insert("current".into(), rev_json(current));
-        obj.insert("migrations".into(), Value::Array(rows));
-        obj.insert(
-            "recorded_without_file".into(),
-            orphans.iter().map(|r| json!({ "revision": r.revision, "file_name": r.file_name })).collect(),
-        );
-        sets.push(Value::Object(obj));
+        let recorded_without_file = orphans
+            .iter()
+            .map(|r| json::Orphan {
+                revision: r.revision.clone(),
+                file_name: r.file_name.clone(),
+            })
+            .collect();
+        sets.push(json::History {
+            id: ctx.set_id(i),
+            current: json::rev(current),
+            migrations: rows,
+            recorded_without_file,
+        });
     }
-    ctx.print_sets(&lines.join("\n"), Map::new(), sets);
+    ctx.print_sets("history", &lines.join("\n"), &(), &sets);
     Ok(exit::OK)
 }

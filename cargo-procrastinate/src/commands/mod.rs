@@ -14,16 +14,15 @@ mod upgrade;
 mod vendor;
 mod verify;
 
-use procrastinate_migrations::db::{self, Divergence, Status};
+use procrastinate_migrations::db::{self, Status};
 use procrastinate_migrations::range::{resolve_point, Point};
 use procrastinate_migrations::{MigrationSet, Revision};
-use serde_json::{json, Map, Value};
 
 use crate::cli::{Cli, Command, MessageFormat, PhaseArg};
 use procrastinate_migrations::deploy::Goal;
 use crate::connect::{self, Target};
 use crate::settings::{self, FlagLayer, Resolved};
-use crate::{exit, Failure};
+use crate::{exit, json, Failure};
 
 /// One configured set with its files read.
 struct Loaded {
@@ -44,7 +43,6 @@ struct Ctx {
     /// `--set NAME`: the index of the only set to work on.
     only: Option<usize>,
     json: bool,
-    quiet: bool,
     database_url: Option<String>,
     /// Kept alive for the whole command; dropping it stops the cluster.
     scratch: Option<pg_scratch::Scratch>,
@@ -54,9 +52,7 @@ struct Ctx {
 
 impl Ctx {
     fn log(&self, line: &str) {
-        if !self.quiet {
-            eprintln!("{line}");
-        }
+        crate::term::log(line);
     }
 
     /// Several sets are configured: revisions are written `NAME@REV` everywhere.
@@ -204,24 +200,28 @@ impl Ctx {
         Ok(db::status(client, &l.set.migrations, &l.options)?)
     }
 
-    fn print(&self, human: &str, json: Value) {
+    /// Prints the result: `human` on stdout, or the JSON result tagged `reason` (see [`json`]).
+    fn print_sets<S: serde::Serialize>(
+        &self,
+        reason: &str,
+        human: &str,
+        top: &impl serde::Serialize,
+        sets: &[S],
+    ) {
         if self.json {
-            println!("{json}");
+            json::emit_sets(reason, top, sets);
         } else if !human.is_empty() {
             println!("{human}");
         }
     }
 
-    /// Prints one JSON object per set under `sets`; with one set, its fields are also at the
-    /// top level (the shape scripts for a single set read).
-    fn print_sets(&self, human: &str, mut top: Map<String, Value>, sets: Vec<Value>) {
-        if let [Value::Object(one)] = sets.as_slice() {
-            for (k, v) in one {
-                top.entry(k.clone()).or_insert_with(|| v.clone());
-            }
+    /// The fields every per-set JSON object starts with.
+    fn set_id(&self, set: usize) -> json::SetId {
+        let l = &self.sets[set];
+        json::SetId {
+            set: l.options.set.clone(),
+            head: l.head().to_string(),
         }
-        top.insert("sets".into(), Value::Array(sets));
-        self.print(human, Value::Object(top));
     }
 
     /// Resolves a point of set `set` to a revision (`None`: base); `+N` counts from current.
@@ -243,6 +243,18 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
              previous version.",
         ));
     }
+    if g.message_format == MessageFormat::Json {
+        let what = match &cli.command {
+            Command::Sql { .. } => Some("`sql` prints a psql script, which is its data; each block's header comment carries its revision, file and sha256"),
+            Command::Completions { .. } => Some("`completions` prints a shell script"),
+            _ => None,
+        };
+        if let Some(what) = what {
+            return Err(Failure::usage(format!(
+                "--message-format json: {what}; run it without --message-format json"
+            )));
+        }
+    }
     if let Command::Completions { shell } = cli.command {
         print!("{}", crate::cli::completions(shell));
         return Ok(exit::OK);
@@ -263,7 +275,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             lock_wait: g.lock_wait,
         },
     };
-    let quiet = g.quiet;
+    let verbose = g.verbose > 0;
     let resolved = settings::resolve(flags)?;
     // vendor fills a directory that may not hold a set yet: it needs the settings, not the files.
     if let Command::Vendor { wheel, python, version, allow_changes } = &cli.command {
@@ -273,12 +285,15 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             (None, None, Some(v)) => vendor::Source::Version(v),
             (None, None, None) => unreachable!("clap requires one"),
         };
-        let log = |l: &str| {
-            if !quiet {
-                eprintln!("{l}")
-            }
-        };
-        return vendor::run(&resolved, g.set.as_deref(), source, *allow_changes, g.message_format == MessageFormat::Json, &log);
+        let log = |l: &str| crate::term::log(l);
+        return vendor::run(
+            &resolved,
+            g.set.as_deref(),
+            source,
+            *allow_changes,
+            g.message_format == MessageFormat::Json,
+            &log,
+        );
     }
     let mut sets = Vec::with_capacity(resolved.sets.len());
     let writes_first = matches!(cli.command, Command::New { .. });
@@ -289,18 +304,32 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             // by `new` and not yet filled in.
             Err(_) if writes_first => MigrationSet { dir: s.dir.clone().into_std_path_buf(), migrations: Vec::new() },
             Err(e) => {
-                let of = s.options.set.as_ref().map(|n| format!("set `{n}`: ")).unwrap_or_default();
-                return Err(Failure::usage(format!("{of}{e}\n(the directory is set by {})", resolved.migrations_origin)));
+                let of = s
+                    .options
+                    .set
+                    .as_ref()
+                    .map(|n| format!("set `{n}`: "))
+                    .unwrap_or_default();
+                let mut failure = Failure::usage(format!(
+                    "{of}{e}\n(the directory is set by {})",
+                    resolved.migrations_origin
+                ));
+                failure.problems = e
+                    .problems
+                    .iter()
+                    .map(|p| crate::json::ProblemJson::new(&e.dir, p))
+                    .collect();
+                return Err(failure);
             }
         };
         sets.push(Loaded { set, options: s.options.clone() });
     }
     let scratch = if g.scratch {
-        if !quiet {
-            eprintln!("starting a throwaway PostgreSQL (removed when this command ends)...");
-        }
-        let s = pg_scratch::Scratch::start().map_err(|e| Failure::connect(format!("cannot start the scratch PostgreSQL: {e}")))?;
-        s.create_database("scratch").map_err(|e| Failure::connect(format!("cannot create the scratch database: {e}")))?;
+        crate::term::log("starting a throwaway PostgreSQL (removed when this command ends)...");
+        let s = pg_scratch::Scratch::start()
+            .map_err(|e| Failure::connect(format!("cannot start the scratch PostgreSQL: {e}")))?;
+        s.create_database("scratch")
+            .map_err(|e| Failure::connect(format!("cannot create the scratch database: {e}")))?;
         Some(s)
     } else {
         None
@@ -310,7 +339,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         sets,
         only: None,
         json: g.message_format == MessageFormat::Json,
-        quiet,
         database_url: g.database_url,
         scratch,
         announced: false,
@@ -340,8 +368,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             &mut ctx,
             stamp::Flags { target: target.as_deref(), purge, detect, dry_run, force, server: server.as_deref() },
         ),
-        Command::History { verbose, range } => history::run(&mut ctx, &range, verbose),
-        Command::Pending { verbose } => history::run(&mut ctx, "current:head", verbose),
+        Command::History { range } => history::run(&mut ctx, &range, verbose),
+        Command::Pending => history::run(&mut ctx, "current:head", verbose),
         Command::Heads => heads::run(&ctx),
         Command::Show { rev } => heads::show(&ctx, &rev),
         Command::Check => check::run(&mut ctx),
@@ -357,22 +385,6 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     Ok(code)
 }
 
-fn rev_json(r: Option<Revision>) -> Value {
-    r.map_or(Value::Null, |r| Value::String(r.to_string()))
-}
-
-fn divergence_json(d: &Divergence, set: Option<&str>) -> Value {
-    json!({ "kind": d.kind(), "message": d.display_in(set) })
-}
-
-/// The fields every per-set JSON object starts with.
-fn set_json(l: &Loaded) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("set".into(), l.options.set.clone().map_or(Value::Null, Value::String));
-    m.insert("head".into(), Value::String(l.head().to_string()));
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,8 +398,21 @@ mod tests {
                 options: db::Options { set: (!n.is_empty()).then(|| n.to_string()), ..db::Options::default() },
             })
             .collect();
-        let settings = Resolved { sets: Vec::new(), migrations_origin: String::new(), database_url_env: String::new(), manifest_dir: None };
-        Ctx { settings, sets, only: None, json: false, quiet: true, database_url: None, scratch: None, announced: false }
+        let settings = Resolved {
+            sets: Vec::new(),
+            migrations_origin: String::new(),
+            database_url_env: String::new(),
+            manifest_dir: None,
+        };
+        Ctx {
+            settings,
+            sets,
+            only: None,
+            json: false,
+            database_url: None,
+            scratch: None,
+            announced: false,
+        }
     }
 
     #[test]

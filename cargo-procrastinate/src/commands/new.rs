@@ -54,9 +54,26 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
         Phase::Post => "post: apply after deploying this release",
         Phase::Unmarked => "no phase",
     };
-    std::fs::write(&path, format!("-- {description} ({what}).\n"))
-        .map_err(|e| Failure::new(exit::FAILED, format!("cannot write {}: {e}", path.display())))?;
-    println!("{}", path.display());
+    std::fs::write(&path, format!("-- {description} ({what}).\n")).map_err(|e| {
+        Failure::new(
+            exit::FAILED,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    if ctx.json {
+        crate::json::emit(
+            "new",
+            &crate::json::New {
+                set: l.options.set.clone(),
+                path: path.display().to_string(),
+                file_name: name.clone(),
+                revision: procrastinate_migrations::Revision::new(names.len() as u32 + 1)
+                    .to_string(),
+            },
+        );
+    } else {
+        println!("{}", path.display());
+    }
     ctx.log("the next build picks it up (procrastinate-build watches the directory)");
     Ok(exit::OK)
 }

@@ -1,12 +1,10 @@
 //! `plan`: the zero-downtime deploy steps from the database's state, with the command for each.
 
+use super::Ctx;
+use crate::{exit, json, Failure};
 use procrastinate_migrations::db::Error as DbError;
 use procrastinate_migrations::deploy::{self, Step};
 use procrastinate_migrations::Version;
-use serde_json::{json, Map, Value};
-
-use super::{rev_json, set_json, Ctx};
-use crate::{exit, Failure};
 
 pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
     let to: Option<Version> = to.map(|v| v.parse().map_err(|e| Failure::usage(format!("--to: {e}")))).transpose()?;
@@ -64,19 +62,20 @@ pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
             };
             let shown = command.as_ref().map(|c| format!(":  {c}")).unwrap_or_default();
             lines.push(format!("  {:>2}. {what}{shown}", n + 1));
-            rows.push(json!({
-                "release": version.human(),
-                "action": action,
-                "description": what,
-                "through": rev_json(through),
-                "command": command,
-            }));
+            rows.push(json::PlanStep {
+                release: version.human(),
+                action,
+                description: what,
+                through: json::rev(through),
+                command,
+            });
         }
-        let mut obj = set_json(l);
-        obj.insert("current".into(), rev_json(status.current));
-        obj.insert("steps".into(), Value::Array(rows));
-        sets.push(Value::Object(obj));
+        sets.push(json::Plan {
+            id: ctx.set_id(i),
+            current: json::rev(status.current),
+            steps: rows,
+        });
     }
-    ctx.print_sets(&lines.join("\n"), Map::new(), sets);
+    ctx.print_sets("plan", &lines.join("\n"), &(), &sets);
     Ok(exit::OK)
 }

@@ -3,15 +3,14 @@
 //! (built in a scratch database); `--detect` finds the revision of a database this tool did
 //! not build (Alembic's or Django's records, else its catalog).
 
+use super::Ctx;
+use crate::json;
+use crate::scratchpad::Scratchpad;
+use crate::{connect, exit, Failure};
 use procrastinate_migrations::adopt::{self, CatalogMatch};
 use procrastinate_migrations::catalog::{self, Catalog};
 use procrastinate_migrations::range::Point;
 use procrastinate_migrations::{db, Revision};
-use serde_json::{Map, Value};
-
-use super::{rev_json, set_json, Ctx};
-use crate::scratchpad::Scratchpad;
-use crate::{connect, exit, Failure};
 
 /// `stamp`'s flags.
 pub(super) struct Flags<'a> {
@@ -42,23 +41,35 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
         let status = ctx.status(&mut client, i)?;
         let l = &ctx.sets[i];
         let p = ctx.prefix(i);
-        let mut obj = set_json(l);
+        let mut obj = json::Stamp {
+            id: ctx.set_id(i),
+            detected: None,
+            source: None,
+            recorded: false,
+            current: None,
+            purged: f.purge,
+        };
         let mut per_revision: Option<Vec<Catalog>> = None;
         let target = match point {
             Some(point) => ctx.resolve(i, point, if f.purge { None } else { status.current })?,
             None => {
                 if !status.applied.is_empty() {
-                    lines.push(format!("{p}already tracked by this tool at {}: nothing to detect", ctx.label(i, status.current)));
-                    sets.push(Value::Object(obj));
+                    lines.push(format!(
+                        "{p}already tracked by this tool at {}: nothing to detect",
+                        ctx.label(i, status.current)
+                    ));
+                    sets.push(obj);
                     continue;
                 }
                 let (found, source) = detect(ctx, i, &mut client, &mut pad, &mut per_revision)?;
                 lines.push(format!("{p}detected {} from {source}", ctx.label(i, found)));
-                obj.insert("detected".into(), rev_json(found));
-                obj.insert("source".into(), Value::String(source));
+                obj.detected = Some(json::rev(found));
+                obj.source = Some(source);
                 if found.is_none() {
-                    lines.push(format!("{p}none of the set's objects are here: nothing to stamp (run `upgrade`)"));
-                    sets.push(Value::Object(obj));
+                    lines.push(format!(
+                        "{p}none of the set's objects are here: nothing to stamp (run `upgrade`)"
+                    ));
+                    sets.push(obj);
                     continue;
                 }
                 found
@@ -95,18 +106,28 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
             }
         }
         if f.dry_run {
-            lines.push(format!("{p}dry run: would record {} (nothing was written)", ctx.label(i, target)));
-            obj.insert("recorded".into(), Value::Bool(false));
+            lines.push(format!(
+                "{p}dry run: would record {} (nothing was written)",
+                ctx.label(i, target)
+            ));
+            obj.recorded = false;
         } else {
             let after = db::stamp(&mut client, &l.set.migrations, target, f.purge, &l.options)?;
-            lines.push(format!("stamped {}{}", ctx.label(i, after.current), if f.purge { " (records purged first)" } else { "" }));
-            obj.insert("recorded".into(), Value::Bool(true));
-            obj.insert("current".into(), rev_json(after.current));
+            lines.push(format!(
+                "stamped {}{}",
+                ctx.label(i, after.current),
+                if f.purge {
+                    " (records purged first)"
+                } else {
+                    ""
+                }
+            ));
+            obj.recorded = true;
+            obj.current = Some(json::rev(after.current));
         }
-        obj.insert("purged".into(), Value::Bool(f.purge));
-        sets.push(Value::Object(obj));
+        sets.push(obj);
     }
-    ctx.print_sets(&lines.join("\n"), Map::new(), sets);
+    ctx.print_sets("stamp", &lines.join("\n"), &(), &sets);
     Ok(exit::OK)
 }
 

@@ -3,10 +3,10 @@
 use procrastinate_migrations::db::{self, AcceptChanged, Event};
 use procrastinate_migrations::deploy::{self, Goal, Reach, Why};
 use procrastinate_migrations::{Migration, Phase, Revision};
-use serde_json::{json, Map, Value};
+use std::time::Duration;
 
-use super::{rev_json, set_json, Ctx};
-use crate::{exit, Failure};
+use super::Ctx;
+use crate::{exit, json, term, Failure};
 
 /// What the command line asked for.
 pub(super) enum How {
@@ -100,52 +100,150 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
         let mut options = l.options.clone();
         options.accept_changed = accept_for(ctx, i, accept)?;
         options.interrupt = Some(interrupts.flag.clone());
-        let mut applied = Vec::new();
+        let mut applied: Vec<json::Applied> = Vec::new();
         let mut elsewhere = Vec::new();
-        let quiet = ctx.quiet;
-        let log = |line: String| {
-            if !quiet {
-                eprintln!("{line}")
+        let spinner: std::cell::RefCell<Option<term::Spinner>> = Default::default();
+        let set_name = l.options.set.clone();
+        let label = |r: Revision| ctx.label(i, Some(r));
+        // Each event: a line on stderr for people, and with --message-format json one object
+        // on stdout as it happens (a deploy script sees progress, not only the end).
+        let say = |event: &'static str,
+                   m: Option<&Migration>,
+                   duration: Option<Duration>,
+                   message: String| {
+            if let Some(mut s) = spinner.take() {
+                s.clear();
+            }
+            term::log(&message);
+            if ctx.json {
+                json::emit(
+                    "migration",
+                    &json::Event {
+                        set: set_name.clone(),
+                        event,
+                        revision: m.map(|m| m.revision.to_string()),
+                        file_name: m.map(|m| m.file_name.to_string()),
+                        phase: m.map(|m| m.phase.as_str()),
+                        duration_ms: duration.map(|d| d.as_millis() as u64),
+                        message,
+                    },
+                );
             }
         };
-        let label = |r: Revision| ctx.label(i, Some(r));
-        let report = db::upgrade(&mut client, &l.set.migrations, Some(target), &options, &mut |event| match event {
-            Event::Waiting { holder } => log(format!(
-                "waiting for the migration lock, held by {}",
-                holder.unwrap_or("another session (gone by now, or not visible to this user)")
-            )),
-            Event::Accepted { migration, recorded } => log(format!(
-                "accepted changed file {} {}: recorded checksum {recorded} replaced by {}",
-                label(migration.revision),
-                migration.file_name,
-                migration.checksum
-            )),
-            Event::Revised { revised, rerun } => log(format!(
-                "note: {}{}",
-                revised.describe(options.schema.as_deref()),
-                if rerun { "\n  done: the revised file ran again and is recorded" } else { "\n  done: recorded" }
-            )),
-            Event::Applying { .. } => {}
-            Event::Retrying { migration, attempt, of, after, reason } => log(format!(
-                "{} {}: {reason}; trying again in {}s ({attempt} of {of})",
-                label(migration.revision),
-                migration.file_name,
-                after.as_secs()
-            )),
-            Event::Applied { migration, duration } => {
-                log(format!("applied {} {:<8} {} in {} ms", label(migration.revision), migration.phase, migration.file_name, duration.as_millis()));
-                applied.push(json!({
-                    "revision": migration.revision.to_string(),
-                    "file_name": migration.file_name,
-                    "phase": migration.phase.as_str(),
-                    "duration_ms": duration.as_millis() as u64,
-                }));
-            }
-            Event::AppliedElsewhere { migration } => {
-                log(format!("{} {} was applied by another process meanwhile", label(migration.revision), migration.file_name));
-                elsewhere.push(migration.revision.to_string());
-            }
-        })
+        let report = db::upgrade(
+            &mut client,
+            &l.set.migrations,
+            Some(target),
+            &options,
+            &mut |event| match event {
+                Event::Waiting { holder } => say(
+                    "waiting",
+                    None,
+                    None,
+                    format!(
+                        "waiting for the migration lock, held by {}",
+                        holder.unwrap_or(
+                            "another session (gone by now, or not visible to this user)"
+                        )
+                    ),
+                ),
+                Event::Accepted {
+                    migration,
+                    recorded,
+                } => say(
+                    "accepted",
+                    Some(migration),
+                    None,
+                    format!(
+                        "accepted changed file {} {}: recorded checksum {recorded} replaced by {}",
+                        label(migration.revision),
+                        migration.file_name,
+                        migration.checksum
+                    ),
+                ),
+                Event::Revised { revised, rerun } => say(
+                    "revised",
+                    None,
+                    None,
+                    format!(
+                        "note: {}{}",
+                        revised.describe(options.schema.as_deref()),
+                        if rerun {
+                            "\n  done: the revised file ran again and is recorded"
+                        } else {
+                            "\n  done: recorded"
+                        }
+                    ),
+                ),
+                Event::Applying { migration } => {
+                    term::verbose(&format!(
+                        "applying {} {} (sha256 {})",
+                        label(migration.revision),
+                        migration.file_name,
+                        migration.checksum
+                    ));
+                    *spinner.borrow_mut() = Some(term::Spinner::start(format!(
+                        "applying {} {:<8} {}",
+                        label(migration.revision),
+                        migration.phase,
+                        migration.file_name
+                    )));
+                }
+                Event::Retrying {
+                    migration,
+                    attempt,
+                    of,
+                    after,
+                    reason,
+                } => say(
+                    "retrying",
+                    Some(migration),
+                    None,
+                    format!(
+                        "{} {}: {reason}; trying again in {}s ({attempt} of {of})",
+                        label(migration.revision),
+                        migration.file_name,
+                        after.as_secs()
+                    ),
+                ),
+                Event::Applied {
+                    migration,
+                    duration,
+                } => {
+                    applied.push(json::Applied {
+                        revision: migration.revision.to_string(),
+                        file_name: migration.file_name.to_string(),
+                        phase: migration.phase.as_str(),
+                        duration_ms: duration.as_millis() as u64,
+                    });
+                    say(
+                        "applied",
+                        Some(migration),
+                        Some(duration),
+                        format!(
+                            "applied {} {:<8} {} in {} ms",
+                            label(migration.revision),
+                            migration.phase,
+                            migration.file_name,
+                            duration.as_millis()
+                        ),
+                    );
+                }
+                Event::AppliedElsewhere { migration } => {
+                    elsewhere.push(migration.revision.to_string());
+                    say(
+                        "applied_elsewhere",
+                        Some(migration),
+                        None,
+                        format!(
+                            "{} {} was applied by another process meanwhile",
+                            label(migration.revision),
+                            migration.file_name
+                        ),
+                    );
+                }
+            },
+        )
         .map_err(|e| stamp_hint(e, current))?;
         let head = l.head();
         let at = |r: Option<Revision>| format!("{}{}", ctx.label(i, r), if r == Some(head) { " (head)" } else { "" });
@@ -161,15 +259,16 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
                 ctx.log(hint);
             }
         }
-        let mut obj = set_json(l);
-        obj.insert("from".into(), rev_json(report.from));
-        obj.insert("to".into(), rev_json(report.to));
-        obj.insert("applied".into(), Value::Array(applied));
-        obj.insert("applied_elsewhere".into(), json!(elsewhere));
-        obj.insert("next".into(), hint.map_or(Value::Null, Value::String));
-        sets.push(Value::Object(obj));
+        sets.push(json::Upgrade {
+            id: ctx.set_id(i),
+            from: json::rev(report.from),
+            to: json::rev(report.to),
+            applied,
+            applied_elsewhere: elsewhere,
+            next: hint,
+        });
     }
-    ctx.print_sets("", Map::new(), sets);
+    ctx.print_sets("upgrade", "", &(), &sets);
     Ok(exit::OK)
 }
 

@@ -7,7 +7,6 @@ use std::path::Path;
 use camino::Utf8Path;
 use procrastinate_migrations::Checksum;
 use serde::Serialize;
-use serde_json::json;
 
 use super::verify::REFERENCE;
 use crate::release::{self, Release};
@@ -87,18 +86,19 @@ pub(super) fn run(
     write(PROVENANCE, provenance(&release).as_bytes())?;
 
     if json_out {
-        println!(
-            "{}",
-            json!({
-                "release": release.version,
-                "source": release.origin,
-                "wheel_sha256": release.wheel_sha256,
-                "dir": dir.as_str(),
-                "added": added,
-                "changed": changed,
-                "removed": removed,
-                "unchanged": release.migrations.len() - added.len() - changed.len(),
-            })
+        let names = |v: &[&String]| v.iter().map(|s| s.to_string()).collect();
+        crate::json::emit(
+            "vendor",
+            &crate::json::Vendor {
+                release: release.version.to_string(),
+                source: release.origin.clone(),
+                wheel_sha256: release.wheel_sha256.clone(),
+                dir: dir.to_string(),
+                added: names(&added),
+                changed: names(&changed),
+                removed: names(&removed),
+                unchanged: release.migrations.len() - added.len() - changed.len(),
+            },
         );
     } else {
         println!(

@@ -3,11 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
-
-use super::{set_json, Ctx};
+use super::Ctx;
 use crate::scratchpad::Scratchpad;
-use crate::{connect, exit, Failure};
+use crate::{connect, exit, json, Failure};
 
 /// Where `vendor` puts a release's `schema.sql`, inside the set's directory.
 pub(super) const REFERENCE: &str = "reference/schema.sql";
@@ -58,26 +56,35 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
             ));
             lines.extend(diff.to_string().lines().map(|l| format!("  {l}")));
         }
-        let mut obj = set_json(l);
-        obj.insert("reference".into(), Value::String(reference.display().to_string()));
-        obj.insert("ok".into(), Value::Bool(diff.is_empty()));
-        obj.insert("objects".into(), Value::from(built.objects.len()));
-        obj.insert(
-            "differences".into(),
-            diff.missing
+        let difference = |change, o: &procrastinate_migrations::catalog::Object| json::Difference {
+            change,
+            kind: o.kind.clone(),
+            name: o.name.clone(),
+        };
+        sets.push(json::Verify {
+            id: ctx.set_id(i),
+            reference: reference.display().to_string(),
+            ok: diff.is_empty(),
+            objects: built.objects.len(),
+            differences: diff
+                .missing
                 .iter()
-                .map(|o| json!({ "change": "missing", "kind": o.kind, "name": o.name }))
-                .chain(diff.extra.iter().map(|o| json!({ "change": "extra", "kind": o.kind, "name": o.name })))
-                .chain(diff.changed.iter().map(|(o, _)| json!({ "change": "differs", "kind": o.kind, "name": o.name })))
+                .map(|o| difference("missing", o))
+                .chain(diff.extra.iter().map(|o| difference("extra", o)))
+                .chain(diff.changed.iter().map(|(o, _)| difference("differs", o)))
                 .collect(),
-        );
-        sets.push(Value::Object(obj));
+        });
     }
     if sets.is_empty() {
         return Err(Failure::usage("no set has a reference schema: vendor a release (`cargo procrastinate vendor`) or pass --set NAME --schema-sql FILE"));
     }
-    let mut top = Map::new();
-    top.insert("ok".into(), Value::Bool(code == exit::OK));
-    ctx.print_sets(&lines.join("\n"), top, sets);
+    ctx.print_sets(
+        "verify",
+        &lines.join("\n"),
+        &json::Ok {
+            ok: code == exit::OK,
+        },
+        &sets,
+    );
     Ok(code)
 }
