@@ -27,9 +27,14 @@ pub struct Global {
     /// Package whose [package.metadata.procrastinate] to use.
     #[arg(short = 'p', long, global = true, value_name = "SPEC")]
     pub package: Option<String>,
-    /// Database URL (default: $DATABASE_URL, a .env file beside the manifest, then PG* variables).
+    /// Database URL (default: $DATABASE_URL, then a .env file, then PG* variables and
+    /// PGSERVICE).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
+    /// Read no `.env` file (by default the nearest one from the current directory up to the
+    /// workspace root supplies the database URL variable).
+    #[arg(long, global = true)]
+    pub no_dotenv: bool,
     /// Run against a throwaway local PostgreSQL started (and removed) by this command.
     #[arg(long, global = true, conflicts_with = "database_url")]
     pub scratch: bool,

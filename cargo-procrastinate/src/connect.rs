@@ -2,13 +2,14 @@
 //! accepted, TLS, and how a connection is named in output (never with its password).
 //!
 //! URL precedence: `--database-url` > the variable named by `database-url-env` (default
-//! `DATABASE_URL`) > that key in a `.env` file beside the manifest > libpq's `PG*` variables.
+//! `DATABASE_URL`) > that key in the nearest `.env` file (up to the workspace root) > the connection service > libpq's `PG*` variables.
 //! As libpq does, `PG*` variables also fill what the URL leaves out (password, user, ...).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use percent_encoding::percent_decode_str;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -53,7 +54,40 @@ pub struct Target {
     pub config: Config,
     pub tls: TlsMode,
     pub root_cert: Option<PathBuf>,
+    /// The client certificate the server may ask for (`sslcert`/`sslkey`, PGSSLCERT/PGSSLKEY, or
+    /// libpq's ~/.postgresql/postgresql.crt and .key when both exist).
+    pub client_cert: Option<ClientCert>,
 }
+
+/// A client certificate and its key (PEM), with the key's passphrase (`sslpassword`).
+#[derive(Clone)]
+pub struct ClientCert {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub password: Option<String>,
+}
+
+/// libpq keywords that this tool does not implement: named as such, never dropped silently nor
+/// reported as a malformed URL.
+const UNSUPPORTED: &[&str] = &[
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "sslcompression",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "sslcertmode",
+    "requirepeer",
+    "gssencmode",
+    "gsslib",
+    "gssdelegation",
+    "krbsrvname",
+    "require_auth",
+    "replication",
+    "passfile",
+    "fallback_application_name",
+    "client_encoding",
+];
 
 impl Target {
     /// `postgres://user@host:port/dbname`: what logs and errors say, without the password.
@@ -78,7 +112,7 @@ impl Target {
         if self.tls == TlsMode::Disable {
             return self.config.connect(postgres::NoTls).map_err(fail);
         }
-        if self.verifies() {
+        if self.verifies() || self.client_cert.is_some() {
             // The certificates are read up front, so that a missing one is named clearly.
             let connector = self.tls_connector()?;
             return self.config.connect(connector).map_err(fail);
@@ -122,6 +156,9 @@ impl Target {
             // behaviour too).
             builder.set_verify(SslVerifyMode::NONE);
         }
+        if let Some(c) = &self.client_cert {
+            c.load(&mut builder)?;
+        }
         let mut connector = MakeTlsConnector::new(builder.build());
         let check_host = self.tls == TlsMode::VerifyFull;
         connector.set_callback(move |config, _domain| {
@@ -129,6 +166,39 @@ impl Target {
             Ok(())
         });
         Ok(connector)
+    }
+}
+
+impl ClientCert {
+    /// Loads the certificate and its key, refusing a key that others can read (libpq's rule:
+    /// u=rw (0600) or less, or u=rw,g=r (0640) for a key owned by root).
+    fn load(&self, builder: &mut openssl::ssl::SslConnectorBuilder) -> Result<(), Failure> {
+        use std::os::unix::fs::MetadataExt;
+        let cert_err = |what: &str, path: &Path, e: &dyn std::fmt::Display| Failure::connect(format!("cannot read {what} {}: {e}", path.display()));
+        builder.set_certificate_chain_file(&self.cert).map_err(|e| cert_err("sslcert", &self.cert, &e))?;
+        let meta = std::fs::metadata(&self.key).map_err(|e| cert_err("sslkey", &self.key, &e))?;
+        let mode = meta.mode() & 0o777;
+        let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
+        if mode & !allowed != 0 {
+            return Err(Failure::connect(format!(
+                "private key file {} has group or world access ({mode:o}); it must be u=rw (0600) or less, \
+                 or u=rw,g=r (0640) when owned by root",
+                self.key.display()
+            )));
+        }
+        let pem = std::fs::read(&self.key).map_err(|e| cert_err("sslkey", &self.key, &e))?;
+        let key = match &self.password {
+            Some(pw) => openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pw.as_bytes()),
+            None => openssl::pkey::PKey::private_key_from_pem(&pem),
+        }
+        .map_err(|_| {
+            let why = if self.password.is_some() { "wrong sslpassword, or not a PEM private key" } else { "not a PEM private key, or encrypted (give sslpassword)" };
+            Failure::connect(format!("cannot read sslkey {}: {why}", self.key.display()))
+        })?;
+        builder.set_private_key(&key).map_err(|e| Failure::connect(format!("sslkey {}: {e}", self.key.display())))?;
+        builder.check_private_key().map_err(|_| {
+            Failure::connect(format!("sslkey {} is not the key of sslcert {}", self.key.display(), self.cert.display()))
+        })
     }
 }
 
@@ -185,23 +255,34 @@ fn home_root_cert() -> PathBuf {
 }
 
 /// Finds the URL by precedence and builds the target. `Ok(None)`: nothing configured anywhere.
-pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) -> Result<Option<Target>, Failure> {
+/// `dotenv`: where a `.env` file is looked for (see [`dotenv_file`]), `None` for `--no-dotenv`.
+pub fn target(flag: Option<&str>, url_env: &str, dotenv: Option<(&Path, Option<&Path>)>) -> Result<Option<Target>, Failure> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if flag.is_some_and(|f| f.trim().is_empty()) {
         // An empty flag is a mistake (an unset variable in a script), not "use the defaults".
         return Err(Failure::usage("--database-url is empty: give a URL, or leave the flag out"));
     }
     let dotenv = || -> Result<Option<String>, Failure> {
-        let Some(path) = manifest_dir.map(|d| d.join(".env")).filter(|p| p.is_file()) else { return Ok(None) };
+        let Some(path) = dotenv.and_then(|(cwd, manifest_dir)| dotenv_file(cwd, manifest_dir)) else { return Ok(None) };
         let entries = dotenvy::from_path_iter(&path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+        let mut found = None;
         for entry in entries {
             // A malformed line is an error that names it, never a silent skip.
-            let (k, v) = entry.map_err(|e| Failure::usage(format!("{} is malformed: {e}", path.display())))?;
+            // Named by its line number only: the line may hold a password.
+            let (k, v) = entry.map_err(|e| match e {
+                dotenvy::Error::LineParse(line, _) => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let n = text.lines().position(|l| l.trim() == line.trim()).map_or_else(|| "?".to_string(), |i| (i + 1).to_string());
+                    Failure::usage(format!("{} is malformed: line {n} is not KEY=VALUE", path.display()))
+                }
+                e => Failure::usage(format!("{} is malformed: {e}", path.display())),
+            })?;
+            // Every line is read: a malformed one after ours is still an error.
             if k == url_env {
-                return Ok(Some(v));
+                found = Some(v);
             }
         }
-        Ok(None)
+        Ok(found)
     };
     if flag.is_some_and(carries_password) {
         eprintln!(
@@ -213,12 +294,33 @@ pub fn target(flag: Option<&str>, url_env: &str, manifest_dir: Option<&Path>) ->
         Some(url) => Some(url),
         None => dotenv()?,
     };
-    let has_libpq = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD"].iter().any(|k| env(k).is_some());
+    let has_libpq = ["PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE"].iter().any(|k| env(k).is_some());
     match url {
         Some(url) => parse(&url, &env).map(Some),
         None if has_libpq => parse("", &env).map(Some),
         None => Ok(None),
     }
+}
+
+/// The `.env` file dotenvy would find: in the current directory or its parents (from the
+/// manifest's directory when the current one is outside it), up to the workspace root (the
+/// nearest directory above whose Cargo.toml has `[workspace]`), never beyond.
+pub fn dotenv_file(cwd: &Path, manifest_dir: Option<&Path>) -> Option<PathBuf> {
+    let start = match manifest_dir {
+        Some(m) if !cwd.starts_with(m) => m,
+        _ => cwd,
+    };
+    for dir in start.ancestors() {
+        let file = dir.join(".env");
+        if file.is_file() {
+            return Some(file);
+        }
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+        if manifest.lines().any(|l| l.trim() == "[workspace]") {
+            return None;
+        }
+    }
+    None
 }
 
 /// Whether a URL or key=value string spells out a password.
@@ -245,8 +347,21 @@ fn url_scheme(input: &str) -> Option<(&str, &str)> {
 /// Parses a URL (`postgres://`, `postgresql://`, `postgresql+driver://`) or a key=value string,
 /// then fills gaps from `PG*` variables. Errors never quote the input: it may hold a password.
 pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target, Failure> {
-    let mut sslmode = None;
-    let mut root_cert = None;
+    // What the driver does not know is taken out here (TLS files, the service), and what this
+    // tool does not implement is refused by name.
+    let mut ours: Vec<(String, String)> = Vec::new();
+    let take = |k: &str, v: String, ours: &mut Vec<(String, String)>| -> Result<bool, Failure> {
+        match k {
+            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "sslpassword" | "service" => {
+                ours.push((k.to_string(), v));
+                Ok(true)
+            }
+            k if UNSUPPORTED.contains(&k) => Err(Failure::usage(format!(
+                "the database URL sets `{k}`, a libpq setting this tool does not support; remove it"
+            ))),
+            _ => Ok(false),
+        }
+    };
     let cleaned = if let Some((scheme, after)) = url_scheme(input) {
         // SQLAlchemy spells the driver into the scheme: postgresql+psycopg://
         let base = scheme.split('+').next().unwrap_or(scheme);
@@ -257,40 +372,66 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            match k {
-                "sslmode" => sslmode = Some(percent_decode(v)),
-                "sslrootcert" => root_cert = Some(percent_decode(v)),
-                _ => rest.push(pair),
+            if !take(k, percent_decode_str(v).decode_utf8_lossy().into_owned(), &mut ours)? {
+                rest.push(pair);
             }
         }
         let query = if rest.is_empty() { String::new() } else { format!("?{}", rest.join("&")) };
-        format!("postgresql://{}{query}", with_default_port(head, env("PGPORT")))
+        // The service's port, else PGPORT, for hosts that name none.
+        let service_port = ours.iter().find(|(k, _)| k == "service").map(|(_, name)| service(name, env)).transpose()?.and_then(|s| s.get("port").cloned());
+        format!("postgresql://{}{query}", with_default_port(head, service_port.or_else(|| env("PGPORT"))))
     } else {
         // key=value form (libpq conninfo); values with spaces must be quoted there, so a
-        // whitespace split of unquoted sslmode/sslrootcert is enough (anything it misses is
-        // still read by the driver below).
+        // whitespace split of the unquoted keys we take out is enough (the rest is read by the
+        // driver below).
         let mut kept = Vec::new();
         for part in input.split_whitespace() {
-            match part.split_once('=') {
-                Some(("sslmode", v)) => sslmode = Some(v.trim_matches('\'').to_string()),
-                Some(("sslrootcert", v)) => root_cert = Some(v.trim_matches('\'').to_string()),
-                _ => kept.push(part),
+            let taken = match part.split_once('=') {
+                Some((k, v)) => take(k, v.trim_matches('\'').to_string(), &mut ours)?,
+                None => false,
+            };
+            if !taken {
+                kept.push(part);
             }
         }
         kept.join(" ")
+    };
+    let get = |k: &str| ours.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    // pg_service.conf: the service's settings come after the URL's and before PG* variables.
+    let svc = match get("service").or_else(|| env("PGSERVICE")) {
+        Some(name) => service(&name, env)?,
+        None => Default::default(),
+    };
+    let env = |k: &str| -> Option<String> {
+        let key = match k {
+            "PGHOST" => "host",
+            "PGPORT" => "port",
+            "PGUSER" => "user",
+            "PGDATABASE" => "dbname",
+            "PGPASSWORD" => "password",
+            "PGSSLMODE" => "sslmode",
+            "PGSSLROOTCERT" => "sslrootcert",
+            "PGSSLCERT" => "sslcert",
+            "PGSSLKEY" => "sslkey",
+            "PGAPPNAME" => "application_name",
+            "PGCONNECT_TIMEOUT" => "connect_timeout",
+            _ => "",
+        };
+        svc.get(key).cloned().or_else(|| env(k))
     };
     let mut config: Config = if cleaned.is_empty() {
         Config::new()
     } else {
         cleaned.parse().map_err(|e: postgres::Error| {
-            Failure::usage(format!(
-                "the database URL is not valid ({}); expected postgres://user:password@host:port/dbname",
-                procrastinate_migrations::db::describe(&e)
-            ))
+            let why = procrastinate_migrations::db::describe(&e);
+            match why.split("unknown option `").nth(1).and_then(|r| r.split('`').next()) {
+                Some(key) => Failure::usage(format!("the database URL sets `{key}`, which is not a PostgreSQL connection setting")),
+                None => Failure::usage(format!("the database URL is not valid ({why}); expected postgres://user:password@host:port/dbname")),
+            }
         })?
     };
-    fill_from_env(&mut config, env);
-    let tls = match sslmode.or_else(|| env("PGSSLMODE")) {
+    fill_from_env(&mut config, &env);
+    let tls = match get("sslmode").or_else(|| env("PGSSLMODE")) {
         Some(mode) => TlsMode::parse(&mode)?,
         // Whatever the driver read itself (its default is prefer, as libpq's).
         None => match config.get_ssl_mode() {
@@ -305,13 +446,67 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
         _ => SslMode::Require,
     });
     if config.get_connect_timeout().is_none() {
-        config.connect_timeout(Duration::from_secs(10));
+        let seconds = env("PGCONNECT_TIMEOUT").map(|t| t.trim().parse::<u64>().map_err(|_| Failure::usage(format!("PGCONNECT_TIMEOUT `{t}` is not a number of seconds")))).transpose()?;
+        // libpq waits forever by default; a deploy step should not.
+        config.connect_timeout(Duration::from_secs(seconds.filter(|s| *s > 0).unwrap_or(10)));
     }
     // As libpq: the URL's application_name, else PGAPPNAME, else ours.
     if config.get_application_name().is_none() {
         config.application_name(&env("PGAPPNAME").unwrap_or_else(|| "cargo-procrastinate".into()));
     }
-    Ok(Target { config, tls, root_cert: root_cert.or_else(|| env("PGSSLROOTCERT")).map(PathBuf::from) })
+    let home = |name: &str| PathBuf::from(env("HOME").unwrap_or_default()).join(".postgresql").join(name);
+    let client_cert = match (get("sslcert").or_else(|| env("PGSSLCERT")), get("sslkey").or_else(|| env("PGSSLKEY"))) {
+        (Some(cert), key) => Some((PathBuf::from(cert), key.map_or_else(|| home("postgresql.key"), PathBuf::from))),
+        (None, Some(_)) => return Err(Failure::usage("sslkey is set without sslcert: give both (or PGSSLCERT and PGSSLKEY)")),
+        // libpq's defaults, used when both are there.
+        (None, None) => Some((home("postgresql.crt"), home("postgresql.key"))).filter(|(c, k)| c.is_file() && k.is_file()),
+    }
+    .map(|(cert, key)| ClientCert { cert, key, password: get("sslpassword") });
+    if tls == TlsMode::Disable && client_cert.as_ref().is_some_and(|_| get("sslcert").is_some()) {
+        return Err(Failure::usage("sslcert is set with sslmode=disable: a client certificate needs TLS"));
+    }
+    Ok(Target { config, tls, root_cert: get("sslrootcert").or_else(|| env("PGSSLROOTCERT")).map(PathBuf::from), client_cert })
+}
+
+/// The settings of service `name` from the connection service file, found as libpq finds it:
+/// PGSERVICEFILE or ~/.pg_service.conf, then PGSYSCONFDIR/pg_service.conf (Debian's default
+/// /etc/postgresql-common/pg_service.conf). A service named nowhere is an error.
+fn service(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<std::collections::HashMap<String, String>, Failure> {
+    let user_file = env("PGSERVICEFILE").map(PathBuf::from).or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".pg_service.conf")));
+    let system = env("PGSYSCONFDIR").map_or_else(|| PathBuf::from("/etc/postgresql-common"), PathBuf::from).join("pg_service.conf");
+    let mut looked = Vec::new();
+    for path in user_file.into_iter().chain([system]) {
+        looked.push(path.display().to_string());
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let mut section: Option<&str> = None;
+        let mut found = None;
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                section = Some(s.trim());
+                continue;
+            }
+            if section != Some(name) {
+                continue;
+            }
+            let settings = found.get_or_insert_with(std::collections::HashMap::new);
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| Failure::usage(format!("{}:{}: expected key=value in service `{name}`", path.display(), n + 1)))?;
+            let k = k.trim();
+            if UNSUPPORTED.contains(&k) {
+                return Err(Failure::usage(format!("{}:{}: `{k}` is a libpq setting this tool does not support", path.display(), n + 1)));
+            }
+            settings.insert(k.to_string(), v.trim().to_string());
+        }
+        if let Some(settings) = found {
+            return Ok(settings);
+        }
+    }
+    Err(Failure::usage(format!("service `{name}` is not defined (looked in {})", looked.join(", "))))
 }
 
 /// `user@host/db` with `:PGPORT` after each host that names no port. The driver fills 5432 in
@@ -404,26 +599,6 @@ fn split_pgpass(line: &str) -> Vec<String> {
         }
     }
     fields
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = (bytes[i] == b'%').then(|| s.get(i + 1..i + 3)).flatten();
-        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-            Some(b) => {
-                out.push(b);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

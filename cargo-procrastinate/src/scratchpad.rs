@@ -48,7 +48,7 @@ impl Scratchpad {
                     .batch_execute(&format!("CREATE DATABASE {}", procrastinate_migrations::tracking::quote_ident(&name)))
                     .map_err(|e| Failure::connect(format!("cannot create a scratch database on {}: {}", admin.display(), db::describe(&e))))?;
                 self.created.push(name.clone());
-                let mut target = Target { config: admin.config.clone(), tls: admin.tls, root_cert: admin.root_cert.clone() };
+                let mut target = Target { config: admin.config.clone(), tls: admin.tls, root_cert: admin.root_cert.clone(), client_cert: admin.client_cert.clone() };
                 target.config.dbname(&name);
                 target.connect()
             }

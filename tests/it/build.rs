@@ -154,3 +154,62 @@ fn main() {
     }
 }
 "#;
+
+/// The fenced blocks of the README's "Use it in your project" that name a file on their first
+/// line (`# Cargo.toml`, `// build.rs`, `// src/main.rs`), and its `[package.metadata.procrastinate]`.
+fn readme_snippets() -> (String, Vec<(String, String)>) {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).unwrap();
+    let section = readme.split("## Use it in your project").nth(1).unwrap().split("\n## ").next().unwrap();
+    let mut metadata = None;
+    let mut files = Vec::new();
+    for block in section.split("\n```").skip(1).step_by(2) {
+        let (lang, body) = block.split_once('\n').unwrap();
+        let first = body.lines().next().unwrap_or("");
+        if lang == "toml" && first == "[package.metadata.procrastinate]" && metadata.is_none() {
+            metadata = Some(body.to_string());
+        }
+        let name = first.trim_start_matches("# ").trim_start_matches("// ");
+        let name = name.split(':').next().unwrap();
+        if ["Cargo.toml", "build.rs", "src/main.rs"].contains(&name) && (lang == "toml" || lang == "rust") {
+            files.push((name.to_string(), body.to_string()));
+        }
+    }
+    (metadata.expect("the README shows [package.metadata.procrastinate]"), files)
+}
+
+/// A new crate made of the README's snippets, word for word (the checkout's path is the one
+/// thing filled in), builds, and its start-up check runs: refusing a database that needs an
+/// upgrade, starting once `cargo procrastinate upgrade` ran.
+#[test]
+fn the_readme_snippets_build_a_crate_whose_start_up_check_runs() {
+    let (metadata, files) = readme_snippets();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Cargo.toml", "build.rs", "src/main.rs"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let krate = tmp.path().join("myapp");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    let root = workspace_root();
+    for (name, body) in &files {
+        let body = match name.as_str() {
+            // `cargo new myapp`'s manifest, then the README's tables.
+            "Cargo.toml" => format!(
+                "[package]\nname = \"myapp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{metadata}\n{}\n[workspace]\n",
+                body.replace("../cargo-procrastinate", root.to_str().unwrap())
+            ),
+            _ => body.clone(),
+        };
+        std::fs::write(krate.join(name), body).unwrap();
+    }
+    let dir = metadata.lines().find_map(|l| l.strip_prefix("migrations = \"")).unwrap().split('"').next().unwrap();
+    copy_files(&example_set(), &krate.join(dir));
+    std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
+
+    let db = TestDb::new("readme_snippets");
+    let url = db.url();
+    let refused = cargo(&krate, &["run", "--offline"], &[("DATABASE_URL", &url)]).code(1);
+    assert!(refused.stderr.contains("needs an upgrade"), "{}", refused.stderr);
+    cli_in(&krate, &["upgrade"], &[("DATABASE_URL", &url)]).ok();
+    let started = cargo(&krate, &["run", "--offline"], &[("DATABASE_URL", &url)]).ok();
+    assert_eq!(started.stdout, "the database suits this build\n");
+    assert!(!started.stderr.contains("warning"), "{}", started.stderr);
+}

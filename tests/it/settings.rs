@@ -97,6 +97,30 @@ fn database_url_from_dotenv_a_renamed_variable_and_libpq_variables() {
     let (host, port) = hostport.split_once(':').unwrap();
     let pg = [("PGHOST", host), ("PGPORT", port), ("PGUSER", user), ("PGPASSWORD", password), ("PGDATABASE", dbname)];
     assert!(cli_in(&app, &["current"], &pg).ok().stdout.starts_with("0003"));
+    // A connection service (pg_service.conf), named by PGSERVICE or `service=` in the URL.
+    let services = ws.path().join("pg_service.conf");
+    std::fs::write(&services, format!("# ours\n[other]\nhost=nowhere\n\n[queue]\nhost={host}\nport={port}\nuser={user}\npassword={password}\ndbname={dbname}\n")).unwrap();
+    let file = services.to_str().unwrap();
+    assert!(cli_in(&app, &["current"], &[("PGSERVICEFILE", file), ("PGSERVICE", "queue")]).ok().stdout.starts_with("0003"));
+    assert!(cli_in(&app, &["--database-url", "postgres:///?service=queue", "current"], &[("PGSERVICEFILE", file)]).ok().stdout.starts_with("0003"));
+    let unknown = cli_in(&app, &["current"], &[("PGSERVICEFILE", file), ("PGSERVICE", "nope")]).code(2);
+    assert!(unknown.stderr.contains("service `nope` is not defined (looked in "), "{}", unknown.stderr);
+    // libpq settings this tool lacks are named as such; others as not connection settings.
+    let crl = cli_in(&app, &["--database-url", &format!("{url}?sslcrl=/x.pem"), "current"], &[]).code(2);
+    assert!(crl.stderr.contains("sets `sslcrl`, a libpq setting this tool does not support"), "{}", crl.stderr);
+    let typo = cli_in(&app, &["--database-url", &format!("{url}?sslmdoe=require"), "current"], &[]).code(2);
+    assert!(typo.stderr.contains("sets `sslmdoe`, which is not a PostgreSQL connection setting"), "{}", typo.stderr);
+    assert!(!typo.stderr.contains(password));
+    // .env as dotenvy finds it: here or above, up to the workspace root; --no-dotenv reads none.
+    std::fs::write(ws.path().join(".env"), format!("APP_DB={url}\n")).unwrap();
+    std::fs::create_dir_all(app.join("src/deep")).unwrap();
+    assert!(cli_in(&app.join("src/deep"), &["current"], &[]).ok().stdout.starts_with("0003"));
+    let none = cli_in(&app, &["--no-dotenv", "current"], &[]).code(2);
+    assert!(none.stderr.contains("no database configured"), "{}", none.stderr);
+    std::fs::write(ws.path().join(".env"), "APP_DB=postgres://a@b/c\nnot a line\n").unwrap();
+    let bad = cli_in(&app, &["current"], &[]).code(2);
+    assert!(bad.stderr.contains(".env is malformed") && bad.stderr.contains("line 2"), "{}", bad.stderr);
+    std::fs::remove_file(ws.path().join(".env")).unwrap();
     // --scratch needs none of it.
     let scratch = cli_in(&app, &["--scratch", "upgrade"], &[]).ok();
     assert!(scratch.stdout.contains("0003 post     applied"), "{}", scratch.stdout);

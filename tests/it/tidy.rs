@@ -85,3 +85,28 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The crates meant for crates.io package, with verification (each builds alone from its
+/// `.crate`, with its license files, readme and metadata), so a path outside a crate or a
+/// missing file is caught here, not on release day.
+#[test]
+fn the_published_crates_package() {
+    let crates = ["pg-scratch", "procrastinate-migrations", "procrastinate-build", "cargo-procrastinate"];
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["package", "--allow-dirty", "--offline", "--quiet"]).current_dir(root());
+    for name in crates {
+        cmd.args(["-p", name]);
+    }
+    // Its own target dir: the outer `cargo test` holds the lock on the workspace's.
+    let out = cmd.env("CARGO_TARGET_DIR", root().join("target/it-package")).output().expect("run cargo package");
+    assert!(out.status.success(), "cargo package failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    for name in crates {
+        let manifest = read(&format!("{name}/Cargo.toml"));
+        for key in ["repository.workspace", "readme.workspace", "keywords.workspace", "categories.workspace", "rust-version.workspace"] {
+            assert!(manifest.contains(key), "{name}/Cargo.toml lacks `{key}`");
+        }
+        for license in ["LICENSE-MIT", "LICENSE-APACHE"] {
+            assert!(root().join(name).join(license).is_file(), "{name} lacks {license}");
+        }
+    }
+}

@@ -120,3 +120,99 @@ fn sslmode_is_honoured_with_real_tls() {
     assert!(no_root.stderr.contains("needs a root certificate"), "{}", no_root.stderr);
     assert!(!no_root.stderr.contains(server.password()));
 }
+
+/// libpq habits against a server that requires a client certificate: sslcert/sslkey in the URL
+/// or PGSSLCERT/PGSSLKEY, an encrypted key with sslpassword, libpq's permission rule for the
+/// key, and the application name the server sees (the URL's, else PGAPPNAME, else ours).
+#[test]
+fn a_client_certificate_and_the_application_name() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = pg_scratch::Scratch::start().unwrap();
+    let dir = server.socket_dir().to_path_buf();
+    let ca_key = key();
+    let ca = cert("cargo-procrastinate test CA", &ca_key, None, None);
+    let server_key = key();
+    let server_cert = cert("localhost", &server_key, Some((&ca, &ca_key)), Some("localhost"));
+    let crt = write_owned(&dir, "server.crt", &server_cert.to_pem().unwrap());
+    let key_path = write_owned(&dir, "server.key", &server_key.private_key_to_pem_pkcs8().unwrap());
+    let ca_path = write_owned(&dir, "ca.crt", &ca.to_pem().unwrap());
+    let mut admin = server.config("postgres").connect(postgres::NoTls).unwrap();
+    admin.batch_execute("CREATE ROLE certuser LOGIN").unwrap();
+    // Certificate authentication only, for that role: no password can get it in.
+    let hba: String = admin.query_one("SHOW hba_file", &[]).unwrap().get(0);
+    let rules = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("hostssl all certuser all cert\nhost all certuser all reject\n{rules}")).unwrap();
+    for sql in [
+        format!("ALTER SYSTEM SET ssl_cert_file = '{crt}'"),
+        format!("ALTER SYSTEM SET ssl_key_file = '{key_path}'"),
+        format!("ALTER SYSTEM SET ssl_ca_file = '{ca_path}'"),
+        "ALTER SYSTEM SET ssl = on".to_string(),
+        "SELECT pg_reload_conf()".to_string(),
+    ] {
+        admin.batch_execute(&sql).unwrap();
+    }
+    for _ in 0..100 {
+        let on: String = server.config("postgres").connect(postgres::NoTls).unwrap().query_one("SHOW ssl", &[]).unwrap().get(0);
+        if on == "on" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let client_key = key();
+    let client_cert = cert("certuser", &client_key, Some((&ca, &ca_key)), None);
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8], mode: u32| {
+        let path = files.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let ca_file = write("ca.pem", &ca.to_pem().unwrap(), 0o644);
+    let cert_file = write("client.crt", &client_cert.to_pem().unwrap(), 0o644);
+    let key_file = write("client.key", &client_key.private_key_to_pem_pkcs8().unwrap(), 0o600);
+    let secret_key = write(
+        "secret.key",
+        &client_key.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"s3cret").unwrap(),
+        0o600,
+    );
+    let loose_key = write("loose.key", &client_key.private_key_to_pem_pkcs8().unwrap(), 0o644);
+    let base = format!("postgres://certuser@localhost:{}/postgres?sslmode=verify-full&sslrootcert={ca_file}", server.port());
+
+    // Who the server says we are, and under which name.
+    let seen = |url: &str, env: &[(&str, &str)]| -> (String, String) {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let lookup = move |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let target = cargo_procrastinate::connect::parse(url, &lookup).unwrap_or_else(|e| panic!("{e}"));
+        let mut client = target.connect().unwrap_or_else(|e| panic!("{e}"));
+        let row = client
+            .query_one(
+                "SELECT s.client_dn, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    let with_cert = format!("{base}&sslcert={cert_file}&sslkey={key_file}");
+    assert_eq!(seen(&with_cert, &[]), ("/CN=certuser".to_string(), "cargo-procrastinate".to_string()));
+    assert_eq!(seen(&with_cert, &[("PGAPPNAME", "deploy-42")]).1, "deploy-42");
+    assert_eq!(seen(&format!("{with_cert}&application_name=from-url"), &[("PGAPPNAME", "deploy-42")]).1, "from-url");
+    assert_eq!(seen(&base, &[("PGSSLCERT", &cert_file), ("PGSSLKEY", &key_file)]).0, "/CN=certuser");
+    assert_eq!(seen(&format!("{base}&sslcert={cert_file}&sslkey={secret_key}&sslpassword=s3cret"), &[]).0, "/CN=certuser");
+
+    // The real binary, as a deploy runs it: the certificate from PG* variables.
+    let set = example_set();
+    let cli_run = |url: &str, env: &[(&str, &str)]| {
+        cli_in(&std::env::temp_dir(), &["--migrations", set.to_str().unwrap(), "--database-url", url, "current"], env)
+    };
+    assert!(cli_run(&base, &[("PGSSLCERT", &cert_file), ("PGSSLKEY", &key_file)]).ok().stdout.starts_with("base"));
+    // Without a certificate the server says no; a wrong passphrase, a key others can read and
+    // an encrypted key without its passphrase are each named.
+    cli_run(&base, &[]).code(3);
+    let wrong = cli_run(&format!("{base}&sslcert={cert_file}&sslkey={secret_key}&sslpassword=nope"), &[]).code(3);
+    assert!(wrong.stderr.contains("wrong sslpassword"), "{}", wrong.stderr);
+    let locked = cli_run(&format!("{base}&sslcert={cert_file}&sslkey={secret_key}"), &[]).code(3);
+    assert!(locked.stderr.contains("encrypted (give sslpassword)"), "{}", locked.stderr);
+    let loose = cli_run(&format!("{base}&sslcert={cert_file}&sslkey={loose_key}"), &[]).code(3);
+    assert!(loose.stderr.contains("has group or world access (644)"), "{}", loose.stderr);
+}

@@ -43,6 +43,8 @@ struct Ctx {
     /// `--set NAME`: the index of the only set to work on.
     only: Option<usize>,
     json: bool,
+    /// Where `.env` is looked for from (the current directory); `None` with `--no-dotenv`.
+    dotenv: Option<std::path::PathBuf>,
     database_url: Option<String>,
     /// Kept alive for the whole command; dropping it stops the cluster.
     scratch: Option<pg_scratch::Scratch>,
@@ -160,7 +162,7 @@ impl Ctx {
             return connect::target(
                 self.database_url.as_deref(),
                 &self.settings.database_url_env,
-                self.settings.manifest_dir.as_ref().map(|d| d.as_std_path()),
+                self.dotenv.as_deref().map(|cwd| (cwd, self.settings.manifest_dir.as_ref().map(|d| d.as_std_path()))),
             );
         }
         let scratch = self.scratch.as_ref().expect("checked");
@@ -188,8 +190,8 @@ impl Ctx {
 
     fn no_database(&self) -> Failure {
         Failure::usage(format!(
-            "no database configured: pass --database-url URL, set {} (or put it in .env beside Cargo.toml), \
-             set PGHOST/PGDATABASE/..., or use --scratch for a throwaway local PostgreSQL",
+            "no database configured: pass --database-url URL, set {} (or put it in a .env file), \
+             set PGHOST/PGDATABASE/... or PGSERVICE, or use --scratch for a throwaway local PostgreSQL",
             self.settings.database_url_env
         ))
     }
@@ -339,6 +341,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         sets,
         only: None,
         json: g.message_format == MessageFormat::Json,
+        dotenv: if g.no_dotenv { None } else { std::env::current_dir().ok() },
         database_url: g.database_url,
         scratch,
         announced: false,
@@ -409,6 +412,7 @@ mod tests {
             sets,
             only: None,
             json: false,
+            dotenv: None,
             database_url: None,
             scratch: None,
             announced: false,

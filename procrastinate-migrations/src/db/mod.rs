@@ -118,7 +118,8 @@ impl Options {
 }
 
 /// What went wrong, in terms a user can act on. The CLI maps each variant to an exit code.
-#[derive(Debug)]
+/// `Debug` prints the same text as `Display`, so that `fn main() -> Result<(), Box<dyn Error>>`
+/// ends with the message and what to do, not a struct dump.
 pub enum Error {
     /// Talking to the server failed outside any migration.
     Db { context: String, source: postgres::Error },
@@ -255,6 +256,12 @@ impl fmt::Display for Error {
                 None => write!(f, "{verdict}"),
             },
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
