@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args as ClapArgs, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+/// The parsed command line: the global flags and one subcommand.
 #[derive(Parser, Debug)]
 #[command(
     name = "cargo-procrastinate",
@@ -13,12 +14,15 @@ use clap::{Args as ClapArgs, CommandFactory, FromArgMatches, Parser, Subcommand,
     about = "Manage the Procrastinate PostgreSQL schema (and SQL migrations written the same way) from Cargo"
 )]
 pub struct Cli {
+    /// The flags every subcommand takes.
     #[command(flatten)]
     pub global: Global,
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The flags every subcommand takes: settings, where the database is, and how to report.
 #[derive(ClapArgs, Debug)]
 pub struct Global {
     /// Path to Cargo.toml (default: the nearest one from the current directory up).
@@ -79,18 +83,25 @@ pub struct Global {
     pub color: Option<crate::term::ColorChoice>,
 }
 
+/// `--message-format`: text for people, or JSON documents on stdout for scripts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MessageFormat {
+    /// Text for people.
     Human,
+    /// One JSON object per line (see the README's "JSON output").
     Json,
 }
 
+/// `upgrade --phase`: which half of the next release's zero-downtime deploy to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PhaseArg {
+    /// The next release's pre migrations (before deploying it).
     Pre,
+    /// The post migrations of the release whose pre is applied (after deploying it).
     Post,
 }
 
+/// The subcommands; each variant's doc comment is its `--help` text.
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Show the revision recorded in the database.

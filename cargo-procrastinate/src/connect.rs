@@ -24,10 +24,15 @@ use crate::Failure;
 /// libpq's sslmode, which tokio-postgres only partly knows (it has no verify-ca/verify-full).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsMode {
+    /// No TLS.
     Disable,
+    /// TLS when the server accepts it, plain otherwise; unverified. The default, and `allow`.
     Prefer,
+    /// TLS or no connection; unverified, unless a root certificate is given (then as `VerifyCa`).
     Require,
+    /// TLS, with the server's certificate checked against the root certificate.
     VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host connected to.
     VerifyFull,
 }
 
@@ -51,8 +56,13 @@ impl TlsMode {
 
 /// A database to connect to, and how to name it in output.
 pub struct Target {
+    /// Host, port, user, password, database, application name and connect timeout; what the URL
+    /// leaves out comes from `PG*`.
     pub config: Config,
+    /// The `sslmode` asked for (`sslmode`, PGSSLMODE), or the driver's default, `prefer`.
     pub tls: TlsMode,
+    /// `sslrootcert` or PGSSLROOTCERT: a PEM file, or `system` for OpenSSL's default store;
+    /// `None` looks for ~/.postgresql/root.crt when a mode verifies.
     pub root_cert: Option<PathBuf>,
     /// The client certificate the server may ask for (`sslcert`/`sslkey`, PGSSLCERT/PGSSLKEY, or
     /// libpq's ~/.postgresql/postgresql.crt and .key when both exist).
@@ -62,8 +72,11 @@ pub struct Target {
 /// A client certificate and its key (PEM), with the key's passphrase (`sslpassword`).
 #[derive(Clone)]
 pub struct ClientCert {
+    /// The certificate (chain), PEM.
     pub cert: PathBuf,
+    /// Its private key, PEM; refused when group or others can read it, as libpq does.
     pub key: PathBuf,
+    /// `sslpassword`, to decrypt the key.
     pub password: Option<String>,
 }
 
@@ -105,6 +118,7 @@ impl Target {
         )
     }
 
+    /// Connects with the TLS the mode asks for; the error names the target, never the password.
     pub fn connect(&self) -> Result<Client, Failure> {
         let fail = |e: postgres::Error| {
             Failure::connect(format!("cannot connect to {}: {}", self.display(), procrastinate_migrations::db::describe(&e)))

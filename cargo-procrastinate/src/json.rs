@@ -69,14 +69,17 @@ pub struct SetId {
     pub head: String,
 }
 
+/// One disagreement between the database and the files.
 #[derive(Serialize)]
 pub struct DivergenceJson {
     /// `inserted`, `gone`, `renamed`, `changed` or `ahead`.
     pub kind: &'static str,
+    /// The line as printed: the files involved and what to do.
     pub message: String,
 }
 
 impl DivergenceJson {
+    /// `d` in set `set`, whose name the `--accept-changed` hint then carries (`NAME@REV`).
     pub fn new(d: &Divergence, set: Option<&str>) -> DivergenceJson {
         DivergenceJson {
             kind: d.kind(),
@@ -88,220 +91,328 @@ impl DivergenceJson {
 /// `current`, per set.
 #[derive(Serialize)]
 pub struct Current {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The last recorded revision (`"0038"`); `null` for base.
     pub current: Option<String>,
+    /// At the files' head, with nothing that disagrees and nothing beyond it.
     pub at_head: bool,
+    /// File names recorded after the last file: the database is ahead of the files (also one of
+    /// `divergences`).
     pub ahead: Vec<String>,
+    /// File names of the next release's `pre` migrations, recorded beyond the head: the
+    /// zero-downtime window, not a disagreement.
     pub beyond: Vec<String>,
+    /// The tracking table, `schema.name` or `name`, unquoted.
     pub tracking_table: String,
+    /// Every disagreement with the files.
     pub divergences: Vec<DivergenceJson>,
 }
 
+/// `current`'s top-level field, over every set.
 #[derive(Serialize)]
 pub struct AtHead {
+    /// Whether every set is at head.
     pub at_head: bool,
 }
 
 /// `check`, per set and (`ok`, `exit_code`) over all.
 #[derive(Serialize)]
 pub struct Check {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// Whether this set passes: at head, and every applied file unchanged.
     pub ok: bool,
+    /// This set's verdict: 0 ok, 4 behind, 5 the files and the database disagree (or an earlier
+    /// upstream text left this schema different).
     pub exit_code: i32,
+    /// The last recorded revision; `null` for base.
     pub current: Option<String>,
+    /// File names of the next release's `pre` migrations beyond the head: a note, not a failure.
     pub beyond: Vec<String>,
+    /// The revisions not applied yet (`"0039"`), in order.
     pub pending: Vec<String>,
+    /// Applied files that upstream revised in place since; one with `needs_rerun` fails.
     pub revised_upstream: Vec<Revised>,
+    /// Every disagreement with the files; any one fails.
     pub divergences: Vec<DivergenceJson>,
 }
 
+/// `check`'s top-level fields: the worst verdict over every set.
 #[derive(Serialize)]
 pub struct Verdict {
+    /// Whether every set passes.
     pub ok: bool,
+    /// The process's exit code: 5 if a set disagrees, else 4 if one is behind, else 0.
     pub exit_code: i32,
 }
 
 /// An applied file that upstream edited after release.
 #[derive(Serialize)]
 pub struct Revised {
+    /// The file's revision.
     pub revision: String,
+    /// The file.
     pub file_name: String,
+    /// The release that shipped the revised text (`3.5.2`).
     pub revised_in: &'static str,
+    /// The earlier text left this schema different: `upgrade` runs the revised file again.
     pub needs_rerun: bool,
+    /// The note as printed, with what to do.
     pub message: String,
 }
 
 /// `history` and `pending`, per set.
 #[derive(Serialize)]
 pub struct History {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The last recorded revision; `null` for base, or when no database is configured.
     pub current: Option<String>,
+    /// The files in the range, in revision order.
     pub migrations: Vec<HistoryRow>,
+    /// Rows whose file is not among the files (deleted, renamed, or of a newer release).
     pub recorded_without_file: Vec<Orphan>,
 }
 
+/// One file of `history`, with what the database records for it.
 #[derive(Serialize)]
 pub struct HistoryRow {
+    /// The file's revision (`"0030"`).
     pub revision: String,
+    /// The file.
     pub file_name: String,
+    /// The release as the file name writes it (`03.00.00`).
     pub version: String,
+    /// The two-digit serial, as a number.
     pub serial: u8,
+    /// `pre`, `post` or `unmarked`.
     pub phase: &'static str,
+    /// The name's last part, without `.sql`.
     pub description: String,
+    /// SHA-256 of the file's text, hex.
     pub checksum: String,
-    /// `applied`, `stamped`, `pending`, or `unknown` (no database).
+    /// `applied`, `stamped`, `pending`, or `?` when no database is configured.
     pub state: String,
+    /// When it was recorded, UTC, RFC 3339; `null` when it is not.
     pub applied_at: Option<String>,
+    /// The database role that recorded it; `null` when it is not recorded.
     pub applied_by: Option<String>,
+    /// How long it ran, measured by the server; `null` for a stamp, or when it is not recorded.
     pub duration_ms: Option<i64>,
+    /// The checksum the database recorded; `null` when it is not recorded.
     pub recorded_checksum: Option<String>,
 }
 
+/// A row whose file is not among the files.
 #[derive(Serialize)]
 pub struct Orphan {
+    /// The revision it was recorded at.
     pub revision: String,
+    /// The recorded file name.
     pub file_name: String,
 }
 
 /// `plan`, per set.
 #[derive(Serialize)]
 pub struct Plan {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The last recorded revision; `null` for base.
     pub current: Option<String>,
+    /// The steps, in order; empty when nothing is pending (up to `--to`).
     pub steps: Vec<PlanStep>,
 }
 
+/// One step of a zero-downtime deploy.
 #[derive(Serialize)]
 pub struct PlanStep {
+    /// The release the step is about (`3.0.0`).
     pub release: String,
     /// `apply_pre`, `deploy`, `apply_post` or `interrupt`.
     pub action: &'static str,
+    /// The step in words, as printed.
     pub description: String,
+    /// The last revision the step applies; `null` for `deploy`.
     pub through: Option<String>,
+    /// The command that takes the step; `null` for `deploy` (deploying the code is yours).
     pub command: Option<String>,
 }
 
 /// `heads`, per set.
 #[derive(Serialize)]
 pub struct Head {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The head revision's file.
     pub file_name: String,
 }
 
 /// `show REV`.
 #[derive(Serialize)]
 pub struct Show {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The revision shown (`"0030"`).
     pub revision: String,
+    /// Its file.
     pub file_name: String,
+    /// The release (`3.0.0`).
     pub version: String,
+    /// `pre`, `post` or `unmarked`.
     pub phase: &'static str,
+    /// SHA-256 of the file's text, hex: what the tracking table records.
     pub checksum: String,
+    /// The file's path: the set's directory and the file name.
     pub path: String,
+    /// The file's SQL.
     pub sql: String,
 }
 
 /// `stamp`, per set.
 #[derive(Serialize)]
 pub struct Stamp {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
     /// `--detect`: what was found (`null`: none of the set's objects), and from where.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detected: Option<Option<String>>,
+    /// `--detect`: where it was found, in words (`alembic_version (0029)`); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Whether anything was written: `false` for `--dry-run`, or when there was nothing to record.
     pub recorded: bool,
+    /// The revision the set is at after the stamp (`null`: base); absent when nothing was recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current: Option<Option<String>>,
+    /// Whether `--purge` was given: the set's records are cleared first (not with `--dry-run`).
     pub purged: bool,
 }
 
 /// `verify`, per set.
 #[derive(Serialize)]
 pub struct Verify {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The reference `schema.sql` compared with.
     pub reference: String,
+    /// Whether the migrations build exactly the reference's schema.
     pub ok: bool,
+    /// How many objects the migrations built (of the kinds compared).
     pub objects: usize,
+    /// Every object that differs; empty when `ok`.
     pub differences: Vec<Difference>,
 }
 
+/// `verify`'s top-level field, over every set.
 #[derive(Serialize)]
 pub struct Ok {
+    /// Whether every set builds its reference's schema.
     pub ok: bool,
 }
 
+/// One object that differs between what the migrations built and the reference.
 #[derive(Serialize)]
 pub struct Difference {
     /// `missing`, `extra` or `differs`.
     pub change: &'static str,
+    /// `relation`, `column`, `index`, `constraint`, `trigger`, `sequence`, `view`, `type` or
+    /// `function`.
     pub kind: String,
+    /// The object's name (`table.column` for a column, constraint or trigger).
     pub name: String,
 }
 
 /// `vendor`.
 #[derive(Serialize)]
 pub struct Vendor {
+    /// The release vendored (`3.10.0`).
     pub release: String,
+    /// Where it came from, in words (`wheel procrastinate-3.10.0-py3-none-any.whl`).
     pub source: String,
+    /// SHA-256 of the wheel; `null` when the files came from an installed package.
     pub wheel_sha256: Option<String>,
+    /// The set's directory, written to.
     pub dir: String,
+    /// Migration files that were not there.
     pub added: Vec<String>,
+    /// Migration files whose content was replaced by the release's (`--allow-changes`).
     pub changed: Vec<String>,
+    /// Migration files the release does not have, deleted (`--allow-changes`).
     pub removed: Vec<String>,
+    /// How many of the release's migration files were there already, as they are.
     pub unchanged: usize,
 }
 
 /// `new`.
 #[derive(Serialize)]
 pub struct New {
+    /// The set written to; `null` for the one set of a plain `migrations = "dir"`.
     pub set: Option<String>,
+    /// The new file's path.
     pub path: String,
+    /// The new file's name.
     pub file_name: String,
+    /// The revision it takes (`"0039"`).
     pub revision: String,
 }
 
 /// `upgrade`: one event per migration as it happens (reason `migration`), then this per set.
 #[derive(Serialize)]
 pub struct Upgrade {
+    /// `set` and `head`, at this object's top level.
     #[serde(flatten)]
     pub id: SetId,
+    /// The revision the set was at before; `null` for base.
     pub from: Option<String>,
+    /// The revision it is at now; `null` for base.
     pub to: Option<String>,
+    /// The migrations this run applied, in order.
     pub applied: Vec<Applied>,
+    /// Revisions another process applied while this one waited for the lock.
     pub applied_elsewhere: Vec<String>,
     /// The zero-downtime step that comes next, when the run stopped between a pre and a post.
     pub next: Option<String>,
 }
 
+/// A migration this `upgrade` applied.
 #[derive(Serialize, Clone)]
 pub struct Applied {
+    /// Its revision.
     pub revision: String,
+    /// Its file.
     pub file_name: String,
+    /// `pre`, `post` or `unmarked`.
     pub phase: &'static str,
+    /// How long it took, in milliseconds.
     pub duration_ms: u64,
 }
 
 /// One line of `upgrade`'s event stream (reason `migration`).
 #[derive(Serialize)]
 pub struct Event {
+    /// The set's name; `null` for the one set of a plain `migrations = "dir"`.
     pub set: Option<String>,
-    /// `started`, `applied`, `applied_elsewhere`, `waiting`, `retrying`, `accepted`, `revised`.
+    /// `applied`, `applied_elsewhere`, `waiting`, `retrying`, `accepted` or `revised`.
     pub event: &'static str,
+    /// The migration's revision; absent for `waiting` and `revised`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The migration's file; absent for `waiting` and `revised`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// `pre`, `post` or `unmarked`; absent for `waiting` and `revised`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<&'static str>,
+    /// Wall-clock milliseconds the migration took; on `applied` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// What a person would read on stderr.
@@ -312,7 +423,9 @@ pub struct Event {
 /// structured parts when there are some.
 #[derive(Serialize)]
 pub struct Error {
+    /// The message as printed on stderr.
     pub message: String,
+    /// The process's exit code.
     pub exit_code: i32,
     /// A failing migration: where, and what the server said.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -322,18 +435,32 @@ pub struct Error {
     pub problems: Vec<ProblemJson>,
 }
 
+/// The migration that failed: where in its file, and what the server said.
 #[derive(Serialize, Debug, Clone)]
 pub struct FailedMigration {
+    /// The set's name; `null` for the one set of a plain `migrations = "dir"`.
     pub set: Option<String>,
+    /// The failed migration's revision.
     pub revision: String,
+    /// Its file.
     pub file_name: String,
+    /// 1-based line of the server's error position, else of the failing statement; `null` when
+    /// unknown.
     pub line: Option<usize>,
+    /// 1-based column (in characters) of the error position; `null` when the server gave none.
     pub column: Option<usize>,
+    /// The server's five-character error code (`42704`); `null` when the error is not the
+    /// server's.
     pub sqlstate: Option<String>,
+    /// The server's message, with what to do about it when the tool knows.
     pub message: String,
+    /// The server's DETAIL; `null` when none.
     pub detail: Option<String>,
+    /// The server's HINT; `null` when none.
     pub hint: Option<String>,
+    /// The server's CONTEXT (where in a function or DO block); `null` when none.
     pub context: Option<String>,
+    /// The file's lines around `line`, the position marked; `null` when `line` is.
     pub excerpt: Option<Excerpt>,
     /// The revision the set is at after the rollback.
     pub current: Option<String>,
@@ -358,17 +485,23 @@ impl From<&MigrationFailure> for FailedMigration {
     }
 }
 
+/// One problem of a malformed set (in the `error` object's `problems`).
 #[derive(Serialize, Debug, Clone)]
 pub struct ProblemJson {
     /// The directory of the set.
     pub dir: String,
+    /// The file's name within `dir`; `null` for a problem with the directory itself.
     pub file: Option<String>,
+    /// 1-based line, when the problem is inside the file.
     pub line: Option<usize>,
+    /// What is wrong, without the file name.
     pub message: String,
+    /// The file's lines around `line`; `null` when there is no line (or the file is not text).
     pub excerpt: Option<Excerpt>,
 }
 
 impl ProblemJson {
+    /// Problem `p` of the set in `dir`.
     pub fn new(dir: &std::path::Path, p: &Problem) -> ProblemJson {
         ProblemJson {
             dir: dir.display().to_string(),

@@ -6,6 +6,8 @@
 //! - [`commands`]: one module per subcommand, on top of `procrastinate_migrations::db`.
 //! - [`exit`]: the documented exit codes.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
 pub mod connect;
@@ -22,15 +24,19 @@ use std::fmt;
 /// An error on its way to stderr, with the exit code it ends the process with.
 #[derive(Debug)]
 pub struct Failure {
+    /// The process exit code, one of [`exit`]'s.
     pub code: i32,
+    /// What is printed as the error, and what JSON output carries as `message`.
     pub message: String,
     /// What JSON output carries besides the message: a failing migration's place and the
     /// server's fields, or every problem of a malformed set.
     pub migration: Option<Box<json::FailedMigration>>,
+    /// Every problem of a malformed migration set; empty otherwise.
     pub problems: Vec<json::ProblemJson>,
 }
 
 impl Failure {
+    /// A failure with only a message.
     pub fn new(code: i32, message: impl Into<String>) -> Failure {
         Failure {
             code,
@@ -40,10 +46,12 @@ impl Failure {
         }
     }
 
+    /// Bad arguments, settings or migration set, or a refused request ([`exit::USAGE`]).
     pub fn usage(message: impl Into<String>) -> Failure {
         Failure::new(exit::USAGE, message)
     }
 
+    /// Cannot connect or authenticate ([`exit::CONNECT`]).
     pub fn connect(message: impl Into<String>) -> Failure {
         Failure::new(exit::CONNECT, message)
     }

@@ -22,6 +22,8 @@ pub struct Release {
     pub wheel_sha256: Option<String>,
     /// Migration file name -> content.
     pub migrations: BTreeMap<String, Vec<u8>>,
+    /// `procrastinate/sql/schema.sql`: the schema the release's migrations should build, which
+    /// `verify` compares with.
     pub schema_sql: Vec<u8>,
 }
 

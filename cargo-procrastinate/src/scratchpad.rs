@@ -9,6 +9,7 @@ use procrastinate_migrations::Migration;
 use crate::connect::Target;
 use crate::Failure;
 
+/// Where the throwaway databases go, and which were made: dropping it removes them.
 pub struct Scratchpad {
     place: Place,
     created: Vec<String>,
@@ -22,6 +23,7 @@ enum Place {
 }
 
 impl Scratchpad {
+    /// On `server` (the `--server URL`), else on an embedded PostgreSQL; nothing starts yet.
     pub fn new(server: Option<Target>) -> Scratchpad {
         Scratchpad { place: server.map_or(Place::Embedded(None), |t| Place::Server(Box::new(t))), created: Vec::new() }
     }

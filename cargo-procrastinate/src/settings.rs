@@ -20,6 +20,7 @@ pub struct Resolved {
     pub sets: Vec<ResolvedSet>,
     /// Where `migrations` or `sets` came from, for error messages.
     pub migrations_origin: String,
+    /// The variable that holds the database URL (`database-url-env`, default `DATABASE_URL`).
     pub database_url_env: String,
     /// Directory of the manifest in use: where `.env` is looked for.
     pub manifest_dir: Option<Utf8PathBuf>,
@@ -28,6 +29,7 @@ pub struct Resolved {
 /// One configured set.
 #[derive(Debug)]
 pub struct ResolvedSet {
+    /// The set's directory of `*.sql` files, absolute.
     pub dir: Utf8PathBuf,
     /// Its name, `schema`, `version-table`, `lock-timeout` and `lock-wait`, as the database
     /// side takes them.
@@ -37,10 +39,14 @@ pub struct ResolvedSet {
 /// Flags that take part in precedence (the top layer).
 #[derive(Debug, Default)]
 pub struct FlagLayer {
+    /// `--manifest-path`; otherwise the nearest Cargo.toml from the current directory up.
     pub manifest_path: Option<PathBuf>,
+    /// `-p`: the package whose metadata to use.
     pub package: Option<String>,
     /// `--set NAME`: with sets, `--migrations` replaces that set's directory.
     pub set: Option<String>,
+    /// The setting flags (`--schema`, `--lock-timeout`, ...); `sets` and `database-url-env`
+    /// have none.
     pub settings: Settings,
 }
 
@@ -57,6 +63,9 @@ const ENV: &[(&str, Field)] = &[
     ("PROCRASTINATE_LOCK_WAIT", |s| &mut s.lock_wait),
 ];
 
+/// Reads the manifests and the environment and applies the precedence. A flag or variable that
+/// the configured sets would silently ignore (a directory without `--set`, a `schema` a set
+/// overrides) is refused.
 pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
     let cwd = std::env::current_dir().map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
     let cwd = utf8(cwd, "the current directory")?;

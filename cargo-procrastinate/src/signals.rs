@@ -14,6 +14,8 @@ use crate::exit;
 /// The flag `db::upgrade` checks, and the connection to cancel.
 #[derive(Clone)]
 pub struct Interrupts {
+    /// Set by the first signal; given to `upgrade` as `db::Options::interrupt`, it stops the
+    /// run before its next migration.
     pub flag: Arc<AtomicBool>,
     cancel: Arc<Mutex<Option<CancelToken>>>,
 }

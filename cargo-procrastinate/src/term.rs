@@ -12,15 +12,20 @@ use clap::ValueEnum;
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
+    /// Colour when stderr is a terminal.
     Auto,
+    /// Colour even into a pipe or file.
     Always,
+    /// No colour.
     Never,
 }
 
 /// How stderr is written for this run.
 #[derive(Clone, Copy, Debug)]
 pub struct Term {
+    /// Whether stderr gets colour, `--color` resolved against the terminal.
     pub color: bool,
+    /// `-q`: no progress, only errors.
     pub quiet: bool,
     /// `-v` count.
     pub verbose: u8,
@@ -165,6 +170,7 @@ fn colour_body(text: &str) -> String {
 pub struct Spinner(Option<indicatif::ProgressBar>);
 
 impl Spinner {
+    /// Shows `message` with a spinner, unless `-q` or stderr is not a terminal.
     pub fn start(message: String) -> Spinner {
         let t = get();
         if t.quiet || !t.interactive {

@@ -3,6 +3,8 @@
 //!
 //! Used by the test suite and by `cargo procrastinate --scratch`. Unix only.
 
+#![warn(missing_docs)]
+
 mod bindir;
 mod error;
 mod process;
@@ -61,6 +63,7 @@ impl Scratch {
         }
     }
 
+    /// TCP port the server listens on at 127.0.0.1; also names its unix socket.
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -14,6 +14,28 @@
 //!
 //! The set is read by the same resolver as `cargo procrastinate` ([`MigrationSet::from_dir`]),
 //! so a malformed set fails the build with the message the CLI would print.
+//!
+//! [`Builder`] sets what `compile()` reads from cargo's environment; the module it writes is
+//! `@generated` and rewritten only when its content changes:
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let sql = dir.path().join("db");
+//! std::fs::create_dir(&sql)?;
+//! std::fs::write(sql.join("01.00.00_01_pre_create_orders.sql"), "CREATE TABLE orders (id bigint);")?;
+//! let module = procrastinate_build::Builder::new()
+//!     .migrations(&sql)
+//!     .out_dir(dir.path())
+//!     .manifest_dir(dir.path())
+//!     .emit_rerun_if_changed(false)
+//!     .compile()?;
+//! let code = std::fs::read_to_string(&module)?;
+//! assert!(code.contains("@generated"));
+//! assert!(code.contains("REV_0001_PRE_CREATE_ORDERS"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
 
 use std::fmt;
 use std::fmt::Write as _;
@@ -51,8 +73,10 @@ pub const BUILD_DATABASE_URL: &str = "PROCRASTINATE_BUILD_DATABASE_URL";
 /// What an incompatible database at [`BUILD_DATABASE_URL`] does to the build.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DatabaseCheck {
+    /// The build fails with what is wrong (the default).
     #[default]
     Fail,
+    /// The build goes on; what is wrong is printed as a `cargo:warning`.
     Warn,
 }
 
@@ -86,6 +110,8 @@ fn check_database(_url: &str, _sets: &[GenSet<'_>]) -> Result<(), Error> {
 }
 
 impl Builder {
+    /// Everything from the package's metadata and cargo's environment, printing
+    /// `cargo:rerun-if-changed` lines: what [`compile()`](crate::compile) uses.
     pub fn new() -> Builder {
         Builder { emit_rerun: true, ..Builder::default() }
     }
@@ -204,6 +230,7 @@ pub enum Error {
     Set(SetError),
     /// The metadata is missing or wrong: names the manifest and the key.
     Config(String),
+    /// The module could not be written: names the file.
     Io(String),
     /// The database at [`BUILD_DATABASE_URL`] does not suit the build (or cannot be read).
     Database(String),
@@ -251,10 +278,13 @@ fn manifest_settings(manifest_dir: &Path, emit_rerun: bool) -> Result<Settings, 
 /// One set to generate: a plain `migrations = "dir"` set (`name: None`) becomes top-level items,
 /// a named set a module of that name.
 pub struct GenSet<'a> {
+    /// The set's name; `None` for the one set of a plain `migrations = "dir"`.
     pub name: Option<&'a str>,
+    /// The resolved migrations.
     pub set: &'a MigrationSet,
     /// The settings the application should check with.
     pub schema: Option<&'a str>,
+    /// The tracking table, as the `version-table` setting gives it.
     pub version_table: &'a str,
 }
 

@@ -64,7 +64,12 @@ pub enum CatalogMatch {
     /// one when consecutive revisions leave the same catalog.
     Exact(Vec<Option<Revision>>),
     /// Equal to none: the closest, and how the database differs from it.
-    Closest { revision: Option<Revision>, diff: Diff },
+    Closest {
+        /// The revision whose catalog differs least (`None`: base); the later one on a tie.
+        revision: Option<Revision>,
+        /// How the database differs from that revision's catalog.
+        diff: Diff,
+    },
 }
 
 /// Compares `db` (the schema's catalog) with `per_revision` (`[0]` base, `[k]` after revision

@@ -11,8 +11,14 @@ use std::fmt;
 /// One object of a schema.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Object {
+    /// What it is: `relation`, `column`, `index`, `constraint`, `trigger`, `sequence`, `view`,
+    /// `type` or `function`.
     pub kind: String,
+    /// Its name, unique within the kind: `table.column` for columns, constraints and triggers,
+    /// `name(argument types)` for functions.
     pub name: String,
+    /// What it is compared by: a column's type, `NOT NULL` and default, an index's or
+    /// function's whole definition, a relation's `relkind`, an enum's values in order.
     pub definition: String,
 }
 
@@ -25,16 +31,19 @@ impl fmt::Display for Object {
 /// A schema's objects, sorted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Catalog {
+    /// Sorted and without duplicates when built by [`Catalog::new`].
     pub objects: Vec<Object>,
 }
 
 impl Catalog {
+    /// A catalog of `objects`, sorted and deduplicated so that equal schemas compare equal.
     pub fn new(mut objects: Vec<Object>) -> Catalog {
         objects.sort();
         objects.dedup();
         Catalog { objects }
     }
 
+    /// Whether it has no objects, as for a schema that is empty or does not exist.
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
     }
@@ -82,6 +91,7 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Whether the two catalogs are equal.
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty() && self.extra.is_empty() && self.changed.is_empty()
     }

@@ -47,11 +47,28 @@ impl Window {
 pub enum Compatibility {
     /// This build runs on it. `pending`: files of this build not applied yet (its `post`
     /// migrations); `ahead`: the next release's `pre` migrations, applied already.
-    Compatible { current: Revision, pending: Vec<String>, ahead: Vec<String> },
+    Compatible {
+        /// The revision the database is at.
+        current: Revision,
+        /// File names of this build's migrations not applied yet.
+        pending: Vec<String>,
+        /// File names of the next release's `pre` migrations that are applied already.
+        ahead: Vec<String>,
+    },
     /// The database lacks migrations this build needs (`missing`, through `needs`).
-    NeedsUpgrade { current: Option<Revision>, needs: Revision, missing: Vec<String> },
+    NeedsUpgrade {
+        /// The revision the database is at (`None`: base).
+        current: Option<Revision>,
+        /// The oldest revision this build runs on ([`Window::oldest`]).
+        needs: Revision,
+        /// File names of the migrations after `current` through `needs`.
+        missing: Vec<String>,
+    },
     /// The database has migrations this build does not know and cannot tolerate.
-    TooNew { unknown: Vec<String> },
+    TooNew {
+        /// File names recorded after this build's head that are not the next release's `pre`.
+        unknown: Vec<String>,
+    },
     /// The files and the database disagree (changed, inserted, gone or renamed files).
     Diverged(Vec<Divergence>),
 }
@@ -59,12 +76,16 @@ pub enum Compatibility {
 /// A set's verdict, with what is needed to say it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
+    /// The set's name (`None`: the one set of a plain `migrations = "dir"`).
     pub set: Option<&'static str>,
+    /// The database states this build runs on.
     pub window: Window,
+    /// Where the database stands within, or outside, the window.
     pub compatibility: Compatibility,
 }
 
 impl Verdict {
+    /// Whether this build may run on the database as it is.
     pub fn is_compatible(&self) -> bool {
         matches!(self.compatibility, Compatibility::Compatible { .. })
     }

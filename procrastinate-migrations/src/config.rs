@@ -37,16 +37,22 @@ pub struct Settings {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct SetSettings {
+    /// A lower-case identifier: written `NAME@REV`, and the name of the set's generated module.
     pub name: String,
+    /// Directory of the set's `*.sql` files, relative to the manifest that sets it.
     pub migrations: String,
+    /// This set's own `schema` (otherwise the package's).
     pub schema: Option<String>,
+    /// This set's own `version-table` (otherwise the package's).
     pub version_table: Option<String>,
     /// This set's own `lock-timeout` and `statement-timeout` (otherwise the package's).
     pub lock_timeout: Option<String>,
+    /// This set's own `statement-timeout` (otherwise the package's).
     pub statement_timeout: Option<String>,
 }
 
 impl Settings {
+    /// Every key as written in TOML: the README must document each one (a test checks).
     pub const KEYS: &'static [&'static str] =
         &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait"];
 
@@ -100,10 +106,13 @@ pub struct SetSpec {
     pub name: Option<String>,
     /// Absolute when the layers were [`absolutize`](Settings::absolutize)d.
     pub migrations: PathBuf,
+    /// The set's `schema`, else the package's; `None` when neither is set (or it is empty).
     pub schema: Option<String>,
+    /// The set's `version-table`, else the package's, else [`DEFAULT_VERSION_TABLE`].
     pub version_table: String,
     /// The set's own timeouts, when it sets them (otherwise the package's apply).
     pub lock_timeout: Option<String>,
+    /// The set's own `statement-timeout`, when it sets one (otherwise the package's applies).
     pub statement_timeout: Option<String>,
 }
 
@@ -186,8 +195,12 @@ fn normalize(dir: &Path) -> PathBuf {
 /// Default tracking table. Never `procrastinate_version`: upstream's first migration creates a
 /// table of that name and its fourth drops it.
 pub const DEFAULT_VERSION_TABLE: &str = "cargo_procrastinate_migrations";
+/// Default of `database-url-env`: the variable that holds the database URL.
 pub const DEFAULT_DATABASE_URL_ENV: &str = "DATABASE_URL";
+/// Default of `lock-timeout`: a migration waiting for a table lock blocks every query queued
+/// behind it, so it gives up soon.
 pub const DEFAULT_LOCK_TIMEOUT: &str = "5s";
+/// Default of `lock-wait`: how long an `upgrade` waits for another one's migration lock.
 pub const DEFAULT_LOCK_WAIT: &str = "10min";
 
 /// A timeout as PostgreSQL takes it: milliseconds that fit an int. `zero_means` names what 0

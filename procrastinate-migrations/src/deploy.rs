@@ -11,7 +11,9 @@ use crate::migration::{Migration, Phase, Revision, Version};
 /// The migrations of one release (files with the same version), in order.
 #[derive(Clone, Copy, Debug)]
 pub struct Release<'m> {
+    /// The release, as the file names give it.
     pub version: Version,
+    /// Its files, in revision order; never empty.
     pub migrations: &'m [Migration],
 }
 
@@ -53,7 +55,12 @@ pub enum Reach {
     /// Nothing to apply for this goal, and why.
     Nothing(Why),
     /// The next release has unmarked files: only the service-interruption path is safe.
-    Interrupt { version: Version, through: Revision },
+    Interrupt {
+        /// The last release of the run of unmarked releases that starts with the next one.
+        version: Version,
+        /// The last revision of that run: with the workers stopped, all of it goes at once.
+        through: Revision,
+    },
 }
 
 /// Why a goal has nothing to apply.
@@ -113,13 +120,31 @@ fn interrupted_through(pending: &[Migration]) -> Revision {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Apply the release's `pre` migrations (`upgrade --phase pre`), through `through`.
-    ApplyPre { version: Version, through: Revision },
+    ApplyPre {
+        /// The release.
+        version: Version,
+        /// Its last `pre` migration.
+        through: Revision,
+    },
     /// Deploy the release's code.
-    Deploy { version: Version },
+    Deploy {
+        /// The release whose code to deploy.
+        version: Version,
+    },
     /// Apply the release's `post` migrations (`upgrade --phase post`), through `through`.
-    ApplyPost { version: Version, through: Revision },
+    ApplyPost {
+        /// The release.
+        version: Version,
+        /// Its last `post` migration.
+        through: Revision,
+    },
     /// Unmarked files: stop the workers, `upgrade --to-version`, deploy, start them.
-    Interrupt { version: Version, through: Revision },
+    Interrupt {
+        /// The release to give `--to-version`: the last of the unmarked run, up to `to`.
+        version: Version,
+        /// The last revision that step applies.
+        through: Revision,
+    },
 }
 
 /// The ordered deploy steps from `current` through release `to` (every pending release when

@@ -26,7 +26,10 @@ pub struct Statement {
 /// Why a file cannot be run as one transaction by this tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LexError {
+    /// 1-based line: the refused statement's or meta-command's, or where an unterminated string
+    /// or comment starts.
     pub line: usize,
+    /// What is wrong, and for a refused statement what to do instead (without file name or line).
     pub message: String,
 }
 

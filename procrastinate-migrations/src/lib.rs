@@ -10,6 +10,37 @@
 //! - [`deploy`] knows releases and their `pre`/`post` phases (the zero-downtime steps), and
 //!   [`compat`] says whether a build may run on a database (the start-up check, pure).
 //! - [`script`] renders the offline SQL script.
+//!
+//! A set from files, as the build and the CLI read it (`from_dir` reads a directory):
+//!
+//! ```
+//! use procrastinate_migrations::{MigrationSet, Phase};
+//!
+//! let set = MigrationSet::from_files(
+//!     "db/app".into(),
+//!     vec![
+//!         ("01.00.00_01_pre_create_orders.sql".into(), b"CREATE TABLE orders (id bigint);".to_vec()),
+//!         ("01.00.00_50_post_drop_legacy.sql".into(), b"DROP TABLE IF EXISTS legacy;".to_vec()),
+//!     ],
+//! )?;
+//! assert_eq!(set.head().to_string(), "0002");
+//! assert_eq!(set.migrations[1].phase, Phase::Post);
+//!
+//! // Every problem at once, each naming its file (and line).
+//! let err = MigrationSet::from_files(
+//!     "db/app".into(),
+//!     vec![
+//!         ("01.00.00_01_pre_a.sql".into(), b"SELECT 1;\nCOMMIT;".to_vec()),
+//!         ("Bad Name.sql".into(), b"SELECT 1;".to_vec()),
+//!     ],
+//! )
+//! .unwrap_err();
+//! assert_eq!(err.problems.len(), 2);
+//! assert_eq!(err.problems[0].line, Some(2));
+//! # Ok::<(), procrastinate_migrations::SetError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod adopt;
 pub mod catalog;

@@ -10,6 +10,7 @@ use crate::config::Settings;
 
 /// One manifest, parsed.
 pub struct Manifest {
+    /// Where it was read from, as given: messages name it.
     pub path: PathBuf,
     doc: toml::Table,
 }
@@ -23,6 +24,7 @@ pub struct Layer {
 }
 
 impl Manifest {
+    /// Reads and parses `path`; the error names the file.
     pub fn read(path: &Path) -> Result<Manifest, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let doc = toml::from_str(&text).map_err(|e| format!("{} is not a valid manifest: {e}", path.display()))?;

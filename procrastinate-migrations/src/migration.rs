@@ -22,6 +22,7 @@ impl Revision {
         Revision(n)
     }
 
+    /// The number itself: 1 for `0001`.
     pub const fn number(self) -> u32 {
         self.0
     }
@@ -61,8 +62,11 @@ pub fn label(set: Option<&str>, revision: Option<Revision>) -> String {
 /// The Procrastinate release a file belongs to, as written in its name (`03.00.00`).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Version {
+    /// The `03` of `03.04.00`.
     pub major: u8,
+    /// The `04` of `03.04.00`.
     pub minor: u8,
+    /// The `00` of `03.04.00`.
     pub patch: u8,
 }
 
@@ -112,6 +116,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// `pre`, `post` or `unmarked`: how output and JSON name the phase.
     pub const fn as_str(self) -> &'static str {
         match self {
             Phase::Pre => "pre",
@@ -182,13 +187,22 @@ impl FromStr for Checksum {
 /// One SQL file of a set, with everything its name says and what it holds.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Migration {
+    /// Its position in the set, from the bytewise order of the file names.
     pub revision: Revision,
+    /// The release its name gives.
     pub version: Version,
+    /// The two digits after the version: the order within the release (since 3.0, 01..49 are
+    /// `pre` and 50..99 `post`).
     pub serial: u8,
+    /// Whether it runs before or after deploying its release, from the name's marker.
     pub phase: Phase,
+    /// The name's last part, without `.sql` (`cancel_notification`).
     pub description: Cow<'static, str>,
+    /// The whole file name: the migration's identity in the tracking table.
     pub file_name: Cow<'static, str>,
+    /// What the tracking table records for it (see [`Checksum::of_text`]).
     pub checksum: Checksum,
+    /// The file's SQL, as it runs.
     pub sql: Cow<'static, str>,
 }
 

@@ -8,12 +8,17 @@ use crate::migration::{Phase, Version};
 /// What a well-formed name says.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ParsedName<'a> {
+    /// The release, from `xx.yy.zz`.
     pub version: Version,
+    /// The two-digit serial, 00..99.
     pub serial: u8,
+    /// From the `pre`/`post` marker; [`Phase::Unmarked`] without one.
     pub phase: Phase,
+    /// What follows the marker (or the serial), without `.sql`.
     pub description: &'a str,
 }
 
+/// What a message about a malformed name adds: the grammar, with an example.
 pub const EXPECTED: &str = "expected `{xx.yy.zz}_{serial}_{pre|post}_{description}.sql`, \
      e.g. `03.00.00_01_pre_cancel_notification.sql` (the marker is optional before 3.0)";
 

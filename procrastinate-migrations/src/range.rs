@@ -14,9 +14,11 @@ use crate::migration::Revision;
 pub enum Point {
     /// Before the first migration: nothing applied.
     Base,
+    /// The set's last migration.
     Head,
     /// What the database records; only meaningful where a database is at hand.
     Current,
+    /// This revision.
     Rev(Revision),
     /// `+N`: N revisions after the other end (or after current, for a target).
     Relative(u32),
@@ -67,13 +69,17 @@ impl fmt::Display for Point {
     }
 }
 
+/// `from:to`: the migrations that take a database at `from` (exclusive) to `to` (inclusive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Range {
+    /// The lower end, already applied: not in the range.
     pub from: Point,
+    /// The upper end, in the range.
     pub to: Point,
 }
 
 impl Range {
+    /// `base:head`: every migration of the set.
     pub const ALL: Range = Range { from: Point::Base, to: Point::Head };
 
     /// Resolves to revision numbers `(from, to)` where 0 is base; the migrations in range are

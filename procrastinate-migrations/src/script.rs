@@ -12,7 +12,9 @@ pub struct Part<'a> {
     pub migrations: &'a [Migration],
     /// Revision numbers: the part is `from+1 ..= to` (0 is base).
     pub from: u32,
+    /// The last revision number of the part.
     pub to: u32,
+    /// Where the set is tracked: the script creates it when missing and records each file.
     pub table: &'a TrackingTable,
     /// As stored in `set_name` (`""` for the unnamed set).
     pub set_name: &'a str,

@@ -16,7 +16,9 @@ use crate::name;
 /// A validated migration set, in revision order (`migrations[0]` is `0001`).
 #[derive(Clone, Debug)]
 pub struct MigrationSet {
+    /// The directory the files were read from, as given.
     pub dir: PathBuf,
+    /// Never empty: a directory without migrations is a [`SetError`].
     pub migrations: Vec<Migration>,
 }
 
@@ -26,6 +28,7 @@ pub struct MigrationSet {
 pub struct SetDef {
     /// `None` for the one set of a plain `migrations = "dir"`.
     pub name: Option<&'static str>,
+    /// The set's migrations, in revision order (the generated `MIGRATIONS`).
     pub migrations: &'static [Migration],
     /// The `schema` setting (`None`: the server's `search_path`).
     pub schema: Option<&'static str>,
@@ -38,16 +41,20 @@ pub struct SetDef {
 /// A set that cannot be used, with every problem found (not just the first), each naming its file.
 #[derive(Debug)]
 pub struct SetError {
+    /// The directory of the set, as given.
     pub dir: PathBuf,
+    /// Never empty.
     pub problems: Vec<Problem>,
 }
 
+/// One thing wrong with a set: a file's name or content, or the directory itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// File name within the directory, or `None` for a problem with the directory itself.
     pub file: Option<String>,
     /// 1-based line, when the problem is inside the file.
     pub line: Option<usize>,
+    /// What is wrong and, where it helps, how to fix it (without the file name).
     pub message: String,
     /// The lines around `line`, when the file is text.
     pub excerpt: Option<Excerpt>,
@@ -211,10 +218,12 @@ impl MigrationSet {
         }
     }
 
+    /// The last revision.
     pub fn head(&self) -> Revision {
         self.migrations.last().expect("a set is never empty").revision
     }
 
+    /// The migration at `revision`, if the set goes that far.
     pub fn get(&self, revision: Revision) -> Option<&Migration> {
         self.migrations.get(revision.index())
     }

@@ -21,12 +21,18 @@ pub struct Applied {
     pub set: String,
     /// The revision (position) it had when it was recorded.
     pub revision: String,
+    /// The migration's identity within its set.
     pub file_name: String,
+    /// Hex SHA-256 of the text that ran, or `claimed:<pid>` while a `-- no-transaction`
+    /// migration runs.
     pub checksum: String,
     /// UTC, RFC 3339.
     pub applied_at: String,
+    /// How long the migration took, measured by the server; `None` for a stamp (or a claim).
     pub duration_ms: Option<i64>,
+    /// The database role that recorded it (`current_user`).
     pub applied_by: String,
+    /// Recorded by `stamp` without running.
     pub stamped: bool,
 }
 
@@ -58,15 +64,44 @@ impl Applied {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Divergence {
     /// A file that is not recorded sorts before one that is.
-    Inserted { file_name: String, before: String, last: String },
+    Inserted {
+        /// The file that is not recorded.
+        file_name: String,
+        /// The first recorded file after it.
+        before: String,
+        /// The last recorded file: rename the inserted one to sort after it.
+        last: String,
+    },
     /// A recorded file is no longer among the files (and sorts among them).
-    Gone { revision: String, file_name: String },
+    Gone {
+        /// The revision it was recorded at.
+        revision: String,
+        /// The recorded file name.
+        file_name: String,
+    },
     /// A recorded file is now named differently (same release and serial).
-    Renamed { recorded: String, file_name: String },
+    Renamed {
+        /// The name it was applied under.
+        recorded: String,
+        /// Its name now.
+        file_name: String,
+    },
     /// The file changed after it was applied.
-    Changed { revision: Revision, file_name: String, recorded: String, actual: crate::Checksum },
+    Changed {
+        /// The file's revision: what `--accept-changed` takes.
+        revision: Revision,
+        /// The changed file.
+        file_name: String,
+        /// The checksum recorded when it was applied.
+        recorded: String,
+        /// The file's checksum now.
+        actual: crate::Checksum,
+    },
     /// Recorded migrations that sort after the last file: the database is ahead of the files.
-    Ahead { file_names: Vec<String> },
+    Ahead {
+        /// The recorded file names, sorted.
+        file_names: Vec<String>,
+    },
 }
 
 impl Divergence {
@@ -135,9 +170,12 @@ impl fmt::Display for Divergence {
 pub struct Status {
     /// Whether the tracking table exists at all.
     pub tracked: bool,
+    /// The set's rows, without claims (a `-- no-transaction` migration still running is not
+    /// applied).
     pub applied: Vec<Applied>,
     /// Position of the last file that is recorded; `None` is base.
     pub current: Option<Revision>,
+    /// Every disagreement between the rows and the files; empty when they agree.
     pub divergences: Vec<Divergence>,
     /// Applied files that upstream revised in place since: not drift (see [`crate::upstream`]).
     pub revised: Vec<Revised>,
@@ -149,8 +187,11 @@ pub struct Status {
 /// An applied file whose recorded checksum is an earlier upstream text of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Revised {
+    /// The file's revision.
     pub revision: Revision,
+    /// The file's name, the same in the database and the files.
     pub file_name: String,
+    /// Upstream's edit whose earlier text the database recorded.
     pub edit: &'static upstream::Edit,
 }
 
@@ -295,13 +336,17 @@ pub fn next_release_pre_only(migrations: &[Migration], unknown: &[String]) -> bo
 /// Which applied migrations whose file changed since may be accepted by `upgrade`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum AcceptChanged {
+    /// Accept none: a changed file stops `upgrade` (the default).
     #[default]
     None,
+    /// Every changed file (`--accept-changed all`).
     All,
+    /// The files at these revisions.
     Only(Vec<Revision>),
 }
 
 impl AcceptChanged {
+    /// Whether a changed file at revision `r` may be accepted.
     pub fn accepts(&self, r: Revision) -> bool {
         match self {
             AcceptChanged::None => false,
@@ -317,7 +362,12 @@ pub enum Refusal {
     /// The database and the files disagree; nothing may run until that is settled.
     Diverged(Vec<Divergence>),
     /// The target is below what is recorded.
-    Backwards { current: Revision, target: Option<Revision> },
+    Backwards {
+        /// The revision the database records.
+        current: Revision,
+        /// What was asked for (`None`: base).
+        target: Option<Revision>,
+    },
 }
 
 /// What `upgrade` does to one set: accept these changed files, record the revised text of
@@ -325,8 +375,11 @@ pub enum Refusal {
 /// migrations.
 #[derive(Debug)]
 pub struct Plan<'m> {
+    /// The accepted [`Divergence::Changed`] files: their rows take the file's checksum.
     pub accept: Vec<Divergence>,
+    /// The files upstream revised in place that the database has the earlier text of.
     pub revised: Vec<Revised>,
+    /// The migrations to apply, in order.
     pub run: &'m [Migration],
 }
 

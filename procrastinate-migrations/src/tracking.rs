@@ -76,7 +76,10 @@ pub fn quote_literal(text: &str) -> String {
 /// qualified itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackingTable {
+    /// The table's schema: the one `version-table` names, else the `schema` setting (`None`:
+    /// unqualified, found through `search_path`).
     pub schema: Option<String>,
+    /// The table's own name, unquoted.
     pub name: String,
 }
 

@@ -7,6 +7,7 @@
 /// One in-place edit.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Edit {
+    /// The edited file, as upstream names it.
     pub file_name: &'static str,
     /// SHA-256 of the earlier texts.
     pub earlier: &'static [&'static str],
@@ -28,6 +29,7 @@ pub struct OutsidePublic {
     pub stray: &'static str,
 }
 
+/// Every in-place edit known, checked against the real wheels by `tests/it/upstream.rs`.
 pub const EDITS: &[Edit] = &[
     Edit {
         file_name: "03.00.00_01_pre_cancel_notification.sql",

@@ -235,6 +235,8 @@ impl Ctx {
     }
 }
 
+/// Runs the parsed command line: resolves the settings, reads every set, starts the scratch
+/// server if asked, then the subcommand. `Ok` is the exit code (`check` behind is not an error).
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global;
     // Refused before anything is read or started: nothing to configure for a no.

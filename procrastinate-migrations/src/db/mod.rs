@@ -36,7 +36,10 @@ pub struct Options {
     /// The first configured set takes over the unnamed set's rows (see
     /// [`TrackingTable::claim_sql`]).
     pub claim_unnamed: bool,
+    /// The `schema` setting: each transaction's `search_path` is this schema alone (`None`: the
+    /// server's `search_path`).
     pub schema: Option<String>,
+    /// Where the set is tracked.
     pub table: TrackingTable,
     /// `lock_timeout` for each migration's statements.
     pub lock_timeout: Duration,
@@ -47,6 +50,7 @@ pub struct Options {
     pub lock_retries: u32,
     /// Longest wait for another process's migration lock.
     pub lock_wait: Duration,
+    /// Which applied files that changed since `upgrade` may accept (none by default).
     pub accept_changed: AcceptChanged,
     /// Set (by a signal handler) to stop `upgrade` before its next migration; the migration in
     /// flight is stopped by a cancel request (see `postgres::Client::cancel_token`).
@@ -122,26 +126,52 @@ impl Options {
 /// ends with the message and what to do, not a struct dump.
 pub enum Error {
     /// Talking to the server failed outside any migration.
-    Db { context: String, source: postgres::Error },
+    Db {
+        /// What the tool was doing (`cannot commit the tracking table`).
+        context: String,
+        /// The driver's error.
+        source: postgres::Error,
+    },
     /// The database and the files of a set (named, if it has a name) disagree; nothing was changed.
-    Diverged { set: Option<String>, divergences: Vec<Divergence> },
+    Diverged {
+        /// The set's name, if it has one.
+        set: Option<String>,
+        /// Every disagreement found.
+        divergences: Vec<Divergence>,
+    },
     /// A migration failed and was rolled back; earlier ones stay applied.
     Failed(Box<MigrationFailure>),
     /// Another process held the migration lock for longer than `lock-wait`.
-    LockWait { waited: Duration, holder: Option<String> },
+    LockWait {
+        /// How long this process waited.
+        waited: Duration,
+        /// The holder (pid, application, user, client address, transaction age); `None` when
+        /// it had just let go or cannot be seen.
+        holder: Option<String>,
+    },
     /// The request makes no sense for this database (a downgrade, a stamp below current).
     Refused(String),
     /// This build may not run on the database (the start-up check): what to do is in the verdict.
     Incompatible(Box<Verdict>),
     /// Stopped by a signal: the migration in flight (if any) was cancelled and rolled back.
-    Interrupted { set: Option<String>, stopped: Option<(Revision, String)>, at: Option<Revision> },
+    Interrupted {
+        /// The set's name, if it has one.
+        set: Option<String>,
+        /// The migration in flight (revision, file name), cancelled; `None` between migrations.
+        stopped: Option<(Revision, String)>,
+        /// Where the set is now (`None`: base): `upgrade` again resumes there.
+        at: Option<Revision>,
+    },
 }
 
+/// A migration that failed, with what the server said and where in the file.
 #[derive(Debug)]
 pub struct MigrationFailure {
     /// The set's name, if it has one.
     pub set: Option<String>,
+    /// The failed migration's revision.
     pub revision: Revision,
+    /// The failed migration's file.
     pub file_name: String,
     /// 1-based line in the file of the error's position, or else of the failing statement.
     pub line: Option<usize>,
@@ -151,8 +181,12 @@ pub struct MigrationFailure {
     pub message: String,
     /// The server's DETAIL, HINT and CONTEXT (where in a function or DO block).
     pub detail: Option<String>,
+    /// The server's HINT.
     pub hint: Option<String>,
+    /// The server's CONTEXT.
     pub context: Option<String>,
+    /// The server's five-character error code (`42P01`); `None` when the error did not come
+    /// from the server.
     pub sqlstate: Option<String>,
     /// The file's lines around `line`, the position marked.
     pub excerpt: Option<Excerpt>,

@@ -13,24 +13,64 @@ use crate::tracking::{guard_sql, quote_ident, quote_literal, GUARD_BUSY, GUARD_R
 #[derive(Debug)]
 pub enum Event<'a> {
     /// Another process holds the migration lock; we wait (holder if visible).
-    Waiting { holder: Option<&'a str> },
+    Waiting {
+        /// Who holds it: pid, application, user, client address and transaction age; `None`
+        /// when it had just let go or cannot be seen.
+        holder: Option<&'a str>,
+    },
     /// A changed file was accepted and its recorded checksum updated.
-    Accepted { migration: &'a Migration, recorded: &'a str },
+    Accepted {
+        /// The changed file.
+        migration: &'a Migration,
+        /// The checksum recorded before, now replaced by the file's.
+        recorded: &'a str,
+    },
     /// An applied file upstream revised in place: its revised text is recorded (and was run
     /// again, `rerun`, where the earlier text left the schema different).
-    Revised { revised: &'a Revised, rerun: bool },
+    Revised {
+        /// The file and upstream's edit.
+        revised: &'a Revised,
+        /// Whether the revised file ran again.
+        rerun: bool,
+    },
     /// About to run a migration.
-    Applying { migration: &'a Migration },
+    Applying {
+        /// The migration about to run.
+        migration: &'a Migration,
+    },
     /// It ran out of `lock_timeout`; tried again after `after` (`attempt` of `of`).
-    Retrying { migration: &'a Migration, attempt: u32, of: u32, after: Duration, reason: &'a str },
-    Applied { migration: &'a Migration, duration: Duration },
+    Retrying {
+        /// The migration that ran out of `lock_timeout`, rolled back.
+        migration: &'a Migration,
+        /// Which retry this is, from 1.
+        attempt: u32,
+        /// How many retries `lock-retries` allows.
+        of: u32,
+        /// The pause before this retry.
+        after: Duration,
+        /// The server's message.
+        reason: &'a str,
+    },
+    /// A migration ran and was recorded.
+    Applied {
+        /// The migration.
+        migration: &'a Migration,
+        /// Wall-clock time since its `Applying`, lock waits and retries included.
+        duration: Duration,
+    },
     /// Another process applied it while we waited for the lock.
-    AppliedElsewhere { migration: &'a Migration },
+    AppliedElsewhere {
+        /// The migration, recorded with the same checksum (or an accepted one).
+        migration: &'a Migration,
+    },
 }
 
+/// What an `upgrade` of one set did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpgradeReport {
+    /// Where the set was when the upgrade started (`None`: base).
     pub from: Option<Revision>,
+    /// Where it is now: the last migration applied, by this process or another.
     pub to: Option<Revision>,
     /// Revisions this process ran.
     pub applied: Vec<Revision>,
