@@ -58,8 +58,10 @@ fn write_owned(dir: &Path, name: &str, bytes: &[u8]) -> String {
     path.to_str().unwrap().to_string()
 }
 
-#[test]
-fn sslmode_is_honoured_with_real_tls() {
+/// A scratch server with TLS on, its certificate (for `localhost`) from a throwaway CA, which
+/// it also trusts for client certificates; `hba` lines go before the default rules. Returns
+/// the server and the CA (certificate and key).
+fn tls_server(hba: &[&str]) -> (pg_scratch::Scratch, (X509, PKey<Private>)) {
     let server = pg_scratch::Scratch::start().unwrap();
     let dir = server.socket_dir().to_path_buf();
     let ca_key = key();
@@ -68,17 +70,18 @@ fn sslmode_is_honoured_with_real_tls() {
     let server_cert = cert("localhost", &server_key, Some((&ca, &ca_key)), Some("localhost"));
     let crt = write_owned(&dir, "server.crt", &server_cert.to_pem().unwrap());
     let key_path = write_owned(&dir, "server.key", &server_key.private_key_to_pem_pkcs8().unwrap());
-    let ca_dir = tempfile::tempdir().unwrap();
-    let ca_file = ca_dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.to_pem().unwrap()).unwrap();
-    let other_ca = ca_dir.path().join("other.pem");
-    std::fs::write(&other_ca, cert("someone else", &key(), None, None).to_pem().unwrap()).unwrap();
-
+    let ca_path = write_owned(&dir, "ca.crt", &ca.to_pem().unwrap());
     let mut admin = server.config("postgres").connect(postgres::NoTls).unwrap();
+    if !hba.is_empty() {
+        let file: String = admin.query_one("SHOW hba_file", &[]).unwrap().get(0);
+        let rules = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, format!("{}\n{rules}", hba.join("\n"))).unwrap();
+    }
     // One statement per call: ALTER SYSTEM refuses to run in a multi-statement (implicit) transaction.
     for sql in [
         format!("ALTER SYSTEM SET ssl_cert_file = '{crt}'"),
         format!("ALTER SYSTEM SET ssl_key_file = '{key_path}'"),
+        format!("ALTER SYSTEM SET ssl_ca_file = '{ca_path}'"),
         "ALTER SYSTEM SET ssl = on".to_string(),
         "SELECT pg_reload_conf()".to_string(),
     ] {
@@ -91,6 +94,17 @@ fn sslmode_is_honoured_with_real_tls() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (server, (ca, ca_key))
+}
+
+#[test]
+fn sslmode_is_honoured_with_real_tls() {
+    let (server, ca) = tls_server(&[]);
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.0.to_pem().unwrap()).unwrap();
+    let other_ca = ca_dir.path().join("other.pem");
+    std::fs::write(&other_ca, cert("someone else", &key(), None, None).to_pem().unwrap()).unwrap();
 
     let url = |host: &str, query: &str| {
         format!("postgres://postgres:{}@{host}:{}/postgres?{query}", server.password(), server.port())
@@ -127,37 +141,9 @@ fn sslmode_is_honoured_with_real_tls() {
 #[test]
 fn a_client_certificate_and_the_application_name() {
     use std::os::unix::fs::PermissionsExt;
-    let server = pg_scratch::Scratch::start().unwrap();
-    let dir = server.socket_dir().to_path_buf();
-    let ca_key = key();
-    let ca = cert("cargo-procrastinate test CA", &ca_key, None, None);
-    let server_key = key();
-    let server_cert = cert("localhost", &server_key, Some((&ca, &ca_key)), Some("localhost"));
-    let crt = write_owned(&dir, "server.crt", &server_cert.to_pem().unwrap());
-    let key_path = write_owned(&dir, "server.key", &server_key.private_key_to_pem_pkcs8().unwrap());
-    let ca_path = write_owned(&dir, "ca.crt", &ca.to_pem().unwrap());
-    let mut admin = server.config("postgres").connect(postgres::NoTls).unwrap();
-    admin.batch_execute("CREATE ROLE certuser LOGIN").unwrap();
     // Certificate authentication only, for that role: no password can get it in.
-    let hba: String = admin.query_one("SHOW hba_file", &[]).unwrap().get(0);
-    let rules = std::fs::read_to_string(&hba).unwrap();
-    std::fs::write(&hba, format!("hostssl all certuser all cert\nhost all certuser all reject\n{rules}")).unwrap();
-    for sql in [
-        format!("ALTER SYSTEM SET ssl_cert_file = '{crt}'"),
-        format!("ALTER SYSTEM SET ssl_key_file = '{key_path}'"),
-        format!("ALTER SYSTEM SET ssl_ca_file = '{ca_path}'"),
-        "ALTER SYSTEM SET ssl = on".to_string(),
-        "SELECT pg_reload_conf()".to_string(),
-    ] {
-        admin.batch_execute(&sql).unwrap();
-    }
-    for _ in 0..100 {
-        let on: String = server.config("postgres").connect(postgres::NoTls).unwrap().query_one("SHOW ssl", &[]).unwrap().get(0);
-        if on == "on" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (server, (ca, ca_key)) = tls_server(&["hostssl all certuser all cert", "host all certuser all reject"]);
+    server.config("postgres").connect(postgres::NoTls).unwrap().batch_execute("CREATE ROLE certuser LOGIN").unwrap();
 
     let client_key = key();
     let client_cert = cert("certuser", &client_key, Some((&ca, &ca_key)), None);

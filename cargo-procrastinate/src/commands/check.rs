@@ -1,7 +1,7 @@
 //! `check`: exit 0 only if every selected set is at head with every applied file unchanged.
 
 use super::Ctx;
-use crate::json::{self, DivergenceJson};
+use crate::json;
 use crate::{exit, Failure};
 
 pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
@@ -65,11 +65,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
                     message: r.describe(schema),
                 })
                 .collect(),
-            divergences: status
-                .divergences
-                .iter()
-                .map(|d| DivergenceJson::new(d, ctx.set_name(i)))
-                .collect(),
+            divergences: ctx.divergences_json(i, &status),
         });
     }
     ctx.print_sets(

@@ -1,7 +1,7 @@
 //! `current`: where each set of the database stands.
 
 use super::Ctx;
-use crate::json::{self, DivergenceJson};
+use crate::json;
 use crate::{exit, Failure};
 use procrastinate_migrations::db::Status;
 
@@ -34,11 +34,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
             ahead: status.ahead().to_vec(),
             beyond: status.beyond.clone(),
             tracking_table: l.options.table.to_string(),
-            divergences: status
-                .divergences
-                .iter()
-                .map(|d| DivergenceJson::new(d, ctx.set_name(i)))
-                .collect(),
+            divergences: ctx.divergences_json(i, &status),
         });
     }
     ctx.print_sets(

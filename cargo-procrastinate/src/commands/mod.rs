@@ -217,6 +217,11 @@ impl Ctx {
         }
     }
 
+    /// A set's divergences as JSON, written as its commands print them.
+    fn divergences_json(&self, set: usize, status: &Status) -> Vec<json::DivergenceJson> {
+        status.divergences.iter().map(|d| json::DivergenceJson::new(d, self.set_name(set))).collect()
+    }
+
     /// The fields every per-set JSON object starts with.
     fn set_id(&self, set: usize) -> json::SetId {
         let l = &self.sets[set];
