@@ -376,7 +376,8 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
             _ => Ok(false),
         }
     };
-    let cleaned = if let Some((scheme, after)) = url_scheme(input) {
+    // The URL's authority and query (its port fallback waits for the service), or conninfo.
+    let (url, conninfo) = if let Some((scheme, after)) = url_scheme(input) {
         // SQLAlchemy spells the driver into the scheme: postgresql+psycopg://
         let base = scheme.split('+').next().unwrap_or(scheme);
         if base != "postgres" && base != "postgresql" {
@@ -391,9 +392,7 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
             }
         }
         let query = if rest.is_empty() { String::new() } else { format!("?{}", rest.join("&")) };
-        // The service's port, else PGPORT, for hosts that name none.
-        let service_port = ours.iter().find(|(k, _)| k == "service").map(|(_, name)| service(name, env)).transpose()?.and_then(|s| s.get("port").cloned());
-        format!("postgresql://{}{query}", with_default_port(head, service_port.or_else(|| env("PGPORT"))))
+        (Some((head, query)), String::new())
     } else {
         // key=value form (libpq conninfo); values with spaces must be quoted there, so a
         // whitespace split of the unquoted keys we take out is enough (the rest is read by the
@@ -408,7 +407,7 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
                 kept.push(part);
             }
         }
-        kept.join(" ")
+        (None, kept.join(" "))
     };
     let get = |k: &str| ours.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
     // pg_service.conf: the service's settings come after the URL's and before PG* variables.
@@ -432,6 +431,11 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
             _ => "",
         };
         svc.get(key).cloned().or_else(|| env(k))
+    };
+    let cleaned = match url {
+        // The service's port, else PGPORT, for hosts that name none.
+        Some((head, query)) => format!("postgresql://{}{query}", with_default_port(head, env("PGPORT"))),
+        None => conninfo,
     };
     let mut config: Config = if cleaned.is_empty() {
         Config::new()

@@ -1,13 +1,7 @@
 //! The command line as a contract: every command's `--help` (snapshots, with examples), the
 //! JSON of every command, and diagnostics that point into the file.
 
-use std::path::Path;
-
 use crate::support::*;
-
-fn write(dir: &Path, name: &str, sql: &str) {
-    std::fs::write(dir.join(name), sql).unwrap();
-}
 
 /// Every command's help is pinned (review a change with `cargo insta review`, or by reading the
 /// diff of tests/it/snapshots) and shows examples.

@@ -1,15 +1,9 @@
 //! What happens when things go wrong: each case names what is wrong, exits with its documented
 //! code, and leaves nothing half-applied.
 
-use std::path::Path;
-
 use crate::support::*;
 
 use procrastinate_migrations::config::DEFAULT_VERSION_TABLE as TABLE;
-
-fn write(dir: &Path, name: &str, sql: &str) {
-    std::fs::write(dir.join(name), sql).unwrap();
-}
 
 #[test]
 fn a_failing_migration_rolls_back_whole_and_upgrade_resumes_there() {

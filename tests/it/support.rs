@@ -145,6 +145,11 @@ pub fn copy_set(from: &Path) -> tempfile::TempDir {
     dir
 }
 
+/// Writes migration file `name` into the set directory `dir`.
+pub fn write(dir: &Path, name: &str, sql: &str) {
+    std::fs::write(dir.join(name), sql).expect("write a migration file");
+}
+
 /// Copies the files (not subdirectories) of `from` into `to`, creating it.
 pub fn copy_files(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create directory");
