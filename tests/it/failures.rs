@@ -401,3 +401,39 @@ fn completions_for_the_common_shells() {
         assert!(out.contains("upgrade") && out.contains("stamp"), "{shell}");
     }
 }
+
+/// Small migrations share round trips (one, then two, then four...): a failure inside such a
+/// batch is still pinned to its file and line, with the ones before it applied and recorded
+/// and nothing of it or after it left behind.
+#[test]
+fn a_failure_inside_a_batch_names_its_file_and_keeps_the_ones_before() {
+    let set = tempfile::tempdir().unwrap();
+    for i in 1..=8 {
+        write(set.path(), &format!("01.00.00_{i:02}_t{i}.sql"), &format!("CREATE TABLE t{i} (id int);\n"));
+    }
+    // The third round trip carries 0004..0007: 0006 fails at run time, without a position.
+    write(set.path(), "01.00.00_06_t6.sql", "CREATE TABLE t6 (id int);\nINSERT INTO t6 VALUES (1 / 0);\n");
+    let db = TestDb::new("batched_failure");
+    let run = cli(&db, set.path(), &["--message-format", "json", "upgrade"]).code(1);
+    assert!(run.stderr.contains("migration 0006 failed at 01.00.00_06_t6.sql:2: division by zero"), "{}", run.stderr);
+    assert!(run.stderr.contains("the database is at 0005"), "{}", run.stderr);
+    let events = run.json_lines();
+    let applied: Vec<&str> = events.iter().filter(|e| e["event"] == "applied").map(|e| e["revision"].as_str().unwrap()).collect();
+    assert_eq!(applied, ["0001", "0002", "0003", "0004", "0005"], "{}", run.stdout);
+    let recorded: Vec<String> = tracking_rows(&db, TABLE).into_iter().map(|r| r.1).collect();
+    assert_eq!(recorded.len(), 5, "{recorded:?}");
+    let exists = |t: &str| db.client().query_one("SELECT to_regclass($1)::text", &[&t]).unwrap().get::<_, Option<String>>(0).is_some();
+    assert!(exists("t5") && !exists("t6") && !exists("t7"), "0006 rolled back and nothing after it ran");
+    // A syntax error in the middle of a batch: placed by the server's position in the batch.
+    write(set.path(), "01.00.00_06_t6.sql", "CREATE TABLE t6 (id int);\n  SELEC 1;\n");
+    let fresh = TestDb::new("batched_syntax");
+    let syntax = cli(&fresh, set.path(), &["upgrade"]).code(1);
+    assert!(syntax.stderr.contains("01.00.00_06_t6.sql:2:3: syntax error at or near \"SELEC\""), "{}", syntax.stderr);
+    assert_eq!(cli(&fresh, set.path(), &["current"]).ok().stdout.trim(), "0005");
+    // Fixed, both resume at 0006.
+    write(set.path(), "01.00.00_06_t6.sql", "CREATE TABLE t6 (id int);\n");
+    for db in [&db, &fresh] {
+        let done = cli(db, set.path(), &["--message-format", "json", "upgrade"]).ok().json();
+        assert_eq!((done["from"].as_str(), done["to"].as_str()), (Some("0005"), Some("0008")));
+    }
+}

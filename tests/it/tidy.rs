@@ -97,8 +97,30 @@ fn the_published_crates_package() {
     for name in crates {
         cmd.args(["-p", name]);
     }
+    // Cargo verifies each crate against the others through a registry of the fresh `.crate`
+    // files, but reuses what it extracted from them last time under $CARGO_HOME, and what it
+    // built from them, as registry crates never change (same name, same version): a changed
+    // API would fail verification against the stale copy. Those extractions (in the
+    // registries cargo names `-<hash>`, never crates.io's) and fingerprints go first.
+    let target = root().join("target/it-package");
+    if let Ok(fingerprints) = std::fs::read_dir(target.join("debug/.fingerprint")) {
+        for f in fingerprints.flatten() {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if crates.iter().any(|c| name.rsplit_once('-').is_some_and(|(n, _)| n == *c)) {
+                let _ = std::fs::remove_dir_all(f.path());
+            }
+        }
+    }
+    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(Ok(registries)) = cargo_home.map(|h| std::fs::read_dir(h.join("registry/src"))) {
+        for registry in registries.flatten().filter(|r| r.file_name().to_string_lossy().starts_with('-')) {
+            for name in crates {
+                let _ = std::fs::remove_dir_all(registry.path().join(format!("{name}-{}", env!("CARGO_PKG_VERSION"))));
+            }
+        }
+    }
     // Its own target dir: the outer `cargo test` holds the lock on the workspace's.
-    let out = cmd.env("CARGO_TARGET_DIR", root().join("target/it-package")).output().expect("run cargo package");
+    let out = cmd.env("CARGO_TARGET_DIR", &target).output().expect("run cargo package");
     assert!(out.status.success(), "cargo package failed:\n{}", String::from_utf8_lossy(&out.stderr));
     for name in crates {
         let manifest = read(&format!("{name}/Cargo.toml"));

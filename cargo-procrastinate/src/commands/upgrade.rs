@@ -175,19 +175,17 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
                         }
                     ),
                 ),
-                Event::Applying { migration } => {
-                    term::verbose(&format!(
-                        "applying {} {} (sha256 {})",
-                        label(migration.revision),
-                        migration.file_name,
-                        migration.checksum
-                    ));
-                    *spinner.borrow_mut() = Some(term::Spinner::start(format!(
-                        "applying {} {:<8} {}",
-                        label(migration.revision),
-                        migration.phase,
-                        migration.file_name
-                    )));
+                Event::Applying { migrations } => {
+                    for m in migrations {
+                        term::verbose(&format!("applying {} {} (sha256 {})", label(m.revision), m.file_name, m.checksum));
+                    }
+                    let (first, last) = (&migrations[0], &migrations[migrations.len() - 1]);
+                    let what = if migrations.len() == 1 {
+                        format!("{} {:<8} {}", label(first.revision), first.phase, first.file_name)
+                    } else {
+                        format!("{}..{} ({} migrations, each in its own transaction)", label(first.revision), label(last.revision), migrations.len())
+                    };
+                    *spinner.borrow_mut() = Some(term::Spinner::start(format!("applying {what}")));
                 }
                 Event::Retrying {
                     migration,

@@ -33,10 +33,11 @@ pub enum Event<'a> {
         /// Whether the revised file ran again.
         rerun: bool,
     },
-    /// About to run a migration.
+    /// About to run these migrations, in one round trip: several small ones together, a slow
+    /// or a `-- no-transaction` one alone. Each still has its own transaction and row.
     Applying {
-        /// The migration about to run.
-        migration: &'a Migration,
+        /// The migrations about to run, in order (at least one).
+        migrations: &'a [Migration],
     },
     /// It ran out of `lock_timeout`; tried again after `after` (`attempt` of `of`).
     Retrying {
@@ -55,7 +56,8 @@ pub enum Event<'a> {
     Applied {
         /// The migration.
         migration: &'a Migration,
-        /// Wall-clock time since its `Applying`, lock waits and retries included.
+        /// How long its transaction took on the server, as its tracking row records (wall-clock
+        /// time for a `-- no-transaction` migration).
         duration: Duration,
     },
     /// Another process applied it while we waited for the lock.
@@ -80,10 +82,11 @@ pub struct UpgradeReport {
 /// one transaction per migration. What runs is what [`plan_upgrade`] says, on the status read
 /// under the migration lock.
 ///
-/// Round trips are few because deploys wait on them: the lock, the session settings and the
-/// re-read under the lock go in one batch, and the file, its tracking row and COMMIT in
-/// another. An error's line comes from the server's position in that batch, or is found
-/// after the fact by running the file statement by statement in a transaction rolled back.
+/// Round trips are few because deploys wait on them: after the one that takes the lock and
+/// reads the tracking table, consecutive migrations share round trips, each still in its own
+/// transaction with its guard and its row (see [`run_batch`]). Which one failed, and the line,
+/// are found after the fact: the server's position in the batch, else the file run again
+/// statement by statement in a transaction rolled back.
 pub fn upgrade(
     client: &mut postgres::Client,
     migrations: &[Migration],
@@ -148,7 +151,7 @@ fn upgrade_inner(
         let rerun = r.needs_rerun(opts.schema.as_deref());
         if rerun {
             // Under the lock and settings of step 1's transaction.
-            exec_file(client, m, "", "", opts, status.current)?;
+            run_again(client, m, opts, status.current)?;
         }
         in_tx(client, &record(m), "cannot record the revised checksum")?;
         on_event(Event::Revised { revised: r, rerun });
@@ -157,16 +160,19 @@ fn upgrade_inner(
 
     let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
-    for m in plan.run {
+    // How many migrations go in the next round trip: one at first, twice as many after a batch
+    // that ran quickly, one again after a slow one. Small files (the common case) share round
+    // trips; a slow migration runs nearly alone, so progress stays meaningful.
+    let mut batch_len = 1;
+    let mut waiter: Option<lock::Waiter> = None;
+    let mut retries = 0;
+    let mut rest = plan.run;
+    while let Some(m) = rest.first() {
         if interrupted() {
             return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
         }
-        // One round trip: BEGIN, the settings, a guard that takes the lock and re-reads the
-        // tracking table under it (a replica may have applied the file while we waited, and
-        // one deploying other files must not pass for us), the file, its row, COMMIT. The
-        // guard raises, and so stops the batch before the file, when either says no.
         if m.no_transaction() {
-            on_event(Event::Applying { migration: m });
+            on_event(Event::Applying { migrations: std::slice::from_ref(m) });
             let started = Instant::now();
             match run_outside_transaction(client, m, opts, key, report.to, &interrupted, on_event)? {
                 Some(checksum) if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) => {
@@ -182,63 +188,239 @@ fn upgrade_inner(
                 }
             }
             report.to = Some(m.revision);
+            rest = &rest[1..];
             continue;
         }
-        let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
-        let prefix = format!("BEGIN;\n{guard};\n");
-        let tail = format!("{};\nCOMMIT", opts.table.insert_sql(set, m, false));
-        on_event(Event::Applying { migration: m });
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take(batch_len)
+            .take_while(|m| {
+                bytes += m.sql.len();
+                !m.no_transaction() && (bytes <= BATCH_BYTES || bytes == m.sql.len())
+            })
+            .count();
+        let batch = &rest[..n];
+        on_event(Event::Applying { migrations: batch });
         let started = Instant::now();
-        let mut waiter = lock::Waiter::new(opts.lock_wait);
-        let mut retries = 0;
-        loop {
-            let outcome = match exec_file(client, m, &prefix, &tail, opts, report.to) {
-                // A cancel request from the signal handler: say so, not "query canceled".
-                Err(Error::Failed(f)) if interrupted() && f.sqlstate.as_deref() == Some("57014") => {
-                    return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: report.to });
+        let ran = run_batch(client, batch, opts, key, report.to)?;
+        let done = ran.durations.len();
+        for (m, duration) in batch.iter().zip(ran.durations) {
+            on_event(Event::Applied { migration: m, duration });
+            report.applied.push(m.revision);
+            report.to = Some(m.revision);
+        }
+        rest = &rest[done..];
+        if done > 0 {
+            (waiter, retries) = (None, 0);
+        }
+        match ran.end {
+            End::Done => {
+                let took = started.elapsed();
+                batch_len = if took < FAST_BATCH { (batch_len * 2).min(BATCH_MAX) } else if took > SLOW_BATCH { 1 } else { batch_len };
+            }
+            End::Split(k) => batch_len = k,
+            End::Busy => {
+                if interrupted() {
+                    return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
                 }
-                // Ran out of lock_timeout: busy traffic often lets go; try again, bounded.
-                Err(Error::Failed(f)) if f.sqlstate.as_deref() == Some("55P03") && retries < opts.lock_retries && !interrupted() => {
-                    retries += 1;
-                    let pause = Duration::from_secs(1 << (retries - 1).min(5)).min(Duration::from_secs(30));
-                    on_event(Event::Retrying { migration: m, attempt: retries, of: opts.lock_retries, after: pause, reason: &f.message });
-                    std::thread::sleep(pause);
-                    continue;
+                waiter.get_or_insert_with(|| lock::Waiter::new(opts.lock_wait)).pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
+            }
+            End::Recorded(checksum) => {
+                let m = &rest[0];
+                if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) {
+                    return Err(Error::Diverged {
+                        set: opts.set.clone(),
+                        divergences: vec![Divergence::Changed { revision: m.revision, file_name: m.file_name.to_string(), recorded: checksum, actual: m.checksum }],
+                    });
                 }
-                other => other?,
-            };
-            match outcome {
-                Outcome::Done => {
-                    on_event(Event::Applied { migration: m, duration: started.elapsed() });
-                    report.applied.push(m.revision);
-                }
-                Outcome::Busy => {
-                    if interrupted() {
-                        return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
+                on_event(Event::AppliedElsewhere { migration: m });
+                report.to = Some(m.revision);
+                rest = &rest[1..];
+            }
+            End::Failed(f) => {
+                let m = &rest[0];
+                match f.sqlstate.as_deref() {
+                    // A cancel request from the signal handler: say so, not "query canceled".
+                    Some("57014") if interrupted() => {
+                        return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: report.to });
                     }
-                    waiter.pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
-                    continue;
-                }
-                Outcome::Recorded(checksum) => {
-                    if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) {
-                        return Err(Error::Diverged {
-                            set: opts.set.clone(),
-                            divergences: vec![Divergence::Changed {
-                                revision: m.revision,
-                                file_name: m.file_name.to_string(),
-                                recorded: checksum,
-                                actual: m.checksum,
-                            }],
-                        });
+                    // Ran out of lock_timeout: busy traffic often lets go; try again, bounded,
+                    // that migration alone.
+                    Some("55P03") if retries < opts.lock_retries && !interrupted() => {
+                        retries += 1;
+                        let pause = Duration::from_secs(1 << (retries - 1).min(5)).min(Duration::from_secs(30));
+                        on_event(Event::Retrying { migration: m, attempt: retries, of: opts.lock_retries, after: pause, reason: &f.message });
+                        std::thread::sleep(pause);
+                        batch_len = 1;
                     }
-                    on_event(Event::AppliedElsewhere { migration: m });
+                    _ => return Err(Error::Failed(f)),
                 }
             }
-            break;
         }
-        report.to = Some(m.revision);
     }
     Ok(report)
+}
+
+/// Batches: at most this many migrations, and this much SQL unless one file alone is larger.
+const BATCH_MAX: usize = 256;
+const BATCH_BYTES: usize = 1 << 20;
+/// A batch quicker than this doubles the next; one slower than `SLOW_BATCH` makes it one.
+const FAST_BATCH: Duration = Duration::from_millis(100);
+const SLOW_BATCH: Duration = Duration::from_secs(1);
+/// Column name of the tracking row's `RETURNING`, which tells our rows from a file's output.
+const APPLIED_MARK: &str = "cargo_procrastinate_applied";
+/// Session setting each committed transaction of a batch leaves behind (`<nonce>:<index>`), so
+/// that after an error the same round trip as the rollback says which of the batch committed.
+const DONE_SETTING: &str = "cargo_procrastinate.done";
+
+/// What a batch did: the server's duration of each migration that committed, in order, then
+/// how the batch ended (at the migration after those).
+struct Ran {
+    durations: Vec<Duration>,
+    end: End,
+}
+
+/// How a batch ended.
+enum End {
+    /// Every migration ran and is recorded.
+    Done,
+    /// Another session holds the migration lock: rolled back, to be tried again.
+    Busy,
+    /// Already recorded, with this checksum: rolled back.
+    Recorded(String),
+    /// The migration failed and was rolled back.
+    Failed(Box<MigrationFailure>),
+    /// Nothing ran: the server could not parse the migration at this index of the batch. The
+    /// ones before it are to run without it.
+    Split(usize),
+}
+
+/// Runs `batch` in one round trip, each migration in its own transaction: BEGIN, a guard that
+/// applies the settings, takes the lock and re-reads the tracking table under it (a replica
+/// may have applied the file while we waited, and one deploying other files must not pass for
+/// us), the file whole, its row, COMMIT. The guard raises, and so stops the batch before the
+/// file, when either says no; an error in a file stops it there, the transactions before it
+/// committed. Which of them did is found after the fact, with the rollback, and so is the line
+/// of an error the server gives no position for: nothing is paid for either on success.
+fn run_batch(
+    client: &mut postgres::Client,
+    batch: &[Migration],
+    opts: &Options,
+    key: i64,
+    current: Option<Revision>,
+) -> Result<Ran, Error> {
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nonce = format!("{}-{}", std::process::id(), NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let set = opts.set_name();
+    let mut sql = String::new();
+    // Where each file starts in the batch, in characters (the server's error position counts
+    // characters from 1 over the whole batch).
+    let mut starts = Vec::with_capacity(batch.len());
+    let mut ends = Vec::with_capacity(batch.len());
+    let mut chars = 0;
+    for (i, m) in batch.iter().enumerate() {
+        let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
+        let prefix = format!("BEGIN;\n{guard};\n");
+        chars += prefix.chars().count();
+        starts.push(chars);
+        // The newline ends a last line that is a comment; the `;` a last statement without one.
+        let row = opts.table.insert_sql(set, m, false);
+        let tail = format!(
+            "\n;\n{} RETURNING duration_ms AS {APPLIED_MARK}, set_config('{DONE_SETTING}', '{nonce}:{i}', false);\nCOMMIT;\n",
+            row.trim_end_matches(';')
+        );
+        chars += m.sql.chars().count();
+        ends.push(chars);
+        chars += tail.chars().count();
+        sql.push_str(&prefix);
+        sql.push_str(&m.sql);
+        sql.push_str(&tail);
+    }
+    // The marker is session state: cleared before the batch gives the session back.
+    sql.push_str(&format!("SELECT set_config('{DONE_SETTING}', '', false)"));
+    let started = Instant::now();
+    let e = match client.simple_query(&sql) {
+        Ok(messages) => {
+            let durations = applied_durations(&messages);
+            if durations.len() != batch.len() {
+                return Err(Error::Refused(format!("the server returned {} tracking rows for {} migrations", durations.len(), batch.len())));
+            }
+            return Ok(Ran { durations, end: End::Done });
+        }
+        Err(e) => e,
+    };
+    let took = started.elapsed();
+    // The aborted transaction keeps its backend, also behind PgBouncer, so the rollback and
+    // the reads that follow it in the same message see this batch's session.
+    let files: Vec<String> = batch.iter().map(|m| quote_literal(&m.file_name)).collect();
+    let after = super::status::statements(
+        client,
+        &format!(
+            "ROLLBACK;\nSELECT current_setting('{DONE_SETTING}', true), set_config('{DONE_SETTING}', '', false);\n\
+             SELECT file_name, duration_ms FROM {} WHERE set_name = {} AND file_name IN ({})",
+            opts.table.sql(),
+            quote_literal(set),
+            files.join(", ")
+        ),
+    );
+    let Ok(after) = after else {
+        // The connection is gone: which of the batch committed is for `current` to say.
+        let mut failure = MigrationFailure::new(opts, &batch[0], &e, None, current);
+        if batch.len() > 1 {
+            failure.message.push_str(&format!(
+                " (it was sent together with the {} migrations after it, up to {}, some of which may have been applied: `current` says where the database is)",
+                batch.len() - 1,
+                batch[batch.len() - 1].file_name
+            ));
+        }
+        return Ok(Ran { durations: Vec::new(), end: End::Failed(Box::new(failure)) });
+    };
+    let marker = after.get(1).and_then(|rows| rows.first()).and_then(|r| r[0].clone()).unwrap_or_default();
+    let done = marker.strip_prefix(&format!("{nonce}:")).and_then(|i| i.parse::<usize>().ok()).map_or(0, |i| i + 1);
+    let recorded: std::collections::HashMap<String, u64> = after
+        .get(2)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r[0].clone()?, r[1].as_deref()?.parse().ok()?)))
+        .collect();
+    let durations = batch[..done].iter().map(|m| Duration::from_millis(recorded.get(&*m.file_name).copied().unwrap_or(0))).collect();
+    let db = e.as_db_error();
+    // The server parses the whole batch before running any of it: a syntax error in a later
+    // file stops the batch before the files in front of it ran. Those run first, as they would
+    // one at a time; then that file fails on its own.
+    let parsed_later = match db.and_then(|d| d.position()) {
+        Some(postgres::error::ErrorPosition::Original(p)) => {
+            let at = *p as usize - 1;
+            (0..batch.len()).find(|&k| starts[k] <= at && at <= ends[k] + 1).filter(|&k| k > done)
+        }
+        _ => None,
+    };
+    let end = match db.map(|d| d.code().code()) {
+        // All committed; what failed came after them (clearing the marker).
+        _ if done >= batch.len() => End::Done,
+        _ if parsed_later.is_some() => End::Split(parsed_later.unwrap_or_default()),
+        Some(GUARD_BUSY) => End::Busy,
+        Some(GUARD_RECORDED) => End::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default()),
+        _ => {
+            let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
+            End::Failed(failure(client, &batch[done], &e, starts[done], took, opts, at))
+        }
+    };
+    Ok(Ran { durations, end })
+}
+
+/// The server's duration of each tracking row a batch inserted, in order.
+fn applied_durations(messages: &[postgres::SimpleQueryMessage]) -> Vec<Duration> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) if r.columns().first().is_some_and(|c| c.name() == APPLIED_MARK) => {
+                Some(Duration::from_millis(r.get(0).and_then(|d| d.parse().ok()).unwrap_or(0)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// A `-- no-transaction` migration (one statement, such as `CREATE INDEX CONCURRENTLY`):
@@ -344,42 +526,31 @@ fn in_tx(client: &mut postgres::Client, sql: &str, context: &str) -> Result<(), 
     })
 }
 
-/// How a guarded batch ended.
-enum Outcome {
-    /// The file ran and is recorded.
-    Done,
-    /// Another session holds the migration lock: rolled back, to be tried again.
-    Busy,
-    /// Already recorded, with this checksum: rolled back.
-    Recorded(String),
-}
-
-/// Runs `prefix`, the file whole, then `tail` (its tracking row and COMMIT) as one batch: one
-/// round trip. On failure the transaction is rolled back and the error names the file's line:
-/// the server's position when it gives one, else the statement that fails when the file is run
-/// again statement by statement in a transaction that is rolled back.
-fn exec_file(
-    client: &mut postgres::Client,
-    m: &Migration,
-    prefix: &str,
-    tail: &str,
-    opts: &Options,
-    current: Option<Revision>,
-) -> Result<Outcome, Error> {
-    // The newline ends a last line that is a comment; the `;` a last statement without one.
-    let sql = if tail.is_empty() { format!("{prefix}{}", m.sql) } else { format!("{prefix}{}\n;\n{tail}", m.sql) };
+/// Runs the whole of `m` in the open transaction (a revised file run again under step 1's
+/// lock); on failure, rolls it back.
+fn run_again(client: &mut postgres::Client, m: &Migration, opts: &Options, current: Option<Revision>) -> Result<(), Error> {
     let started = Instant::now();
-    let Err(e) = client.batch_execute(&sql) else { return Ok(Outcome::Done) };
+    let Err(e) = client.batch_execute(&m.sql) else { return Ok(()) };
     let took = started.elapsed();
     let _ = client.batch_execute("ROLLBACK");
+    Err(Error::Failed(failure(client, m, &e, 0, took, opts, current)))
+}
+
+/// The failure of `m` with error `e` (already rolled back), which took `took`; the file's text
+/// started `skip` characters into what was sent. It names the file's line: the server's
+/// position when it gives one, else the statement that fails when the file is run again
+/// statement by statement in a transaction that is rolled back.
+fn failure(
+    client: &mut postgres::Client,
+    m: &Migration,
+    e: &postgres::Error,
+    skip: usize,
+    took: Duration,
+    opts: &Options,
+    current: Option<Revision>,
+) -> Box<MigrationFailure> {
     let db = e.as_db_error();
-    match db.map(|d| d.code().code()) {
-        Some(GUARD_BUSY) => return Ok(Outcome::Busy),
-        Some(GUARD_RECORDED) => return Ok(Outcome::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default())),
-        _ => {}
-    }
-    // The server counts characters from 1 over the whole batch, which starts with `prefix`.
-    let mut at = position(&e, prefix.chars().count(), &m.sql);
+    let mut at = position(e, skip, &m.sql);
     let sqlstate = db.map(|d| d.code().code().to_string());
     // Only errors that come from the text itself are looked for again, and only for about as
     // long as the failure took: a cancel, a lock or statement timeout, a deadlock or a lost
@@ -390,7 +561,7 @@ fn exec_file(
     if at.is_none() && db.is_some() && deterministic {
         at = locate(client, m, opts, took * 2 + Duration::from_millis(500));
     }
-    let mut failure = MigrationFailure::new(opts, m, &e, at, current);
+    let mut failure = MigrationFailure::new(opts, m, e, at, current);
     if sqlstate.as_deref() == Some("55P03") {
         failure.message = format!(
             "{}: another session holds a lock this migration needs, and lock-timeout ({}ms) ran out{}; \
@@ -400,7 +571,7 @@ fn exec_file(
             lock_holders(client, opts).map(|h| format!(" (holding locks on this schema's tables now: {h})")).unwrap_or_default()
         );
     }
-    Err(Error::Failed(Box::new(failure)))
+    Box::new(failure)
 }
 
 /// The byte offset in `sql` of the server's error position, which counts characters from 1
