@@ -111,7 +111,7 @@ pub enum Command {
     Current,
     /// Apply pending migrations, each in its own transaction (TARGET: head, a revision, +N, NAME@REV).
     #[command(
-        after_help = "Examples:\n  cargo procrastinate upgrade                  # everything pending\n  cargo procrastinate upgrade 0029             # up to and including 0029\n  cargo procrastinate upgrade +1               # the next migration only\n  cargo procrastinate upgrade --phase pre      # zero-downtime: before deploying the release\n  cargo procrastinate upgrade --phase post     # zero-downtime: after deploying it\n  cargo procrastinate upgrade --message-format json   # one object per migration, then the result"
+        after_help = "Examples:\n  cargo procrastinate upgrade                  # everything pending\n  cargo procrastinate upgrade 0029             # up to and including 0029\n  cargo procrastinate upgrade +1               # the next migration only\n  cargo procrastinate upgrade --phase pre      # zero-downtime: before deploying the release\n  cargo procrastinate upgrade --phase post     # zero-downtime: after deploying it\n  cargo procrastinate upgrade --message-format json   # one object per migration, then the result\n  cargo procrastinate upgrade --from-schema    # a fresh database: built from the verified schema.sql"
     )]
     Upgrade {
         /// Where to stop (default: head); or use --phase / --to-version.
@@ -128,6 +128,11 @@ pub enum Command {
         /// recording their new checksum.
         #[arg(long, value_name = "REV|all")]
         accept_changed: Vec<String>,
+        /// On a fresh database, build head from the set's `reference/schema.sql` in one
+        /// transaction and record every migration as stamped, when `verify` proved the set
+        /// builds exactly that file; otherwise apply the migrations as usual.
+        #[arg(long, conflicts_with_all = ["phase", "to_version"])]
+        from_schema: bool,
     },
     /// The zero-downtime deploy steps from the database's state, one release at a time, with
     /// the command for each.

@@ -381,6 +381,9 @@ pub struct Upgrade {
     pub applied_elsewhere: Vec<String>,
     /// The zero-downtime step that comes next, when the run stopped between a pre and a post.
     pub next: Option<String>,
+    /// With `--from-schema`, when the set was built from this `schema.sql` instead of running
+    /// its migrations (each recorded as stamped); `null` otherwise.
+    pub from_schema: Option<String>,
 }
 
 /// A migration this `upgrade` applied.

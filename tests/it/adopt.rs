@@ -188,3 +188,60 @@ fn the_catalogs_of_each_revision_are_cached() {
     assert_eq!(files.len(), 1);
     assert!(run().stdout.contains("detected 0029 from the catalog"));
 }
+
+/// The opt-in fast path: a fresh database built from the vendored schema.sql in one
+/// transaction, only while `verify`'s proof holds; anything else applies migrations.
+#[test]
+fn upgrade_from_schema_builds_a_fresh_database_from_the_verified_schema_sql() {
+    let pkg = package();
+    let root = pkg.path();
+    let dir = root.join("db/procrastinate");
+    cli_in(root, &["vendor", "--wheel", v3_10().wheel.to_str().unwrap()], &[]).ok();
+    let url = |db: &TestDb| db.url();
+    // No proof yet: the flag asked for the file, so this is an error, and nothing is touched.
+    let db = TestDb::new("from_schema");
+    let unproven = cli_in(root, &["upgrade", "--from-schema"], &[("DATABASE_URL", &url(&db))]).code(2);
+    assert!(unproven.stderr.contains("reference/verified.toml") && unproven.stderr.contains("run `cargo procrastinate verify`"), "{}", unproven.stderr);
+    let verified = cli_in(root, &["verify"], &[]).ok();
+    assert!(verified.stderr.contains("proof recorded in"), "{}", verified.stderr);
+    let proof = std::fs::read_to_string(dir.join("reference/verified.toml")).unwrap();
+    assert!(proof.contains("@generated") && proof.contains("\"procrastinate_jobs\"") && proof.contains("\"00.00.00_01_initial.sql\" = \""), "{proof}");
+
+    let built = cli_in(root, &["--message-format", "json", "upgrade", "--from-schema"], &[("DATABASE_URL", &url(&db))]).ok();
+    let json = built.json();
+    assert!(json["from_schema"].as_str().unwrap().ends_with("reference/schema.sql"), "{}", built.stdout);
+    assert_eq!((json["from"].is_null(), json["to"].as_str()), (true, Some("0038")));
+    let human = cli_in(root, &["upgrade", "--from-schema"], &[("DATABASE_URL", &TestDb::new("from_schema_human").url())]).ok();
+    assert!(human.stderr.contains("built 0038 (head) from") && human.stderr.contains("recorded as stamped"), "{}", human.stderr);
+    // The schema of schema.sql, every migration recorded as stamped, and `check` content.
+    assert_same_catalog(&catalog(&db, "public"), &catalog(&schema_sql_db("from_schema_ref", "3.10.0"), "public"));
+    let rows = tracking_rows(&db, procrastinate_migrations::config::DEFAULT_VERSION_TABLE);
+    assert_eq!(rows.len(), 38);
+    assert!(rows.iter().all(|r| r.3), "every row is stamped: {rows:?}");
+    cli_in(root, &["check"], &[("DATABASE_URL", &url(&db))]).ok();
+    let again = cli_in(root, &["upgrade", "--from-schema"], &[("DATABASE_URL", &url(&db))]).ok();
+    assert!(again.stderr.contains("already at 0038 (head)"), "{}", again.stderr);
+
+    // A database with part of the set: migrations, as without the flag.
+    let partial = TestDb::new("from_schema_partial");
+    cli_in(root, &["upgrade", "0029"], &[("DATABASE_URL", &url(&partial))]).ok();
+    let rest = cli_in(root, &["--message-format", "json", "upgrade", "--from-schema"], &[("DATABASE_URL", &url(&partial))]).ok();
+    assert_eq!(rest.json()["applied"].as_array().unwrap().len(), 9, "{}", rest.stdout);
+    assert!(rest.json()["from_schema"].is_null());
+    // A target short of head: migrations, said so.
+    let short = cli_in(root, &["upgrade", "0029", "--from-schema"], &[("DATABASE_URL", &TestDb::new("from_schema_short").url())]).ok();
+    assert!(short.stderr.contains("not built from schema.sql: schema.sql is head (0038), and the target is 0029"), "{}", short.stderr);
+    // The objects exist but nothing is recorded: not fresh, said so, nothing built over them.
+    let existing = schema_sql_db("from_schema_existing", "3.10.0");
+    let taken = cli_in(root, &["upgrade", "--from-schema"], &[("DATABASE_URL", &url(&existing))]).code(1);
+    assert!(taken.stderr.contains("not built from schema.sql: `procrastinate_") && taken.stderr.contains("exists already"), "{}", taken.stderr);
+    assert!(taken.stderr.contains("cargo procrastinate stamp"), "{}", taken.stderr);
+
+    // An edited file breaks the proof: named, and nothing is built.
+    let file = dir.join("03.00.00_50_post_cancel_notification.sql");
+    std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "\n-- edited\n").unwrap();
+    let fresh = TestDb::new("from_schema_stale");
+    let stale = cli_in(root, &["upgrade", "--from-schema"], &[("DATABASE_URL", &url(&fresh))]).code(2);
+    assert!(stale.stderr.contains("03.00.00_50_post_cancel_notification.sql changed since the set was verified"), "{}", stale.stderr);
+    assert!(cli_in(root, &["current"], &[("DATABASE_URL", &url(&fresh))]).ok().stdout.starts_with("base (nothing recorded"));
+}

@@ -109,6 +109,29 @@ pub fn bench() -> Result<()> {
     }
     rows.push(Row { case: "upgrade: 3.10.0, 38 files, empty to head".into(), ours: measure(9, || Ok(ours(&fresh()?, &["upgrade"], &pkg)))?, baselines });
 
+    // 1b. The opt-in fast path: a fresh database built from the verified schema.sql, against
+    // psql applying that file in one transaction.
+    let fast_set = work.join("fast-set");
+    std::fs::create_dir_all(fast_set.join("reference"))?;
+    for f in std::fs::read_dir(&up.migrations)? {
+        let f = f?.path();
+        if f.extension().is_some_and(|x| x == "sql") {
+            std::fs::copy(&f, fast_set.join(f.file_name().expect("a file")))?;
+        }
+    }
+    std::fs::copy(&up.schema_sql, fast_set.join("reference/schema.sql"))?;
+    let fast_pkg = package(&work.join("pkg-fast"), &fast_set)?;
+    run(&mut ours("", &["verify"], &fast_pkg))?;
+    rows.push(Row {
+        case: "upgrade --from-schema: 3.10.0, fresh database".into(),
+        ours: measure(9, || Ok(ours(&fresh()?, &["upgrade", "--from-schema"], &fast_pkg)))?,
+        baselines: vec![("psql -1 -f schema.sql".into(), measure(9, || {
+            let mut c = psql_file(&psql, &fresh()?, &up.schema_sql);
+            c.arg("-1");
+            Ok(c)
+        })?)],
+    });
+
     // 2. current and check on an up-to-date database.
     let url = fresh()?;
     run(&mut ours(&url, &["upgrade"], &pkg))?;

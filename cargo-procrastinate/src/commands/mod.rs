@@ -359,14 +359,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
     let code = match cli.command {
         Command::Current => current::run(&mut ctx),
-        Command::Upgrade { target, phase, to_version, accept_changed } => {
+        Command::Upgrade { target, phase, to_version, accept_changed, from_schema } => {
             let how = match (phase, to_version) {
                 (Some(PhaseArg::Pre), _) => upgrade::How::Goal(Goal::Pre),
                 (Some(PhaseArg::Post), _) => upgrade::How::Goal(Goal::Post),
                 (None, Some(v)) => upgrade::How::Goal(Goal::ToVersion(v.parse().map_err(|e| Failure::usage(format!("--to-version: {e}")))?)),
                 (None, None) => upgrade::How::Target(target.unwrap_or_else(|| "head".into())),
             };
-            upgrade::run(&mut ctx, how, &accept_changed)
+            upgrade::run(&mut ctx, how, &accept_changed, from_schema)
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
         Command::New { description, pre, post, version } => {

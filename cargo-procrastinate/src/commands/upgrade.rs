@@ -16,7 +16,7 @@ pub(super) enum How {
     Goal(Goal),
 }
 
-pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool) -> Result<i32, Failure> {
     // Checked before anything runs; each set then accepts only what names it.
     for i in ctx.selected() {
         accept_for(ctx, i, accept)?;
@@ -76,7 +76,8 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
         }
     }
     // Said before anything runs: a plain upgrade across releases is the service-interruption path.
-    for &(i, current, target) in &planned {
+    // Not for a set with nothing applied: no code of any release runs against it yet.
+    for &(i, current, target) in planned.iter().filter(|(_, current, _)| current.is_some()) {
         let done = current.map_or(0, |r| r.number() as usize);
         let run = &ctx.sets[i].set.migrations[done.min(target.number() as usize)..target.number() as usize];
         let crossed = deploy::crossed_posts(run);
@@ -96,6 +97,12 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
 
     let mut sets = Vec::new();
     for (i, current, target) in planned {
+        if from_schema {
+            if let Some(built) = build_from_schema(ctx, i, &mut client, current, target)? {
+                sets.push(built);
+                continue;
+            }
+        }
         let l = &ctx.sets[i];
         let mut options = l.options.clone();
         options.accept_changed = accept_for(ctx, i, accept)?;
@@ -264,10 +271,64 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String]) -> Result<i32, Fai
             applied,
             applied_elsewhere: elsewhere,
             next: hint,
+            from_schema: None,
         });
     }
     ctx.print_sets("upgrade", "", &(), &sets);
     Ok(exit::OK)
+}
+
+/// `--from-schema` for set `i`: builds head from its verified `reference/schema.sql` when the
+/// database is fresh for it; `None` (said why, unless it is the usual case of a database that
+/// has the set already) when the migrations are to run instead. A proof that no longer holds
+/// is an error: the flag asked for the file, and the file is not what the set builds.
+fn build_from_schema(ctx: &Ctx, i: usize, client: &mut postgres::Client, current: Option<Revision>, target: Revision) -> Result<Option<json::Upgrade>, Failure> {
+    let l = &ctx.sets[i];
+    let reference = l.set.dir.join(crate::proof::REFERENCE);
+    let not_built = |why: &str| ctx.log(&format!("{}not built from schema.sql: {why}; applying migrations", ctx.prefix(i)));
+    if !reference.is_file() {
+        not_built(&format!("there is no {} (`cargo procrastinate vendor` puts one there)", reference.display()));
+        return Ok(None);
+    }
+    if current.is_some() {
+        term::verbose(&format!("{}not built from schema.sql: the database has the set's migrations up to {}", ctx.prefix(i), ctx.label(i, current)));
+        return Ok(None);
+    }
+    if target != l.head() {
+        not_built(&format!("schema.sql is head ({}), and the target is {}", ctx.label(i, Some(l.head())), ctx.label(i, Some(target))));
+        return Ok(None);
+    }
+    let (proof, sql) = crate::proof::Proof::check(&l.set.dir, &l.set.migrations).map_err(|e| Failure::usage(format!("{}--from-schema: {e}", ctx.prefix(i))))?;
+    let label = reference.display().to_string();
+    let built = db::build_from_schema(client, &l.set.migrations, &sql, &label, &proof.objects, &l.options, &mut |event| {
+        if let Event::Waiting { holder } = event {
+            ctx.log(&format!("waiting for the migration lock, held by {}", holder.unwrap_or("another session (gone by now, or not visible to this user)")));
+        }
+    })?;
+    let report = match built {
+        db::FromSchema::Built(report) => report,
+        db::FromSchema::NotFresh(why) => {
+            not_built(&why);
+            return Ok(None);
+        }
+    };
+    let head = ctx.label(i, Some(l.head()));
+    if !ctx.json {
+        ctx.log(&format!(
+            "built {head} (head) from {label} in one transaction, as `verify` proved the set builds it; \
+             its {} migrations are recorded as stamped (none of their files ran)",
+            l.set.migrations.len()
+        ));
+    }
+    Ok(Some(json::Upgrade {
+        id: ctx.set_id(i),
+        from: None,
+        to: json::rev(report.to),
+        applied: Vec::new(),
+        applied_elsewhere: Vec::new(),
+        next: None,
+        from_schema: Some(label),
+    }))
 }
 
 /// What `--accept-changed` (`all`, `REV`, `NAME@REV`, repeatable) accepts in set `i`. A bare

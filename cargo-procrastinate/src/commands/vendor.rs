@@ -8,7 +8,7 @@ use camino::Utf8Path;
 use procrastinate_migrations::Checksum;
 use serde::Serialize;
 
-use super::verify::REFERENCE;
+use crate::proof::REFERENCE;
 use crate::release::{self, Release};
 use crate::settings::Resolved;
 use crate::{exit, Failure};

@@ -4,11 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use super::Ctx;
+use crate::proof::{Proof, REFERENCE};
 use crate::scratchpad::Scratchpad;
 use crate::{connect, exit, json, Failure};
 
-/// Where `vendor` puts a release's `schema.sql`, inside the set's directory.
-pub(super) const REFERENCE: &str = "reference/schema.sql";
 
 pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>) -> Result<i32, Failure> {
     let selected = ctx.selected();
@@ -46,7 +45,17 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
         let head = ctx.label(i, Some(l.head()));
         if diff.is_empty() {
             lines.push(format!("{}ok: {head} builds the schema of {} ({} objects)", ctx.prefix(i), reference.display(), built.objects.len()));
+            // The vendored reference's proof, for `upgrade --from-schema` on a deploy box.
+            if schema_sql.is_none() {
+                let path = Proof::new(&l.set.migrations, &sql, &wanted)
+                    .write(&l.set.dir)
+                    .map_err(|e| Failure::new(exit::FAILED, format!("cannot write {}: {e}", l.set.dir.join(crate::proof::PROOF).display())))?;
+                ctx.log(&format!("{}proof recorded in {} (for `upgrade --from-schema`)", ctx.prefix(i), path.display()));
+            }
         } else {
+            if schema_sql.is_none() {
+                Proof::remove(&l.set.dir);
+            }
             code = exit::DIVERGED;
             lines.push(format!(
                 "{}{head} does not build the schema of {}: {} objects differ (\"here\" is what the migrations built)",

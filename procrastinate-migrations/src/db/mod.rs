@@ -17,7 +17,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use crate::state::{AcceptChanged, Applied, Divergence, Status};
-pub use upgrade::{Event, UpgradeReport};
+pub use upgrade::{Event, FromSchema, UpgradeReport};
 
 use crate::compat::{self, Verdict};
 use crate::config;
@@ -401,4 +401,4 @@ impl Error {
     }
 }
 
-pub use upgrade::{stamp, upgrade};
+pub use upgrade::{build_from_schema, stamp, upgrade};

@@ -719,3 +719,66 @@ pub fn stamp(
     client.batch_execute("COMMIT").map_err(db_err("cannot commit the stamp"))?;
     Ok(Status::compare(applied, migrations))
 }
+
+/// What [`build_from_schema`] did.
+#[derive(Debug)]
+pub enum FromSchema {
+    /// The schema was built and every migration recorded (as stamped), in one transaction.
+    Built(UpgradeReport),
+    /// Nothing was done, for this reason: the database is not fresh for the set.
+    NotFresh(String),
+}
+
+/// SQLSTATE of "an object `schema_sql` creates exists already" (our own class, `CP`).
+const SCHEMA_OBJECT_EXISTS: &str = "CPOBJ";
+
+/// Builds a fresh database's set at head from `schema_sql` (the release's `schema.sql`, which
+/// the caller has proven the migrations build exactly) and records every migration as
+/// stamped, in one transaction and one round trip after the lock's: what `psql -1 -f
+/// schema.sql` then `stamp head` would do, without the window between them. Only when the set
+/// has nothing recorded and the schema has none of `names` (the relations, types and functions
+/// `schema_sql` creates); otherwise it does nothing and says why. `label` names the file in
+/// errors.
+pub fn build_from_schema(
+    client: &mut postgres::Client,
+    migrations: &[Migration],
+    schema_sql: &str,
+    label: &str,
+    names: &[String],
+    opts: &Options,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<FromSchema, Error> {
+    let set = opts.set_name();
+    let status = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    if !status.applied.is_empty() {
+        let _ = client.batch_execute("ROLLBACK");
+        return Ok(FromSchema::NotFresh(format!("{} of the set's migrations are recorded already", status.applied.len())));
+    }
+    let names: Vec<String> = names.iter().map(|n| quote_literal(n)).collect();
+    // Checked in the transaction that builds, under the lock: the schema chosen by the
+    // settings (`current_schema()`), where the file's unqualified names land.
+    let check = format!(
+        "DO $cargo_procrastinate$\nDECLARE\n    taken text;\nBEGIN\n    \
+         SELECT n INTO taken FROM unnest(ARRAY[{}]::text[]) n\n    \
+         WHERE EXISTS (SELECT FROM pg_class WHERE relname = n AND relnamespace = to_regnamespace(quote_ident(current_schema()))::oid)\n       \
+         OR EXISTS (SELECT FROM pg_type WHERE typname = n AND typnamespace = to_regnamespace(quote_ident(current_schema()))::oid)\n       \
+         OR EXISTS (SELECT FROM pg_proc WHERE proname = n AND pronamespace = to_regnamespace(quote_ident(current_schema()))::oid)\n    \
+         LIMIT 1;\n    \
+         IF FOUND THEN\n        RAISE EXCEPTION '%', taken USING ERRCODE = '{SCHEMA_OBJECT_EXISTS}';\n    END IF;\nEND\n$cargo_procrastinate$;\n",
+        names.join(", ")
+    );
+    let rows: Vec<String> = migrations.iter().map(|m| opts.table.insert_sql(set, m, true)).collect();
+    let sql = format!("{check}{schema_sql}\n;\n{}\nCOMMIT", rows.join("\n"));
+    let Err(e) = client.batch_execute(&sql) else {
+        let head = migrations.last().map(|m| m.revision);
+        return Ok(FromSchema::Built(UpgradeReport { from: None, to: head, applied: Vec::new() }));
+    };
+    let _ = client.batch_execute("ROLLBACK");
+    let db = e.as_db_error();
+    if db.is_some_and(|d| d.code().code() == SCHEMA_OBJECT_EXISTS) {
+        let schema = opts.schema.as_deref().unwrap_or("the search_path's first schema");
+        return Ok(FromSchema::NotFresh(format!("`{}` exists already in {schema}", db.map(|d| d.message()).unwrap_or_default())));
+    }
+    let line = position(&e, check.chars().count(), schema_sql).map(|(at, _)| format!(":{}", lexer::line_of(schema_sql, at))).unwrap_or_default();
+    Err(Error::Db { context: format!("cannot build the schema from {label}{line} (rolled back; nothing is recorded)"), source: e })
+}
