@@ -92,10 +92,19 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
     cli(&db, &up.migrations, &["--schema", "jobs", "upgrade"]).ok();
     assert!(cargo(krate, &["run", "--offline"], &[("DATABASE_URL", &db.url())]).ok().stdout.ends_with("database ok at 0038\n"));
 
-    // Adding a file rebuilds the module on the next build.
+    // A second build with nothing changed does not run the build script again.
+    let ran = build_script_runs();
+    cargo(krate, &["build", "--offline"], &[]).ok();
+    assert_eq!(build_script_runs(), ran, "the build script ran again with nothing changed");
+
+    // Adding a file rebuilds the module on the next build: the script runs once.
     std::fs::write(set.join("03.05.00_01_pre_add_extra.sql"), "SELECT 1;\n").unwrap();
     let run = cargo(krate, &["run", "--offline"], &[]).ok();
     assert!(run.stdout.contains("0039 pre 03.05.00_01_pre_add_extra.sql\nHEAD 0039\n"), "{}", run.stdout);
+    let after_change = build_script_runs();
+    assert_ne!(after_change, ran, "a new file must run the build script");
+    cargo(krate, &["build", "--offline"], &[]).ok();
+    assert_eq!(build_script_runs(), after_change, "the build script ran twice for one change");
 
     // A malformed set fails the build, naming the file.
     std::fs::write(set.join("03.05.00_02_pre_Add-Bad.sql"), "SELECT 1;\n").unwrap();
@@ -129,6 +138,21 @@ fn a_crate_compiles_the_set_into_typed_constants_and_checks_its_database() {
                       compatible: the database is at app@0001 (this build: app@0001)\n"),
         "{ok}"
     );
+}
+
+/// When cargo last ran the test crate's build script: it touches `invoked.timestamp` in the
+/// script's output directory each time it runs it.
+fn build_script_runs() -> Vec<std::time::SystemTime> {
+    let dir = workspace_root().join("target/it-build/debug/build");
+    let mut runs: Vec<std::time::SystemTime> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("uses-generated-"))
+        .filter_map(|e| std::fs::metadata(e.path().join("invoked.timestamp")).ok()?.modified().ok())
+        .collect();
+    runs.sort();
+    assert!(!runs.is_empty(), "no build script run recorded");
+    runs
 }
 
 const MAIN_SETS: &str = r#"

@@ -25,19 +25,31 @@ impl Stats {
     }
 }
 
-/// Runs `prepare` (untimed: it returns the command, after making its fresh database) then the
-/// command, `runs` times.
-fn measure(runs: usize, mut prepare: impl FnMut() -> Result<Command>) -> Result<Stats> {
-    let mut times = Vec::with_capacity(runs);
-    let mut rss = 0;
-    for _ in 0..runs {
-        let mut cmd = prepare()?;
-        let (took, kib) = run(&mut cmd)?;
-        times.push(took);
-        rss = rss.max(kib);
+/// Makes a command to time; untimed itself (it creates the fresh database the command needs).
+type Prepare<'a> = Box<dyn Fn() -> Result<Command> + 'a>;
+
+/// One case: ours and its baselines, `runs` rounds. Interleaved (each round runs every command
+/// once, starting with a different one each time) so that a noisy neighbour or a warming cache
+/// weighs on all of them alike, and the ratios stay meaningful on a shared machine.
+fn case(case: &str, runs: usize, ours: Prepare<'_>, baselines: Vec<(&str, Prepare<'_>)>) -> Result<Row> {
+    let all: Vec<&Prepare<'_>> = std::iter::once(&ours).chain(baselines.iter().map(|(_, p)| p)).collect();
+    let mut times = vec![Vec::with_capacity(runs); all.len()];
+    let mut rss = vec![0; all.len()];
+    for round in 0..runs {
+        for k in 0..all.len() {
+            let which = (round + k) % all.len();
+            let mut cmd = all[which]()?;
+            let (took, kib) = run(&mut cmd)?;
+            times[which].push(took);
+            rss[which] = rss[which].max(kib);
+        }
     }
-    times.sort();
-    Ok(Stats { median: times[times.len() / 2], min: times[0], max: *times.last().expect("runs > 0"), rss_kib: rss })
+    let mut stats = times.into_iter().zip(rss).map(|(mut t, rss_kib)| {
+        t.sort();
+        Stats { median: t[t.len() / 2], min: t[0], max: *t.last().expect("runs > 0"), rss_kib }
+    });
+    let ours = stats.next().expect("ours is first");
+    Ok(Row { case: case.to_string(), ours, baselines: baselines.iter().map(|(name, _)| name.to_string()).zip(stats).collect() })
 }
 
 /// Wall time and peak RSS of one child (wait4 reports that child's own rusage).
@@ -81,10 +93,10 @@ pub fn bench() -> Result<()> {
     let up = procrastinate_tests::wheels::procrastinate("3.10.0");
     let scratch = pg_scratch::Scratch::start()?;
     let work = tempfile_dir("bench")?;
-    let mut n = 0;
-    let mut fresh = || -> Result<String> {
-        n += 1;
-        let name = format!("bench_{n}");
+    let n = std::cell::Cell::new(0);
+    let fresh = || -> Result<String> {
+        n.set(n.get() + 1);
+        let name = format!("bench_{}", n.get());
         scratch.create_database(&name)?;
         Ok(scratch.url(&name))
     };
@@ -100,14 +112,12 @@ pub fn bench() -> Result<()> {
     let pkg = package(&work.join("pkg"), &up.migrations)?;
     let psql_script = one_transaction_each(&work.join("psql-38.sql"), &up.migrations)?;
     let sqlx_dir = sqlx_layout(&work.join("sqlx-38"), &up.migrations)?;
-    let mut baselines = vec![(
-        "psql, one transaction per file, one session".to_string(),
-        measure(9, || Ok(psql_file(&psql, &fresh()?, &psql_script)))?,
-    )];
+    let mut baselines: Vec<(&str, Prepare<'_>)> =
+        vec![("psql, one transaction per file, one session", Box::new(|| Ok(psql_file(&psql, &fresh()?, &psql_script))))];
     if let Some(sqlx) = &sqlx {
-        baselines.push(("sqlx migrate run".into(), measure(9, || Ok(sqlx_cmd(sqlx, "run", &sqlx_dir, &fresh()?)))?));
+        baselines.push(("sqlx migrate run", Box::new(|| Ok(sqlx_cmd(sqlx, "run", &sqlx_dir, &fresh()?)))));
     }
-    rows.push(Row { case: "upgrade: 3.10.0, 38 files, empty to head".into(), ours: measure(9, || Ok(ours(&fresh()?, &["upgrade"], &pkg)))?, baselines });
+    rows.push(case("upgrade: 3.10.0, 38 files, empty to head", 11, Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &pkg))), baselines)?);
 
     // 1b. The opt-in fast path: a fresh database built from the verified schema.sql, against
     // psql applying that file in one transaction.
@@ -122,15 +132,16 @@ pub fn bench() -> Result<()> {
     std::fs::copy(&up.schema_sql, fast_set.join("reference/schema.sql"))?;
     let fast_pkg = package(&work.join("pkg-fast"), &fast_set)?;
     run(&mut ours("", &["verify"], &fast_pkg))?;
-    rows.push(Row {
-        case: "upgrade --from-schema: 3.10.0, fresh database".into(),
-        ours: measure(9, || Ok(ours(&fresh()?, &["upgrade", "--from-schema"], &fast_pkg)))?,
-        baselines: vec![("psql -1 -f schema.sql".into(), measure(9, || {
+    rows.push(case(
+        "upgrade --from-schema: 3.10.0, fresh database",
+        11,
+        Box::new(|| Ok(ours(&fresh()?, &["upgrade", "--from-schema"], &fast_pkg))),
+        vec![("psql -1 -f schema.sql", Box::new(|| {
             let mut c = psql_file(&psql, &fresh()?, &up.schema_sql);
             c.arg("-1");
             Ok(c)
-        })?)],
-    });
+        }))],
+    )?);
 
     // 2. current and check on an up-to-date database.
     let url = fresh()?;
@@ -140,16 +151,16 @@ pub fn bench() -> Result<()> {
         run(&mut sqlx_cmd(sqlx, "run", &sqlx_dir, &sqlx_url))?;
     }
     for command in ["current", "check"] {
-        let mut baselines = vec![("psql -c 'select 1'".to_string(), measure(21, || {
+        let mut baselines: Vec<(&str, Prepare<'_>)> = vec![("psql -c 'select 1'", Box::new(|| {
             let mut c = Command::new(&psql);
             c.args(["-X", "-q", "-d", &url, "-c", "select 1"]);
             clean_env(&mut c);
             Ok(c)
-        })?)];
+        }))];
         if let Some(sqlx) = &sqlx {
-            baselines.push(("sqlx migrate info".into(), measure(21, || Ok(sqlx_cmd(sqlx, "info", &sqlx_dir, &sqlx_url)))?));
+            baselines.push(("sqlx migrate info", Box::new(|| Ok(sqlx_cmd(sqlx, "info", &sqlx_dir, &sqlx_url)))));
         }
-        rows.push(Row { case: format!("{command}: up-to-date database, 38 files"), ours: measure(21, || Ok(ours(&url, &[command], &pkg)))?, baselines });
+        rows.push(case(&format!("{command}: up-to-date database, 38 files"), 31, Box::new(|| Ok(ours(&url, &[command], &pkg))), baselines)?);
     }
 
     // 3. The offline script: 38 files, then 1,000 and 10,000 synthetic ones (growth).
@@ -167,29 +178,22 @@ pub fn bench() -> Result<()> {
         clean_env(&mut c);
         c
     };
-    rows.push(Row {
-        case: "sql --offline: 38 files".into(),
-        ours: measure(21, || Ok(offline(&up.migrations)))?,
-        baselines: vec![("cat of the same files".into(), measure(21, || cat(&up.migrations))?)],
-    });
+    rows.push(case("sql --offline: 38 files", 21, Box::new(|| Ok(offline(&up.migrations))), vec![("cat of the same files", Box::new(|| cat(&up.migrations)))])?);
     for count in [1_000, 10_000] {
         let dir = synthetic(&work.join(format!("synthetic-{count}")), count)?;
-        rows.push(Row {
-            case: format!("sql --offline: {count} files"),
-            ours: measure(5, || Ok(offline(&dir)))?,
-            baselines: vec![("cat of the same files".into(), measure(5, || cat(&dir))?)],
-        });
+        rows.push(case(&format!("sql --offline: {count} files"), 5, Box::new(|| Ok(offline(&dir))), vec![("cat of the same files", Box::new(|| cat(&dir)))])?);
     }
 
     // 4. upgrade of 1,000 trivial migrations.
     let trivial = synthetic(&work.join("synthetic-1000"), 1_000)?;
     let trivial_script = one_transaction_each(&work.join("psql-1000.sql"), &trivial)?;
     let trivial_pkg = package(&work.join("pkg-1000"), &trivial)?;
-    rows.push(Row {
-        case: "upgrade: 1,000 trivial migrations".into(),
-        ours: measure(5, || Ok(ours(&fresh()?, &["upgrade"], &trivial_pkg)))?,
-        baselines: vec![("psql, one transaction per file, one session".into(), measure(5, || Ok(psql_file(&psql, &fresh()?, &trivial_script)))?)],
-    });
+    rows.push(case(
+        "upgrade: 1,000 trivial migrations",
+        7,
+        Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &trivial_pkg))),
+        vec![("psql, one transaction per file, one session", Box::new(|| Ok(psql_file(&psql, &fresh()?, &trivial_script))))],
+    )?);
 
     print_and_save(&rows, &root, sqlx.is_none())?;
     codegen(&work)?;
