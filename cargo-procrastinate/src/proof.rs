@@ -45,7 +45,7 @@ impl Proof {
         Proof {
             schema_sql: Checksum::of(schema_sql.as_bytes()).to_string(),
             objects,
-            files: migrations.iter().map(|m| (m.file_name.to_string(), m.checksum.to_string())).collect(),
+            files: checksums(migrations),
         }
     }
 
@@ -79,7 +79,7 @@ impl Proof {
         if Checksum::of(sql.as_bytes()).to_string() != proof.schema_sql {
             return Err(stale(format!("{} changed since it was verified", reference.display())));
         }
-        let files: BTreeMap<String, String> = migrations.iter().map(|m| (m.file_name.to_string(), m.checksum.to_string())).collect();
+        let files = checksums(migrations);
         if let Some((f, _)) = files.iter().find(|(f, c)| proof.files.get(*f) != Some(c)) {
             let what = if proof.files.contains_key(f) { "changed" } else { "was added" };
             return Err(stale(format!("{f} {what} since the set was verified")));
@@ -89,4 +89,9 @@ impl Proof {
         }
         Ok((proof, sql))
     }
+}
+
+/// Each file's name and checksum: what a proof records and is checked against.
+fn checksums(migrations: &[Migration]) -> BTreeMap<String, String> {
+    migrations.iter().map(|m| (m.file_name.to_string(), m.checksum.to_string())).collect()
 }

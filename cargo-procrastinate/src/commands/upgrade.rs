@@ -143,17 +143,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
             Some(target),
             &options,
             &mut |event| match event {
-                Event::Waiting { holder } => say(
-                    "waiting",
-                    None,
-                    None,
-                    format!(
-                        "waiting for the migration lock, held by {}",
-                        holder.unwrap_or(
-                            "another session (gone by now, or not visible to this user)"
-                        )
-                    ),
-                ),
+                Event::Waiting { holder } => say("waiting", None, None, waiting(holder)),
                 Event::Accepted {
                     migration,
                     recorded,
@@ -278,6 +268,11 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
     Ok(exit::OK)
 }
 
+/// The line for a wait on another process's migration lock.
+fn waiting(holder: Option<&str>) -> String {
+    format!("waiting for the migration lock, held by {}", holder.unwrap_or("another session (gone by now, or not visible to this user)"))
+}
+
 /// `--from-schema` for set `i`: builds head from its verified `reference/schema.sql` when the
 /// database is fresh for it; `None` (said why, unless it is the usual case of a database that
 /// has the set already) when the migrations are to run instead. A proof that no longer holds
@@ -302,7 +297,7 @@ fn build_from_schema(ctx: &Ctx, i: usize, client: &mut postgres::Client, current
     let label = reference.display().to_string();
     let built = db::build_from_schema(client, &l.set.migrations, &sql, &label, &proof.objects, &l.options, &mut |event| {
         if let Event::Waiting { holder } = event {
-            ctx.log(&format!("waiting for the migration lock, held by {}", holder.unwrap_or("another session (gone by now, or not visible to this user)")));
+            ctx.log(&waiting(holder));
         }
     })?;
     let report = match built {

@@ -175,13 +175,10 @@ fn upgrade_inner(
             on_event(Event::Applying { migrations: std::slice::from_ref(m) });
             let started = Instant::now();
             match run_outside_transaction(client, m, opts, key, report.to, &interrupted, on_event)? {
-                Some(checksum) if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) => {
-                    return Err(Error::Diverged {
-                        set: opts.set.clone(),
-                        divergences: vec![Divergence::Changed { revision: m.revision, file_name: m.file_name.to_string(), recorded: checksum, actual: m.checksum }],
-                    });
+                Some(checksum) => {
+                    applied_elsewhere(m, checksum, opts)?;
+                    on_event(Event::AppliedElsewhere { migration: m });
                 }
-                Some(_) => on_event(Event::AppliedElsewhere { migration: m }),
                 None => {
                     on_event(Event::Applied { migration: m, duration: started.elapsed() });
                     report.applied.push(m.revision);
@@ -228,12 +225,7 @@ fn upgrade_inner(
             }
             End::Recorded(checksum) => {
                 let m = &rest[0];
-                if !m.matches(&checksum) && !opts.accept_changed.accepts(m.revision) {
-                    return Err(Error::Diverged {
-                        set: opts.set.clone(),
-                        divergences: vec![Divergence::Changed { revision: m.revision, file_name: m.file_name.to_string(), recorded: checksum, actual: m.checksum }],
-                    });
-                }
+                applied_elsewhere(m, checksum, opts)?;
                 on_event(Event::AppliedElsewhere { migration: m });
                 report.to = Some(m.revision);
                 rest = &rest[1..];
@@ -260,6 +252,18 @@ fn upgrade_inner(
         }
     }
     Ok(report)
+}
+
+/// Another process recorded `m` with `checksum` while we waited: fine when that is this file
+/// (or an accepted change of it), a divergence otherwise.
+fn applied_elsewhere(m: &Migration, checksum: String, opts: &Options) -> Result<(), Error> {
+    if m.matches(&checksum) || opts.accept_changed.accepts(m.revision) {
+        return Ok(());
+    }
+    Err(Error::Diverged {
+        set: opts.set.clone(),
+        divergences: vec![Divergence::Changed { revision: m.revision, file_name: m.file_name.to_string(), recorded: checksum, actual: m.checksum }],
+    })
 }
 
 /// Batches: at most this many migrations, and this much SQL unless one file alone is larger.
@@ -396,15 +400,19 @@ fn run_batch(
         }
         _ => None,
     };
-    let end = match db.map(|d| d.code().code()) {
+    let end = if done >= batch.len() {
         // All committed; what failed came after them (clearing the marker).
-        _ if done >= batch.len() => End::Done,
-        _ if parsed_later.is_some() => End::Split(parsed_later.unwrap_or_default()),
-        Some(GUARD_BUSY) => End::Busy,
-        Some(GUARD_RECORDED) => End::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default()),
-        _ => {
-            let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
-            End::Failed(failure(client, &batch[done], &e, starts[done], took, opts, at))
+        End::Done
+    } else if let Some(k) = parsed_later {
+        End::Split(k)
+    } else {
+        match db.map(|d| d.code().code()) {
+            Some(GUARD_BUSY) => End::Busy,
+            Some(GUARD_RECORDED) => End::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default()),
+            _ => {
+                let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
+                End::Failed(failure(client, &batch[done], &e, starts[done], took, opts, at))
+            }
         }
     };
     Ok(Ran { durations, end })
