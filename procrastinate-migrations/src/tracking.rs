@@ -8,33 +8,6 @@ use crate::migration::Migration;
 /// The DDL. It lives inside the crate so that the crate packages on its own.
 const DDL_TEMPLATE: &str = include_str!("tracking.sql");
 
-/// The statement that starts each of `upgrade`'s transactions, after `BEGIN`: applies
-/// `settings` for this transaction only (`set_config(.., true)`, as `SET LOCAL`: nothing leaks
-/// through a pool), takes the migration lock without waiting, and, given `(table, set, file)`,
-/// re-reads the tracking table under the lock. It raises [`GUARD_BUSY`] when another session
-/// holds the lock and [`GUARD_RECORDED`] (with the recorded checksum as the message) when the
-/// file is recorded already: either stops the batch before anything that follows it.
-pub fn guard_sql(key: i64, settings: &[(&str, String)], recorded: Option<(&TrackingTable, &str, &str)>) -> String {
-    let mut body = String::new();
-    for (name, value) in settings {
-        body.push_str(&format!("    PERFORM set_config({}, {}, true);\n", quote_literal(name), quote_literal(value)));
-    }
-    body.push_str(&format!(
-        "    IF NOT pg_try_advisory_xact_lock({key}) THEN\n        \
-         RAISE EXCEPTION 'the migration lock is taken' USING ERRCODE = '{GUARD_BUSY}';\n    END IF;\n"
-    ));
-    if let Some((table, set, file)) = recorded {
-        body.push_str(&format!(
-            "    SELECT checksum INTO recorded FROM {} WHERE set_name = {} AND file_name = {};\n    \
-             IF FOUND THEN\n        RAISE EXCEPTION '%', recorded USING ERRCODE = '{GUARD_RECORDED}';\n    END IF;\n",
-            table.sql(),
-            quote_literal(set),
-            quote_literal(file)
-        ));
-    }
-    format!("DO $cargo_procrastinate$\nDECLARE\n    recorded text;\nBEGIN\n{body}END\n$cargo_procrastinate$")
-}
-
 /// The columns after the set's, in the order `Applied::from_text` reads them.
 const ROW_COLUMNS: &str = "revision, file_name, checksum, \
      to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), duration_ms, applied_by, stamped";
@@ -52,11 +25,6 @@ fn set_names(set: &str, claim_unnamed: bool) -> String {
 /// (`claimed:<pid>`): others wait for it, or take over when that session is gone. Readers treat
 /// such a row as not applied.
 pub const CLAIM: &str = "claimed:";
-
-/// SQLSTATE of the guard's "the migration lock is taken" (our own class, `CP`).
-pub const GUARD_BUSY: &str = "CPLCK";
-/// SQLSTATE of the guard's "already recorded" (the message is the recorded checksum).
-pub const GUARD_RECORDED: &str = "CPREC";
 
 /// Names the unnamed set in the table: the one set of a plain `migrations = "dir"`, and every
 /// row written before sets existed.

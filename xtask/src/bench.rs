@@ -31,7 +31,11 @@ type Prepare<'a> = Box<dyn Fn() -> Result<Command> + 'a>;
 /// One case: ours and its baselines, `runs` rounds. Interleaved (each round runs every command
 /// once, starting with a different one each time) so that a noisy neighbour or a warming cache
 /// weighs on all of them alike, and the ratios stay meaningful on a shared machine.
-fn case(case: &str, runs: usize, ours: Prepare<'_>, baselines: Vec<(&str, Prepare<'_>)>) -> Result<Row> {
+/// Skipped (`None`) unless its name contains the filter `cargo xtask bench CASE` was given.
+fn case(case: &str, runs: usize, ours: Prepare<'_>, baselines: Vec<(&str, Prepare<'_>)>) -> Result<Option<Row>> {
+    if !wanted(case) {
+        return Ok(None);
+    }
     let all: Vec<&Prepare<'_>> = std::iter::once(&ours).chain(baselines.iter().map(|(_, p)| p)).collect();
     let mut times = vec![Vec::with_capacity(runs); all.len()];
     let mut rss = vec![0; all.len()];
@@ -49,7 +53,7 @@ fn case(case: &str, runs: usize, ours: Prepare<'_>, baselines: Vec<(&str, Prepar
         Stats { median: t[t.len() / 2], min: t[0], max: *t.last().expect("runs > 0"), rss_kib }
     });
     let ours = stats.next().expect("ours is first");
-    Ok(Row { case: case.to_string(), ours, baselines: baselines.iter().map(|(name, _)| name.to_string()).zip(stats).collect() })
+    Ok(Some(Row { case: case.to_string(), ours, baselines: baselines.iter().map(|(name, _)| name.to_string()).zip(stats).collect() }))
 }
 
 /// Wall time and peak RSS of one child (wait4 reports that child's own rusage).
@@ -82,7 +86,15 @@ struct Row {
     baselines: Vec<(String, Stats)>,
 }
 
-pub fn bench() -> Result<()> {
+fn wanted(case: &str) -> bool {
+    FILTER.get().and_then(|f| *f).is_none_or(|f| case.contains(f))
+}
+
+/// `cargo xtask bench CASE`: only the cases whose name contains CASE.
+static FILTER: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+
+pub fn bench(filter: Option<&str>) -> Result<()> {
+    FILTER.get_or_init(|| filter.map(|f| &*String::leak(f.to_string())));
     let sh = Shell::new()?;
     sh.change_dir(env!("CARGO_MANIFEST_DIR"));
     cmd!(sh, "cargo build --quiet --release -p cargo-procrastinate").run()?;
@@ -117,7 +129,7 @@ pub fn bench() -> Result<()> {
     if let Some(sqlx) = &sqlx {
         baselines.push(("sqlx migrate run", Box::new(|| Ok(sqlx_cmd(sqlx, "run", &sqlx_dir, &fresh()?)))));
     }
-    rows.push(case("upgrade: 3.10.0, 38 files, empty to head", 11, Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &pkg))), baselines)?);
+    rows.extend(case("upgrade: 3.10.0, 38 files, empty to head", 11, Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &pkg))), baselines)?);
 
     // 1b. The opt-in fast path: a fresh database built from the verified schema.sql, against
     // psql applying that file in one transaction.
@@ -132,7 +144,7 @@ pub fn bench() -> Result<()> {
     std::fs::copy(&up.schema_sql, fast_set.join("reference/schema.sql"))?;
     let fast_pkg = package(&work.join("pkg-fast"), &fast_set)?;
     run(&mut ours("", &["verify"], &fast_pkg))?;
-    rows.push(case(
+    rows.extend(case(
         "upgrade --from-schema: 3.10.0, fresh database",
         11,
         Box::new(|| Ok(ours(&fresh()?, &["upgrade", "--from-schema"], &fast_pkg))),
@@ -160,7 +172,7 @@ pub fn bench() -> Result<()> {
         if let Some(sqlx) = &sqlx {
             baselines.push(("sqlx migrate info", Box::new(|| Ok(sqlx_cmd(sqlx, "info", &sqlx_dir, &sqlx_url)))));
         }
-        rows.push(case(&format!("{command}: up-to-date database, 38 files"), 31, Box::new(|| Ok(ours(&url, &[command], &pkg))), baselines)?);
+        rows.extend(case(&format!("{command}: up-to-date database, 38 files"), 31, Box::new(|| Ok(ours(&url, &[command], &pkg))), baselines)?);
     }
 
     // 3. The offline script: 38 files, then 1,000 and 10,000 synthetic ones (growth).
@@ -178,17 +190,17 @@ pub fn bench() -> Result<()> {
         clean_env(&mut c);
         c
     };
-    rows.push(case("sql --offline: 38 files", 21, Box::new(|| Ok(offline(&up.migrations))), vec![("cat of the same files", Box::new(|| cat(&up.migrations)))])?);
+    rows.extend(case("sql --offline: 38 files", 21, Box::new(|| Ok(offline(&up.migrations))), vec![("cat of the same files", Box::new(|| cat(&up.migrations)))])?);
     for count in [1_000, 10_000] {
         let dir = synthetic(&work.join(format!("synthetic-{count}")), count)?;
-        rows.push(case(&format!("sql --offline: {count} files"), 5, Box::new(|| Ok(offline(&dir))), vec![("cat of the same files", Box::new(|| cat(&dir)))])?);
+        rows.extend(case(&format!("sql --offline: {count} files"), 5, Box::new(|| Ok(offline(&dir))), vec![("cat of the same files", Box::new(|| cat(&dir)))])?);
     }
 
     // 4. upgrade of 1,000 trivial migrations.
     let trivial = synthetic(&work.join("synthetic-1000"), 1_000)?;
     let trivial_script = one_transaction_each(&work.join("psql-1000.sql"), &trivial)?;
     let trivial_pkg = package(&work.join("pkg-1000"), &trivial)?;
-    rows.push(case(
+    rows.extend(case(
         "upgrade: 1,000 trivial migrations",
         7,
         Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &trivial_pkg))),
@@ -196,7 +208,9 @@ pub fn bench() -> Result<()> {
     )?);
 
     print_and_save(&rows, &root, sqlx.is_none())?;
-    codegen(&work)?;
+    if wanted("build script code generation") {
+        codegen(&work)?;
+    }
     Ok(())
 }
 

@@ -5,8 +5,8 @@
 //! - `wheel VERSION`: fetch Procrastinate's wheel (cached under target/) and print the path of
 //!   its migrations directory.
 //! - `man`: man pages from the clap definition, into `target/man/` (see `man.rs`).
-//! - `bench`: whole commands against baselines timed in the same run (see `bench.rs` and
-//!   BENCHMARKS.md).
+//! - `bench [CASE]`: whole commands against baselines timed in the same run (see `bench.rs` and
+//!   BENCHMARKS.md); with CASE, only the cases whose name contains it.
 
 mod bench;
 mod man;
@@ -24,22 +24,22 @@ fn main() -> Result<()> {
             Ok(())
         }
         ["man"] => man::man(),
-        ["bench"] => {
+        ["bench", filter @ ..] if filter.len() <= 1 => {
             // `cargo xtask` builds in debug; numbers from unoptimized code mean little.
             if cfg!(debug_assertions) {
                 let sh = Shell::new()?;
                 sh.change_dir(env!("CARGO_MANIFEST_DIR"));
-                cmd!(sh, "cargo run --quiet --release -p xtask -- bench").run()?;
+                cmd!(sh, "cargo run --quiet --release -p xtask -- bench {filter...}").run()?;
                 return Ok(());
             }
-            bench::bench()
+            bench::bench(filter.first().copied())
         }
         ["test", rest @ ..] => {
             let rest: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
             test::test(&rest)
         }
         _ => {
-            eprintln!("usage: cargo xtask test [ARGS for cargo test] | cargo xtask wheel VERSION | cargo xtask man | cargo xtask bench");
+            eprintln!("usage: cargo xtask test [ARGS for cargo test] | cargo xtask wheel VERSION | cargo xtask man | cargo xtask bench [CASE]");
             std::process::exit(2);
         }
     }

@@ -7,7 +7,8 @@ use super::{db_err, lock, Divergence, Error, MigrationFailure, Options};
 use crate::state::{plan_stamp, plan_upgrade, Applied, Revised, Status};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
-use crate::tracking::{guard_sql, quote_ident, quote_literal, GUARD_BUSY, GUARD_RECORDED};
+use super::lock::{guard_failure, guard_sql, Guard, BEGIN};
+use crate::tracking::{quote_ident, quote_literal};
 
 /// Progress, for the caller to print as it likes.
 #[derive(Debug)]
@@ -102,7 +103,7 @@ pub fn upgrade(
         let key = opts.table.lock_key();
         let table = opts.table.sql();
         let _ = client.batch_execute(&format!(
-            "BEGIN;\n{};\nDO $cargo_procrastinate$ BEGIN IF NOT EXISTS (SELECT FROM {table}) THEN DROP TABLE {table}; END IF; END $cargo_procrastinate$;\nCOMMIT",
+            "{BEGIN};\n{};\nDO $cargo_procrastinate$ BEGIN IF NOT EXISTS (SELECT FROM {table}) THEN DROP TABLE {table}; END IF; END $cargo_procrastinate$;\nCOMMIT",
             guard_sql(key, &[], None)
         ));
         let _ = client.batch_execute("ROLLBACK");
@@ -325,7 +326,7 @@ fn run_batch(
     let mut chars = 0;
     for (i, m) in batch.iter().enumerate() {
         let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
-        let prefix = format!("BEGIN;\n{guard};\n");
+        let prefix = format!("{BEGIN};\n{guard};\n");
         chars += prefix.chars().count();
         starts.push(chars);
         // The newline ends a last line that is a comment; the `;` a last statement without one.
@@ -406,10 +407,10 @@ fn run_batch(
     } else if let Some(k) = parsed_later {
         End::Split(k)
     } else {
-        match db.map(|d| d.code().code()) {
-            Some(GUARD_BUSY) => End::Busy,
-            Some(GUARD_RECORDED) => End::Recorded(db.map(|d| d.message().to_string()).unwrap_or_default()),
-            _ => {
+        match db.and_then(guard_failure) {
+            Some(Guard::Busy) => End::Busy,
+            Some(Guard::Recorded(checksum)) => End::Recorded(checksum),
+            None => {
                 let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
                 End::Failed(failure(client, &batch[done], &e, starts[done], took, opts, at))
             }
@@ -448,7 +449,7 @@ fn run_outside_transaction(
     let set = opts.set_name();
     let table = opts.table.sql();
     let guard = guard_sql(key, &opts.local_settings(), Some((&opts.table, set, &m.file_name)));
-    let claim = format!("BEGIN;\n{guard};\n{} RETURNING checksum;\nCOMMIT", opts.table.claim_row_sql(set, m));
+    let claim = format!("{BEGIN};\n{guard};\n{} RETURNING checksum;\nCOMMIT", opts.table.claim_row_sql(set, m));
     let mut waiter = lock::Waiter::new(opts.lock_wait);
     // The claim's own value (`claimed:<pid>`): behind a pool, later statements may reach
     // another backend, so it is matched as written, not as pg_backend_pid() would say.
@@ -458,10 +459,9 @@ fn run_outside_transaction(
             Err(e) => e,
         };
         let _ = client.batch_execute("ROLLBACK");
-        let recorded = e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default();
-        match e.code().map(|c| c.code()) {
-            Some(GUARD_RECORDED) if !recorded.starts_with(crate::tracking::CLAIM) => return Ok(Some(recorded)),
-            Some(GUARD_RECORDED) => {
+        match e.as_db_error().and_then(guard_failure) {
+            Some(Guard::Recorded(recorded)) if !recorded.starts_with(crate::tracking::CLAIM) => return Ok(Some(recorded)),
+            Some(Guard::Recorded(recorded)) => {
                 // Another session claimed it: wait while it lives, take over when it is gone.
                 let pid = recorded.trim_start_matches(crate::tracking::CLAIM);
                 let alive = super::status::simple_rows(client, &format!("SELECT 1 FROM pg_stat_activity WHERE pid = {}", pid.parse::<i32>().unwrap_or(0)))
@@ -478,8 +478,8 @@ fn run_outside_transaction(
                     continue;
                 }
             }
-            Some(GUARD_BUSY) => {}
-            _ => return Err(db_err(format!("cannot claim {}", m.label()))(e)),
+            Some(Guard::Busy) => {}
+            None => return Err(db_err(format!("cannot claim {}", m.label()))(e)),
         }
         if interrupted() {
             return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: current });
