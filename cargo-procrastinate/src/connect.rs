@@ -148,7 +148,7 @@ impl Target {
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(tls_err)?;
         if self.verifies() {
             match &self.root_cert {
-                Some(path) if path.as_os_str() == "system" => builder.set_default_verify_paths().map_err(tls_err)?,
+                Some(path) if path.as_os_str() == "system" => system_store(&mut builder).map_err(tls_err)?,
                 Some(path) => builder.set_ca_file(path).map_err(|e| {
                     Failure::connect(format!("cannot read sslrootcert {}: {e}", path.display()))
                 })?,
@@ -262,6 +262,24 @@ where
             postgres_openssl::TlsConnector::new(ssl, &self.domain).connect(stream).await
         })
     }
+}
+
+/// `sslrootcert=system`: the store psql would use. OpenSSL's default paths honour SSL_CERT_FILE
+/// and SSL_CERT_DIR, but a vendored OpenSSL's compiled-in ones point where its build put them
+/// (/usr/local/ssl), so the distribution's own store is added too.
+fn system_store(builder: &mut openssl::ssl::SslConnectorBuilder) -> Result<(), openssl::error::ErrorStack> {
+    builder.set_default_verify_paths()?;
+    distribution_store(builder)
+}
+
+/// The store where the distribution keeps it, as `openssl_probe` finds it (Debian's
+/// /etc/ssl/certs, Fedora's /etc/pki/tls, ...).
+fn distribution_store(builder: &mut openssl::ssl::SslContextBuilder) -> Result<(), openssl::error::ErrorStack> {
+    let found = openssl_probe::probe();
+    if found.cert_file.is_some() || found.cert_dir.is_some() {
+        builder.load_verify_locations(found.cert_file.as_deref(), found.cert_dir.as_deref())?;
+    }
+    Ok(())
 }
 
 fn home_root_cert() -> PathBuf {
@@ -622,6 +640,23 @@ fn split_pgpass(line: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A vendored OpenSSL's compiled-in store is not the machine's: the distribution's is added.
+    #[test]
+    fn the_system_store_is_the_distributions() {
+        let bundle = Path::new("/etc/ssl/certs/ca-certificates.crt");
+        if !bundle.is_file() {
+            eprintln!("skipped: no Debian CA bundle on this machine");
+            return;
+        }
+        // A bare context: SslConnector::builder would load the default paths, which cargo's
+        // SSL_CERT_FILE points at the bundle.
+        let mut builder = openssl::ssl::SslContext::builder(SslMethod::tls_client()).unwrap();
+        distribution_store(&mut builder).unwrap();
+        let trusted = builder.build().cert_store().all_certificates().len();
+        let in_bundle = std::fs::read_to_string(bundle).unwrap().matches("BEGIN CERTIFICATE").count();
+        assert!(trusted >= in_bundle && in_bundle > 0, "{trusted} certificates in the store, {in_bundle} in {}", bundle.display());
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

@@ -133,6 +133,15 @@ fn sslmode_is_honoured_with_real_tls() {
     let no_root = run(url("localhost", "sslmode=verify-full")).code(3);
     assert!(no_root.stderr.contains("needs a root certificate"), "{}", no_root.stderr);
     assert!(!no_root.stderr.contains(server.password()));
+
+    // `sslrootcert=system` is the machine's store, which does not trust this test CA, unless
+    // SSL_CERT_FILE (OpenSSL's own variable, which psql honours too) adds it. The OpenSSL the
+    // tool is built with must find the store where the distribution keeps it.
+    let system = url("localhost", "sslmode=verify-full&sslrootcert=system");
+    let untrusted = run(system.clone()).code(3);
+    assert!(untrusted.stderr.contains("certificate verify failed"), "{}", untrusted.stderr);
+    let args = ["--migrations", set.to_str().unwrap(), "--database-url", &system, "current"];
+    cli_in(&std::env::temp_dir(), &args, &[("SSL_CERT_FILE", ca)]).ok();
 }
 
 /// libpq habits against a server that requires a client certificate: sslcert/sslkey in the URL
