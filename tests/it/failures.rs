@@ -164,7 +164,8 @@ fn a_malformed_set_is_refused_before_connecting() {
     let set = copy_set(&example_set());
     write(set.path(), "03.00.00_01_pre_Bad-Name.sql", "SELECT 1;");
     write(set.path(), "03.00.00_02_pre_psql.sql", "SELECT 1;\n\\gset\n");
-    // Refused before any connection is tried: a connection attempt would exit 3.
+    // Refused before anything is sent: the connection, made while the files are read, fails
+    // (exit 3), but the set's errors come first.
     let nowhere = "postgres://u:p@127.0.0.1:1/db";
     let run = cli_in(&std::env::temp_dir(), &["--migrations", set.path().to_str().unwrap(), "--database-url", nowhere, "upgrade"], &[]).code(2);
     assert!(run.stderr.contains("03.00.00_01_pre_Bad-Name.sql: upper case in description"), "{}", run.stderr);

@@ -10,8 +10,8 @@ pub(super) fn run(ctx: &mut Ctx, range_text: &str, verbose: bool) -> Result<i32,
     let (selected, bare) = ctx.sets_for(range_text)?;
     let range: Range = bare.parse().map_err(Failure::usage)?;
     let needs_db = range.from == Point::Current || range.to == Point::Current;
-    let mut client = match ctx.target()? {
-        Some(target) => Some(ctx.connect(&target)?),
+    let mut client = match ctx.session()? {
+        Some(client) => Some(client),
         None if needs_db => return Err(ctx.no_database()),
         None => {
             ctx.log("(no database configured: showing the files only)");

@@ -50,7 +50,16 @@ struct Ctx {
     scratch: Option<pg_scratch::Scratch>,
     /// Whether "connected to ..." was said already (some commands connect twice).
     announced: bool,
+    /// The connection started before the files were read (see [`Early`]), for the first
+    /// [`Ctx::session`].
+    early: Option<Early>,
 }
+
+/// A connection made while the files are read and checked: the server starting a backend is
+/// most of a `current`'s wall time, and the files are read meanwhile. Its errors (a malformed
+/// URL or `.env`, a refused connection) wait for the first [`Ctx::session`], so that a set's
+/// errors still come first; no query is sent before the set is known to be sound.
+type Early = std::thread::JoinHandle<Result<Option<(Target, postgres::Client)>, Failure>>;
 
 impl Ctx {
     fn log(&self, line: &str) {
@@ -170,14 +179,30 @@ impl Ctx {
     }
 
     fn client(&mut self) -> Result<postgres::Client, Failure> {
-        match self.target()? {
-            Some(target) => self.connect(&target),
-            None => Err(self.no_database()),
-        }
+        self.session()?.ok_or_else(|| self.no_database())
     }
 
-    fn connect(&mut self, target: &Target) -> Result<postgres::Client, Failure> {
-        let client = target.connect()?;
+    /// A connection to the configured database (the early one, the first time), or `None` when
+    /// none is configured.
+    fn session(&mut self) -> Result<Option<postgres::Client>, Failure> {
+        let (target, client) = match self.early.take() {
+            Some(early) => match early.join().map_err(|_| Failure::connect("the connection thread panicked"))?? {
+                Some(connected) => connected,
+                None => return Ok(None),
+            },
+            None => match self.target()? {
+                Some(target) => {
+                    let client = target.connect()?;
+                    (target, client)
+                }
+                None => return Ok(None),
+            },
+        };
+        self.announce(&target);
+        Ok(Some(client))
+    }
+
+    fn announce(&mut self, target: &Target) {
         if !std::mem::replace(&mut self.announced, true) {
             let schema = match self.sets.as_slice() {
                 [one] => one.options.schema.as_deref().map(|s| format!(", schema {s}")).unwrap_or_default(),
@@ -185,7 +210,6 @@ impl Ctx {
             };
             self.log(&format!("connected to {}{schema}", target.display()));
         }
-        Ok(client)
     }
 
     fn no_database(&self) -> Failure {
@@ -304,6 +328,23 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             &log,
         );
     }
+    let dotenv = if g.no_dotenv { None } else { std::env::current_dir().ok() };
+    let connects = matches!(
+        cli.command,
+        Command::Current | Command::Check | Command::Upgrade { .. } | Command::Plan { .. } | Command::Stamp { .. }
+            | Command::History { .. } | Command::Pending | Command::Sql { offline: false, .. }
+    );
+    let early: Option<Early> = (connects && !g.scratch).then(|| {
+        let (flag, url_env) = (g.database_url.clone(), resolved.database_url_env.clone());
+        let (cwd, manifest_dir) = (dotenv.clone(), resolved.manifest_dir.clone());
+        std::thread::spawn(move || {
+            let dotenv = cwd.as_deref().map(|cwd| (cwd, manifest_dir.as_ref().map(|d| d.as_std_path())));
+            match connect::target(flag.as_deref(), &url_env, dotenv)? {
+                Some(target) => target.connect().map(|client| Some((target, client))),
+                None => Ok(None),
+            }
+        })
+    });
     let mut sets = Vec::with_capacity(resolved.sets.len());
     let writes_first = matches!(cli.command, Command::New { .. });
     for s in &resolved.sets {
@@ -328,6 +369,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     .iter()
                     .map(|p| crate::json::ProblemJson::new(&e.dir, p))
                     .collect();
+                // An early connection already made is closed properly (the server would log an
+                // unexpected EOF); one still in progress is left to the process's exit.
+                if let Some(early) = early.filter(|e| e.is_finished()) {
+                    let _ = early.join();
+                }
                 return Err(failure);
             }
         };
@@ -348,10 +394,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         sets,
         only: None,
         json: g.message_format == MessageFormat::Json,
-        dotenv: if g.no_dotenv { None } else { std::env::current_dir().ok() },
+        dotenv,
         database_url: g.database_url,
         scratch,
         announced: false,
+        early,
     };
     if let Some(name) = &g.set {
         ctx.only = Some(ctx.find_set(name)?);
@@ -423,6 +470,7 @@ mod tests {
             database_url: None,
             scratch: None,
             announced: false,
+            early: None,
         }
     }
 
