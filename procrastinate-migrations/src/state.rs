@@ -52,11 +52,19 @@ impl Applied {
             revision: text(1),
             file_name: text(2),
             checksum: text(3),
-            applied_at: text(4),
+            applied_at: rfc3339(&text(4)),
             duration_ms: text(5).parse().ok(),
             applied_by: text(6),
             stamped: text(7) == "t",
         }
+    }
+}
+
+/// Unix seconds as `2026-11-22T08:45:59Z`; anything else as it is.
+fn rfc3339(seconds: &str) -> String {
+    match seconds.parse::<u64>() {
+        Ok(s) => humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(s)).to_string(),
+        Err(_) => seconds.to_string(),
     }
 }
 

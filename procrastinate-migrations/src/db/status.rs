@@ -15,8 +15,13 @@ pub(super) fn read_applied(client: &mut impl GenericClient, opts: &Options) -> R
     let failed = |e: postgres::Error| db_err(format!("cannot read the tracking table {table}"))(e);
     // One round trip: the rows, or the error that says there is no table (or schema) yet, or
     // that it has the first layout (then a second query reads that one).
-    let rows = match simple_rows(client, &table.current_layout_rows_sql(set, claim)) {
-        Ok(rows) => rows,
+    let rows = match simple_rows(client, &table.current_layout_rows_sql()) {
+        Ok(mut rows) => {
+            let wanted = |s: &str| s == set || (claim && s == crate::tracking::UNNAMED_SET);
+            rows.retain(|r| r[0].as_deref().is_some_and(wanted));
+            rows.sort_by(|a, b| a[2].cmp(&b[2]));
+            rows
+        }
         Err(e) => match e.code().map(|c| c.code()) {
             Some("42P01" | "3F000") => return Ok(None),
             Some("42703") => simple_rows(client, &table.rows_sql(set, claim)).map_err(failed)?,
