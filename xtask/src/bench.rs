@@ -129,7 +129,7 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     if let Some(sqlx) = &sqlx {
         baselines.push(("sqlx migrate run", Box::new(|| Ok(sqlx_cmd(sqlx, "run", &sqlx_dir, &fresh()?)))));
     }
-    rows.extend(case("upgrade: 3.10.0, 38 files, empty to head", 11, Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &pkg))), baselines)?);
+    rows.extend(case("upgrade: 3.10.0, 38 files, empty to head", 21, Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &pkg))), baselines)?);
 
     // 1b. The opt-in fast path: a fresh database built from the verified schema.sql, against
     // psql applying that file in one transaction.
@@ -146,7 +146,7 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     run(&mut ours("", &["verify"], &fast_pkg))?;
     rows.extend(case(
         "upgrade --from-schema: 3.10.0, fresh database",
-        11,
+        21,
         Box::new(|| Ok(ours(&fresh()?, &["upgrade", "--from-schema"], &fast_pkg))),
         vec![("psql -1 -f schema.sql", Box::new(|| {
             let mut c = psql_file(&psql, &fresh()?, &up.schema_sql);
@@ -172,7 +172,7 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         if let Some(sqlx) = &sqlx {
             baselines.push(("sqlx migrate info", Box::new(|| Ok(sqlx_cmd(sqlx, "info", &sqlx_dir, &sqlx_url)))));
         }
-        rows.extend(case(&format!("{command}: up-to-date database, 38 files"), 31, Box::new(|| Ok(ours(&url, &[command], &pkg))), baselines)?);
+        rows.extend(case(&format!("{command}: up-to-date database, 38 files"), 61, Box::new(|| Ok(ours(&url, &[command], &pkg))), baselines)?);
     }
 
     // 3. The offline script: 38 files, then 1,000 and 10,000 synthetic ones (growth).
