@@ -61,6 +61,12 @@ struct Ctx {
 /// errors still come first; no query is sent before the set is known to be sound.
 type Early = std::thread::JoinHandle<Result<Option<(Target, postgres::Client)>, Failure>>;
 
+/// The database the flag, the variable, a `.env` (looked for from `cwd`, `None` with
+/// `--no-dotenv`) or `PG*` name; `None` when none does.
+fn configured_target(flag: Option<&str>, url_env: &str, cwd: Option<&std::path::Path>, manifest_dir: Option<&camino::Utf8Path>) -> Result<Option<Target>, Failure> {
+    connect::target(flag, url_env, cwd.map(|cwd| (cwd, manifest_dir.map(|d| d.as_std_path()))))
+}
+
 impl Ctx {
     fn log(&self, line: &str) {
         crate::term::log(line);
@@ -168,11 +174,7 @@ impl Ctx {
 
     fn target(&mut self) -> Result<Option<Target>, Failure> {
         if self.scratch.is_none() {
-            return connect::target(
-                self.database_url.as_deref(),
-                &self.settings.database_url_env,
-                self.dotenv.as_deref().map(|cwd| (cwd, self.settings.manifest_dir.as_ref().map(|d| d.as_std_path()))),
-            );
+            return configured_target(self.database_url.as_deref(), &self.settings.database_url_env, self.dotenv.as_deref(), self.settings.manifest_dir.as_deref());
         }
         let scratch = self.scratch.as_ref().expect("checked");
         connect::parse(&scratch.url("scratch"), &|_| None).map(Some)
@@ -338,8 +340,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         let (flag, url_env) = (g.database_url.clone(), resolved.database_url_env.clone());
         let (cwd, manifest_dir) = (dotenv.clone(), resolved.manifest_dir.clone());
         std::thread::spawn(move || {
-            let dotenv = cwd.as_deref().map(|cwd| (cwd, manifest_dir.as_ref().map(|d| d.as_std_path())));
-            match connect::target(flag.as_deref(), &url_env, dotenv)? {
+            match configured_target(flag.as_deref(), &url_env, cwd.as_deref(), manifest_dir.as_deref())? {
                 Some(target) => target.connect().map(|client| Some((target, client))),
                 None => Ok(None),
             }

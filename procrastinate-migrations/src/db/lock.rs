@@ -30,7 +30,7 @@ pub(super) fn begin_locked(
     wait: Duration,
     on_wait: &mut dyn FnMut(Option<&str>),
 ) -> Result<Results, Error> {
-    // The guard raises when the lock is taken, so that nothing after it runs without it.
+    // The guard fails when the lock is taken, so that nothing after it runs without it.
     // Without a file to re-read, the guard is one statement.
     let mut batch = vec![BEGIN.to_string(), guard_sql(key, settings, None)];
     let first = batch.len();
