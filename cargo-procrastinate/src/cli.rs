@@ -111,7 +111,7 @@ pub enum Command {
     Current,
     /// Apply pending migrations, each in its own transaction (TARGET: head, a revision, +N, NAME@REV).
     #[command(
-        after_help = "Examples:\n  cargo procrastinate upgrade                  # everything pending\n  cargo procrastinate upgrade 0029             # up to and including 0029\n  cargo procrastinate upgrade +1               # the next migration only\n  cargo procrastinate upgrade --phase pre      # zero-downtime: before deploying the release\n  cargo procrastinate upgrade --phase post     # zero-downtime: after deploying it\n  cargo procrastinate upgrade --message-format json   # one object per migration, then the result\n  cargo procrastinate upgrade --from-schema    # a fresh database: built from the verified schema.sql"
+        after_help = "Examples:\n  cargo procrastinate upgrade                  # everything pending\n  cargo procrastinate upgrade 0029             # up to and including 0029\n  cargo procrastinate upgrade +1               # the next migration only\n  cargo procrastinate upgrade --phase pre      # zero-downtime: before deploying the release\n  cargo procrastinate upgrade --phase post     # zero-downtime: after deploying it\n  cargo procrastinate upgrade --message-format json   # one object per migration, then the result\n  cargo procrastinate upgrade --from-schema    # a fresh database: built from the verified schema.sql\n  cargo procrastinate upgrade --dry-run        # what would run; nothing is changed"
     )]
     Upgrade {
         /// Where to stop (default: head); or use --phase / --to-version.
@@ -133,6 +133,9 @@ pub enum Command {
         /// builds exactly that file; otherwise apply the migrations as usual.
         #[arg(long, conflicts_with_all = ["phase", "to_version"])]
         from_schema: bool,
+        /// List what would run (and what would be accepted or recorded), and change nothing.
+        #[arg(long, conflicts_with = "from_schema")]
+        dry_run: bool,
     },
     /// The zero-downtime deploy steps from the database's state, one release at a time, with
     /// the command for each.
@@ -202,11 +205,16 @@ pub enum Command {
         /// The revision: `0030`, `head`, `+1` (after current: none here, so the first), NAME@REV.
         rev: String,
     },
-    /// Exit 0 only if the database is at head and every applied file is unchanged.
+    /// Exit 0 only if the database is at head and every applied file is unchanged (--compatible: may this build run on it).
     #[command(
-        after_help = "Examples:\n  cargo procrastinate check                    # exit 0 at head, 4 behind, 5 diverged\n  cargo procrastinate check -q || echo \"migrate first\""
+        after_help = "Plain `check` is strict, for CI: at head or not. During a zero-downtime deploy the database is\nbetween a release's pre and post migrations: a readiness probe wants `check --compatible`, the\napplication's own start-up check (same code, same window), or the rollout stalls before `--phase post`.\n\nExamples:\n  cargo procrastinate check                    # CI: exit 0 at head, 4 behind, 5 diverged\n  cargo procrastinate check --compatible       # probe: exit 0 if this build runs on it, 4 needs an upgrade, 5 too new\n  cargo procrastinate check -q || echo \"migrate first\""
     )]
-    Check,
+    Check {
+        /// The start-up check's verdict instead: exit 0 when a build of these files may run on the
+        /// database (its post migrations may be pending, the next release's pre applied).
+        #[arg(long)]
+        compatible: bool,
+    },
     /// Print the SQL that `upgrade` would run, as a script for psql.
     #[command(
         after_help = "Examples:\n  cargo procrastinate sql --offline > all.sql  # every migration, for psql -f\n  cargo procrastinate sql --offline --from 0029 > upgrade.sql\n  cargo procrastinate sql                      # what is pending in the database\n  psql -v ON_ERROR_STOP=1 -f upgrade.sql"
@@ -221,6 +229,9 @@ pub enum Command {
         /// Start after this revision (the one the target database is at); same as `REV:head`.
         #[arg(long, value_name = "REV", conflicts_with = "range")]
         from: Option<String>,
+        /// List the migrations the script would hold (one per line), not the script.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write the next migration file of a set, correctly named: `{version}_{serial}_{pre|post}_{description}.sql`.
     #[command(
@@ -338,7 +349,8 @@ fn after_help() -> String {
     format!(
         "Examples:\n  cargo procrastinate --scratch upgrade        # try it on a throwaway PostgreSQL\n  \
          cargo procrastinate upgrade                  # DATABASE_URL from the environment or .env\n  \
-         cargo procrastinate check                    # in CI or a readiness probe\n  \
+         cargo procrastinate check                    # in CI: at head, every file unchanged\n  \
+         cargo procrastinate check --compatible       # a readiness probe: may this build run on it?\n  \
          cargo procrastinate plan                     # the zero-downtime steps\n  \
          cargo procrastinate <COMMAND> --help         # each command's examples\n\n\
          Settings: defaults < [workspace.metadata.procrastinate] < [package.metadata.procrastinate] \

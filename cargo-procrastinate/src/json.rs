@@ -9,7 +9,7 @@
 //! Per-set results list their sets under `sets`; when one set is configured its fields are
 //! also at the top level (a script for a single set reads `.current`, not `.sets[0].current`).
 
-use procrastinate_migrations::db::{Divergence, MigrationFailure};
+use procrastinate_migrations::db::{Divergence, MigrationFailure, Outcome};
 use procrastinate_migrations::diagnostic::Excerpt;
 use procrastinate_migrations::{Problem, Revision};
 use serde::Serialize;
@@ -108,6 +108,9 @@ pub struct Current {
     pub tracking_table: String,
     /// Every disagreement with the files.
     pub divergences: Vec<DivergenceJson>,
+    /// Nothing of the set is recorded, yet these of its objects exist (a few): a database built
+    /// without this tool, to adopt with `stamp --detect`. Empty otherwise.
+    pub unadopted: Vec<String>,
 }
 
 /// `current`'s top-level field, over every set.
@@ -138,6 +141,29 @@ pub struct Check {
     pub revised_upstream: Vec<Revised>,
     /// Every disagreement with the files; any one fails.
     pub divergences: Vec<DivergenceJson>,
+    /// Nothing of the set is recorded, yet these of its objects exist (a few): a database built
+    /// without this tool, to adopt with `stamp --detect` (exit 4). Empty otherwise.
+    pub unadopted: Vec<String>,
+}
+
+/// `check --compatible`, per set: the start-up check's verdict.
+#[derive(Serialize)]
+pub struct Compatible {
+    /// `set` and `head`, at this object's top level.
+    #[serde(flatten)]
+    pub id: SetId,
+    /// Whether a build of these files may run on the database.
+    pub ok: bool,
+    /// 0 compatible, 4 needs an upgrade (or adopting), 5 too new for these files or diverged.
+    pub exit_code: i32,
+    /// `compatible`, `needs_upgrade`, `unadopted`, `too_new` or `diverged`.
+    pub verdict: &'static str,
+    /// The last recorded revision; `null` for base.
+    pub current: Option<String>,
+    /// The oldest revision a build of these files runs on.
+    pub oldest: String,
+    /// The verdict as printed, with what to do.
+    pub message: String,
 }
 
 /// `check`'s top-level fields: the worst verdict over every set.
@@ -226,6 +252,8 @@ pub struct Plan {
     pub current: Option<String>,
     /// The steps, in order; empty when nothing is pending (up to `--to`).
     pub steps: Vec<PlanStep>,
+    /// Nothing of the set is recorded, yet these of its objects exist: the one step is `adopt`.
+    pub unadopted: Vec<String>,
 }
 
 /// One step of a zero-downtime deploy.
@@ -233,7 +261,8 @@ pub struct Plan {
 pub struct PlanStep {
     /// The release the step is about (`3.0.0`).
     pub release: String,
-    /// `apply_pre`, `deploy`, `apply_post` or `interrupt`.
+    /// `apply_pre`, `deploy`, `apply_post`, `interrupt`, or `adopt` (record the revision of a
+    /// database built without this tool).
     pub action: &'static str,
     /// The step in words, as printed.
     pub description: String,
@@ -384,6 +413,52 @@ pub struct Upgrade {
     /// With `--from-schema`, when the set was built from this `schema.sql` instead of running
     /// its migrations (each recorded as stamped); `null` otherwise.
     pub from_schema: Option<String>,
+    /// What was said before anything ran, as printed on stderr after `warning: `: a plain
+    /// upgrade that runs a release's `post` together with later releases' migrations.
+    pub warnings: Vec<String>,
+}
+
+/// `sql --dry-run`, per set: the migrations the script would hold.
+#[derive(Serialize)]
+pub struct SqlDryRun {
+    /// `set` and `head`, at this object's top level.
+    #[serde(flatten)]
+    pub id: SetId,
+    /// In order.
+    pub migrations: Vec<Planned>,
+}
+
+/// A migration that would run.
+#[derive(Serialize, Clone)]
+pub struct Planned {
+    /// Its revision.
+    pub revision: String,
+    /// Its file.
+    pub file_name: String,
+    /// `pre`, `post` or `unmarked`.
+    pub phase: &'static str,
+}
+
+/// `upgrade --dry-run`, per set: what would happen, in order, with nothing changed.
+#[derive(Serialize)]
+pub struct UpgradeDryRun {
+    /// `set` and `head`, at this object's top level.
+    #[serde(flatten)]
+    pub id: SetId,
+    /// Always `true`: nothing was changed.
+    pub dry_run: bool,
+    /// The revision the set is at; `null` for base.
+    pub from: Option<String>,
+    /// The revision it would be at.
+    pub to: Option<String>,
+    /// The migrations that would run, in order.
+    pub would_apply: Vec<Planned>,
+    /// Changed files whose new checksum would be recorded (`--accept-changed`), without running them.
+    pub would_accept: Vec<String>,
+    /// Files upstream revised in place whose revised text would be recorded.
+    pub would_record_revised: Vec<String>,
+    /// What a real run says before it starts (see `upgrade`'s `warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// A migration this `upgrade` applied.
@@ -465,8 +540,13 @@ pub struct FailedMigration {
     pub context: Option<String>,
     /// The file's lines around `line`, the position marked; `null` when `line` is.
     pub excerpt: Option<Excerpt>,
-    /// The revision the set is at after the rollback.
+    /// The revision the set is at after the rollback (`null`: base, or not known: see
+    /// `outcome`).
     pub current: Option<String>,
+    /// `rolled_back`; `not_recorded` (a `-- no-transaction` file: nothing rolled it back);
+    /// `unknown` (the connection was lost: `current` is what a new connection read, or `null`
+    /// when none could be made).
+    pub outcome: &'static str,
 }
 
 impl From<&MigrationFailure> for FailedMigration {
@@ -483,7 +563,15 @@ impl From<&MigrationFailure> for FailedMigration {
             hint: f.hint.clone(),
             context: f.context.clone(),
             excerpt: f.excerpt.clone(),
-            current: rev(f.current),
+            current: match f.outcome {
+                Outcome::Unknown { read } => read.and_then(rev),
+                _ => rev(f.current),
+            },
+            outcome: match f.outcome {
+                Outcome::RolledBack => "rolled_back",
+                Outcome::NotRecorded => "not_recorded",
+                Outcome::Unknown { .. } => "unknown",
+            },
         }
     }
 }

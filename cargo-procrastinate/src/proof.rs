@@ -63,11 +63,6 @@ impl Proof {
         Ok(path)
     }
 
-    /// Removes a proof that no longer holds (`verify` found a difference).
-    pub fn remove(dir: &Path) {
-        let _ = std::fs::remove_file(dir.join(PROOF));
-    }
-
     /// The proof in `dir` and the `schema.sql` it vouches for, if they still hold for
     /// `migrations`; else what is wrong, naming the file and what to run.
     pub fn check(dir: &Path, migrations: &[Migration]) -> Result<(Proof, String), String> {

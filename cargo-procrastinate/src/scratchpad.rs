@@ -96,7 +96,8 @@ impl Scratchpad {
         let failed = |e: postgres::Error| Failure::new(crate::exit::FAILED, format!("the reference schema failed to apply: {}", db::describe(&e)));
         if let Some(s) = schema {
             let s = procrastinate_migrations::tracking::quote_ident(s);
-            client.batch_execute(&format!("CREATE SCHEMA {s}; SET search_path TO {s}")).map_err(failed)?;
+            // `public` exists already; the migrations' side creates a missing schema the same way.
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}")).map_err(failed)?;
         }
         client.batch_execute(sql).map_err(failed)?;
         catalog::read(&mut client, schema.unwrap_or("public"), tracking_table).map_err(failed)
@@ -111,7 +112,7 @@ fn cache_file(migrations: &[Migration], schema: &str, table: &str, server_versio
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
-    let mut key = format!("{}\0{server_version}\0{schema}\0{table}", env!("CARGO_PKG_VERSION"));
+    let mut key = format!("{}\0{}\0{server_version}\0{schema}\0{table}", env!("CARGO_PKG_VERSION"), catalog::FORMAT);
     for m in migrations {
         key.push_str(&format!("\0{}\0{}", m.file_name, m.checksum));
     }

@@ -23,13 +23,12 @@ fn main() -> ExitCode {
     for set in migrations::SETS {
         let w = set.window;
         println!(
-            "set {}: {} migrations, head {}, runs on databases from {} to {}{}",
+            "set {}: {} migrations, head {}, runs on databases from {} to {} plus the next release's pre migrations",
             set.name.unwrap_or("(unnamed)"),
             set.migrations.len(),
             w.head,
             w.oldest,
             w.head,
-            if w.next_release_pre { " plus the next release's pre migrations" } else { "" }
         );
     }
     let Ok(url) = std::env::var("DATABASE_URL") else { return ExitCode::SUCCESS };
@@ -73,7 +72,7 @@ async fn start(url: &str) -> ExitCode {
     match procrastinate_migrations::db_async::check_sets(&client, migrations::SETS).await {
         Ok(verdicts) => {
             for v in &verdicts {
-                println!("{}: {v}", v.set.unwrap_or("database"));
+                println!("{}: {v}", v.set.as_deref().unwrap_or("database"));
             }
             if verdicts.iter().all(|v| v.is_compatible()) {
                 ExitCode::SUCCESS

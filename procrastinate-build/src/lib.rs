@@ -95,9 +95,21 @@ fn check_database(url: &str, sets: &[GenSet<'_>]) -> Result<(), Error> {
             window: Window::of(&g.set.migrations),
         })
         .collect();
-    // The URL is never quoted back: it may hold a password.
-    let mut client = postgres::Client::connect(url, postgres::NoTls)
-        .map_err(|e| Error::Database(format!("cannot connect to {BUILD_DATABASE_URL}: {}", db::describe(&e))))?;
+    // The CLI's parser and libpq's rules (service, PG* variables, password file); the URL is
+    // never quoted back: it may hold a password.
+    use procrastinate_migrations::conninfo;
+    let bad = |e: String| Error::Database(format!("{BUILD_DATABASE_URL}: {e}"));
+    let env = |k: &str| std::env::var(k).ok();
+    let params = conninfo::resolve(conninfo::parse(url).map_err(bad)?, &env, &[("connect_timeout", "10"), ("fallback_application_name", "procrastinate-build")])
+        .map_err(bad)?;
+    if matches!(params.get("sslmode"), Some("require" | "verify-ca" | "verify-full")) {
+        return Err(bad("the build-time check connects without TLS; give sslmode=disable or prefer (or check with `cargo procrastinate check --compatible`)".into()));
+    }
+    let mut client = params
+        .config()
+        .map_err(bad)?
+        .connect(postgres::NoTls)
+        .map_err(|e| Error::Database(format!("cannot connect to {BUILD_DATABASE_URL} ({}): {}", params.display(), db::describe(&e))))?;
     db::verify_sets(&mut client, &defs)
         .map(drop)
         .map_err(|e| Error::Database(format!("the database at {BUILD_DATABASE_URL}: {e}")))
@@ -200,6 +212,13 @@ impl Builder {
             println!("cargo:rerun-if-env-changed={BUILD_DATABASE_URL}");
         }
         if let Some(url) = std::env::var(BUILD_DATABASE_URL).ok().filter(|u| !u.is_empty()) {
+            if self.emit_rerun {
+                // The database changes without any file changing: while the variable is set,
+                // the check runs on every build (cargo reruns a build script that names a path
+                // that does not exist).
+                let never = out_dir.join("procrastinate-build-database-check.never-exists");
+                println!("cargo:rerun-if-changed={}", never.display());
+            }
             match check_database(&url, &gen) {
                 Ok(()) => {}
                 Err(e) if self.database_check == DatabaseCheck::Warn => println!("cargo:warning={}", e.to_string().replace('\n', " ")),
@@ -386,16 +405,15 @@ fn set_items(g: &GenSet<'_>, pm: &str) -> String {
          /// The `version-table` setting, for `db::Options::new`.\n#[allow(dead_code)]\n\
          pub const VERSION_TABLE: &str = {version_table:?};\n\n\
          /// The database states this build runs on: every migration through `oldest` applied (the\n\
-         /// head release's `post` may be pending), up to the head plus, when `next_release_pre`,\n\
-         /// the next release's `pre` migrations.\n#[allow(dead_code)]\n\
+         /// head release's `post` may be pending), up to the head plus the next release's migrations\n\
+         /// recorded as `pre`.\n#[allow(dead_code)]\n\
          pub const WINDOW: {pm}::compat::Window = {pm}::compat::Window {{ oldest: {pm}::Revision::new({oldest}), \
-         head: {pm}::Revision::new({head}), next_release_pre: {next_pre} }};\n\n\
+         head: {pm}::Revision::new({head}) }};\n\n\
          /// This set, for `db::verify_sets` (through `SETS`) or `db::Options::for_set`.\n#[allow(dead_code)]\n\
          pub const SET: {pm}::SetDef = {pm}::SetDef {{ name: {name:?}, migrations: MIGRATIONS, schema: SCHEMA, \
          version_table: VERSION_TABLE, window: WINDOW }};\n",
         head = set.head().number(),
         oldest = window.oldest.number(),
-        next_pre = window.next_release_pre,
         schema = g.schema,
         version_table = g.version_table,
         name = g.name,

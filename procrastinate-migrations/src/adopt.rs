@@ -57,6 +57,56 @@ pub fn from_alembic(version_num: &str, migrations: &[Migration]) -> Option<Revis
     (n >= 1 && n as usize <= migrations.len()).then(|| Revision::new(n))
 }
 
+/// The names of the relations, types and routines that `migrations` create (`CREATE TABLE`,
+/// `CREATE TYPE`, `CREATE FUNCTION`, `CREATE VIEW`, ...), as the server folds them (schema
+/// qualifiers dropped), in the order the files create them, each once. Read from each
+/// statement's tokens, comments and strings understood: enough to see whether a database
+/// already holds a set it does not record.
+pub fn created_names(migrations: &[Migration]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut names = Vec::new();
+    for m in migrations {
+        let Ok(statements) = crate::lexer::statements(&m.sql) else { continue };
+        for st in statements {
+            if let Some(name) = created_name(&st.head) {
+                if seen.insert(name.clone()) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The object a `CREATE ...` statement's first tokens name, for the kinds [`created_names`] keeps.
+fn created_name(head: &[String]) -> Option<String> {
+    let mut t = head.iter().map(String::as_str).peekable();
+    if t.next()? != "CREATE" {
+        return None;
+    }
+    if t.peek() == Some(&"OR") {
+        t.next();
+        (t.next()? == "REPLACE").then_some(())?;
+    }
+    while matches!(t.peek(), Some(&("TEMP" | "TEMPORARY" | "UNLOGGED" | "GLOBAL" | "LOCAL" | "RECURSIVE" | "MATERIALIZED"))) {
+        t.next();
+    }
+    if !matches!(t.next()?, "TABLE" | "TYPE" | "FUNCTION" | "PROCEDURE" | "VIEW" | "SEQUENCE" | "DOMAIN") {
+        return None;
+    }
+    if t.peek() == Some(&"IF") {
+        let (a, b) = (t.next(), t.next());
+        (a == Some("IF") && t.next()? == "EXISTS" && b == Some("NOT")).then_some(())?;
+    }
+    let mut name = t.next()?;
+    while t.peek() == Some(&".") {
+        t.next();
+        name = t.next()?;
+    }
+    let first = name.chars().next()?;
+    (first == '"' || first.is_alphabetic() || first == '_').then(|| crate::lexer::ident(name))
+}
+
 /// What the catalog says.
 #[derive(Debug)]
 pub enum CatalogMatch {
@@ -128,6 +178,17 @@ mod tests {
         assert_eq!(from_alembic("procrastinate_0000", &ms), Some(Revision::new(1)));
         assert_eq!(from_alembic("0039", &ms), None);
         assert_eq!(from_alembic("ae1027a6acf", &ms), None);
+    }
+
+    #[test]
+    fn created_names_come_from_the_statements_not_their_text() {
+        let sql = "-- CREATE TABLE not_this (x int);\nCREATE TABLE IF NOT EXISTS public.orders (id int);\n\
+                   CREATE OR REPLACE FUNCTION \"Total\"() RETURNS int AS $$ CREATE TABLE nor_this () $$ LANGUAGE sql;\n\
+                   CREATE UNLOGGED TABLE scratch (x int); CREATE TYPE status AS ENUM ('a');\n\
+                   CREATE INDEX orders_idx ON orders (id); CREATE MATERIALIZED VIEW totals AS SELECT 1;\n\
+                   INSERT INTO orders VALUES (1); CREATE TABLE orders_copy (LIKE orders);";
+        let set = MigrationSet::from_files("d".into(), vec![("01.00.00_01_a.sql".into(), sql.as_bytes().to_vec())]).unwrap();
+        assert_eq!(created_names(&set.migrations), ["orders", "Total", "scratch", "status", "totals", "orders_copy"]);
     }
 
     #[test]

@@ -136,16 +136,29 @@ fn first_difference<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     }
 }
 
-/// The catalog of `schema` in the connected database, leaving out `tracking_table`.
+/// Bumped whenever what [`read`] returns for the same schema changes (caches key on it).
+pub const FORMAT: u32 = 2;
+
+/// The catalog of `schema` in the connected database, leaving out `tracking_table`. Read with
+/// `search_path` set to that schema alone, in a read-only transaction of its own: definitions
+/// name other schemas' objects qualified and the schema's own unqualified, whatever the
+/// session's `search_path`, so that two databases compare by what they hold.
 #[cfg(feature = "postgres")]
 pub fn read(client: &mut postgres::Client, schema: &str, tracking_table: &str) -> Result<Catalog, postgres::Error> {
-    use crate::tracking::quote_literal;
-    let sql = include_str!("catalog.sql").replace("{schema}", &quote_literal(schema)).replace("{table}", &quote_literal(tracking_table));
+    use crate::tracking::{quote_ident, quote_literal};
+    let sql = format!(
+        "BEGIN READ ONLY;\nSELECT set_config('search_path', {}, true);\n{};\nCOMMIT",
+        quote_literal(&quote_ident(schema)),
+        include_str!("catalog.sql").replace("{schema}", &quote_literal(schema)).replace("{table}", &quote_literal(tracking_table))
+    );
     let objects = client
-        .simple_query(&sql)?
+        .simple_query(&sql)
+        .inspect_err(|_| {
+            let _ = client.batch_execute("ROLLBACK");
+        })?
         .into_iter()
         .filter_map(|m| match m {
-            postgres::SimpleQueryMessage::Row(r) => Some(Object {
+            postgres::SimpleQueryMessage::Row(r) if r.len() == 3 => Some(Object {
                 kind: r.get(0).unwrap_or_default().to_string(),
                 name: r.get(1).unwrap_or_default().to_string(),
                 definition: r.get(2).unwrap_or_default().to_string(),

@@ -7,8 +7,12 @@
 //! The window (computed at build time, see [`Window`]): the oldest state is every migration
 //! through the last `pre` of the build's head release (its `post` may still be pending: the
 //! release's code works with and without it); the newest is the head plus the next release's
-//! `pre` migrations, which upstream promises older code tolerates, never a later `post`. A set
-//! whose files carry no phase is compatible only at its head.
+//! migrations that are *recorded* as `pre` (the recorded file names say so, whatever markers the
+//! build's own files carry: a 2.15 build runs with 3.0's `pre` applied), never a `post`. A set
+//! whose files carry no phase needs its head.
+//!
+//! A set with nothing recorded whose objects exist anyway (a database built by `schema.sql`,
+//! Django or Alembic) is [`Compatibility::Unadopted`]: [`adoption_sql`] finds those objects.
 
 use std::fmt;
 
@@ -16,7 +20,7 @@ use crate::deploy::releases;
 use crate::migration::{Migration, Phase, Revision};
 use crate::set::SetDef;
 use crate::state::{Applied, Divergence, Status};
-use crate::tracking::TrackingTable;
+use crate::tracking::{quote_literal, TrackingTable};
 
 /// The database states a build runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,8 +29,6 @@ pub struct Window {
     pub oldest: Revision,
     /// The build's last migration.
     pub head: Revision,
-    /// Whether the next release's `pre` migrations may be applied beyond `head`.
-    pub next_release_pre: bool,
 }
 
 impl Window {
@@ -37,8 +39,7 @@ impl Window {
         // The head release's trailing `post` migrations may be pending.
         let posts = last.migrations.iter().rev().take_while(|m| m.phase == Phase::Post).count();
         let oldest = if posts == migrations.len() { head } else { migrations[migrations.len() - 1 - posts].revision };
-        let next_release_pre = migrations.iter().any(|m| m.phase != Phase::Unmarked);
-        Window { oldest, head, next_release_pre }
+        Window { oldest, head }
     }
 }
 
@@ -71,13 +72,19 @@ pub enum Compatibility {
     },
     /// The files and the database disagree (changed, inserted, gone or renamed files).
     Diverged(Vec<Divergence>),
+    /// Nothing of the set is recorded, yet its objects exist: a database built by `schema.sql`,
+    /// Django, Alembic or by hand, to adopt with `stamp --detect` (an upgrade would fail on them).
+    Unadopted {
+        /// Names of the set's relations, types and routines found in the schema (a few).
+        found: Vec<String>,
+    },
 }
 
 /// A set's verdict, with what is needed to say it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
     /// The set's name (`None`: the one set of a plain `migrations = "dir"`).
-    pub set: Option<&'static str>,
+    pub set: Option<String>,
     /// The database states this build runs on.
     pub window: Window,
     /// Where the database stands within, or outside, the window.
@@ -91,11 +98,32 @@ impl Verdict {
     }
 
     fn label(&self, r: Option<Revision>) -> String {
-        crate::label(self.set, r)
+        crate::label(self.set.as_deref(), r)
     }
 
     fn set_flag(&self) -> String {
-        self.set.map(|s| format!(" --set {s}")).unwrap_or_default()
+        self.set.as_ref().map(|s| format!(" --set {s}")).unwrap_or_default()
+    }
+
+    /// The exit code `cargo procrastinate check --compatible` gives for it: 0 compatible, 4
+    /// needs an upgrade (or adopting), 5 too new or diverged.
+    pub fn exit_code(&self) -> i32 {
+        match self.compatibility {
+            Compatibility::Compatible { .. } => 0,
+            Compatibility::NeedsUpgrade { .. } | Compatibility::Unadopted { .. } => 4,
+            Compatibility::TooNew { .. } | Compatibility::Diverged(_) => 5,
+        }
+    }
+
+    /// `compatible`, `needs_upgrade`, `unadopted`, `too_new` or `diverged`: how JSON names it.
+    pub fn kind(&self) -> &'static str {
+        match self.compatibility {
+            Compatibility::Compatible { .. } => "compatible",
+            Compatibility::NeedsUpgrade { .. } => "needs_upgrade",
+            Compatibility::Unadopted { .. } => "unadopted",
+            Compatibility::TooNew { .. } => "too_new",
+            Compatibility::Diverged(_) => "diverged",
+        }
     }
 }
 
@@ -138,16 +166,37 @@ impl fmt::Display for Verdict {
             ),
             Compatibility::Diverged(list) => {
                 write!(f, "the database and this build's migration files disagree:")?;
-                list.iter().try_for_each(|d| write!(f, "\n  {d}"))
+                list.iter().try_for_each(|d| write!(f, "\n  {}", d.display_in(self.set.as_deref())))
             }
+            Compatibility::Unadopted { found } => write!(
+                f,
+                "the database has this set's objects ({}) but records none of its migrations: it was built by \
+                 schema.sql, Django, Alembic or by hand. Adopt it once with `cargo procrastinate stamp{} --detect` \
+                 (it finds the revision and records it); `upgrade` would fail on the existing objects",
+                found.join(", "),
+                self.set_flag()
+            ),
         }
     }
 }
 
 /// The verdict for a set embedded as `def`, from its recorded rows (`None`: no tracking table).
 pub fn check(def: &SetDef, rows: Option<Vec<Applied>>) -> Verdict {
-    let window = def.window;
-    let status = Status::compare(rows, def.migrations);
+    verdict(def.name, def.migrations, def.window, rows, Vec::new())
+}
+
+/// [`check`], knowing which of the set's objects exist (what [`adoption_sql`] returns): with
+/// nothing recorded and some found, the verdict is [`Compatibility::Unadopted`].
+pub fn check_adopted(def: &SetDef, rows: Option<Vec<Applied>>, found: Vec<String>) -> Verdict {
+    verdict(def.name, def.migrations, def.window, rows, found)
+}
+
+/// The verdict for set `set` (its `migrations` and `window`), from its recorded rows (`None`: no
+/// tracking table) and the names of its objects found in the schema (see [`adoption_sql`]; empty
+/// when not looked for): what [`check`] says for an embedded set, and `check --compatible` for
+/// the files on disk.
+pub fn verdict(set: Option<&str>, migrations: &[Migration], window: Window, rows: Option<Vec<Applied>>, found: Vec<String>) -> Verdict {
+    let status = Status::compare(rows, migrations);
     let unknown: Vec<String> = status.ahead().to_vec();
     let other: Vec<Divergence> = status.divergences.iter().filter(|d| !matches!(d, Divergence::Ahead { .. })).cloned().collect();
     let compatibility = if !other.is_empty() {
@@ -155,16 +204,41 @@ pub fn check(def: &SetDef, rows: Option<Vec<Applied>>) -> Verdict {
     } else if !unknown.is_empty() {
         // Beyond the head, and not just the next release's pre (Status::compare's window).
         Compatibility::TooNew { unknown }
+    } else if status.applied.is_empty() && !found.is_empty() {
+        Compatibility::Unadopted { found }
     } else if status.current < Some(window.oldest) {
         let done = status.current.map_or(0, |r| r.number() as usize);
-        let missing = def.migrations[done..=window.oldest.index()].iter().map(|m| m.file_name.to_string()).collect();
+        let missing = migrations[done..=window.oldest.index()].iter().map(|m| m.file_name.to_string()).collect();
         Compatibility::NeedsUpgrade { current: status.current, needs: window.oldest, missing }
     } else {
         let current = status.current.expect("at least the oldest is applied");
-        let pending = status.pending(def.migrations).iter().map(|m| m.file_name.to_string()).collect();
+        let pending = status.pending(migrations).iter().map(|m| m.file_name.to_string()).collect();
         Compatibility::Compatible { current, pending, ahead: status.beyond.clone() }
     };
-    Verdict { set: def.name, window, compatibility }
+    Verdict { set: set.map(str::to_string), window, compatibility }
+}
+
+/// One query whose rows are the names of the set's relations, types and routines (those its
+/// files create) that exist in `schema` (`None`: the first schema of the `search_path`), at
+/// most three: run when nothing of the set is recorded, to tell an empty database from one
+/// built without this tool. `None` when the files create nothing it can name.
+pub fn adoption_sql(migrations: &[Migration], schema: Option<&str>) -> Option<String> {
+    let names = crate::adopt::created_names(migrations);
+    if names.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = names.iter().map(|n| quote_literal(n)).collect();
+    let ns = match schema {
+        Some(s) => format!("(SELECT oid FROM pg_namespace WHERE nspname = {})", quote_literal(s)),
+        None => "(SELECT oid FROM pg_namespace WHERE nspname = current_schema())".to_string(),
+    };
+    Some(format!(
+        "SELECT n FROM unnest(ARRAY[{}]::text[]) WITH ORDINALITY AS u(n, i) \
+         WHERE EXISTS (SELECT FROM pg_class WHERE relname = n AND relnamespace = {ns}) \
+         OR EXISTS (SELECT FROM pg_type WHERE typname = n AND typnamespace = {ns}) \
+         OR EXISTS (SELECT FROM pg_proc WHERE proname = n AND pronamespace = {ns}) ORDER BY i LIMIT 3",
+        names.join(", ")
+    ))
 }
 
 /// The two queries that read a set's rows, whatever the driver: first whether the tracking
@@ -202,7 +276,7 @@ mod tests {
     fn the_window_runs_from_the_head_release_pre_to_the_next_release_pre() {
         let new = leak(&V3_4);
         let old = leak(&V3_3);
-        assert_eq!(Window::of(new), Window { oldest: Revision::new(4), head: Revision::new(5), next_release_pre: true });
+        assert_eq!(Window::of(new), Window { oldest: Revision::new(4), head: Revision::new(5) });
         assert_eq!(Window::of(old).oldest, Revision::new(3));
         let (new_def, old_def) = (def(new), def(old));
         // A database at 3.3 (0003), at 3.4's pre (0004), at 3.4's post (0005).
@@ -220,6 +294,32 @@ mod tests {
         let needs = check(&new_def, None).to_string();
         assert!(needs.contains("database is at procrastinate@base but this build needs procrastinate@0004"), "{needs}");
     }
+
+    #[test]
+    fn beyond_the_head_the_recorded_names_decide() {
+        // A build whose files carry no marker (Procrastinate 2.15) and a database with 3.0's pre.
+        let old = leak(&["02.13.00_01_a.sql", "02.14.01_01_b.sql"]);
+        let newer = leak(&["02.13.00_01_a.sql", "02.14.01_01_b.sql", "03.00.00_01_pre_c.sql", "03.00.00_50_post_c.sql"]);
+        assert!(check(&def(old), rows(&newer[..3])).is_compatible());
+        assert!(matches!(check(&def(old), rows(newer)).compatibility, Compatibility::TooNew { .. }));
+    }
+
+    #[test]
+    fn hints_name_the_set_and_unadopted_databases_point_to_stamp_detect() {
+        let ms = leak(&THREE);
+        let mut recorded = rows(ms).unwrap();
+        recorded[1].checksum = "00".repeat(32);
+        let verdict = check(&def(ms), Some(recorded));
+        assert!(verdict.to_string().contains("`upgrade --accept-changed procrastinate@0002`"), "{verdict}");
+        assert_eq!(verdict.exit_code(), 5);
+        let unadopted = check_adopted(&def(ms), None, vec!["orders".into()]);
+        assert_eq!((unadopted.kind(), unadopted.exit_code()), ("unadopted", 4));
+        assert!(unadopted.to_string().contains("`cargo procrastinate stamp --set procrastinate --detect`"), "{unadopted}");
+        // Recorded rows win: objects found beside them are the set's own, not unadopted.
+        assert!(check_adopted(&def(ms), rows(&ms[..1]), vec!["orders".into()]).compatibility != unadopted.compatibility);
+    }
+
+    const THREE: [&str; 3] = ["01.00.00_01_a.sql", "01.00.00_02_b.sql", "01.00.00_03_c.sql"];
 
     #[test]
     fn a_set_without_phases_is_compatible_only_at_its_head() {

@@ -36,7 +36,7 @@ impl fmt::Display for CheckError {
         match self {
             CheckError::Db(e) => write!(f, "cannot read the tracking table: {e}"),
             CheckError::Config(e) => f.write_str(e),
-            CheckError::Incompatible(v) => match v.set {
+            CheckError::Incompatible(v) => match &v.set {
                 Some(set) => write!(f, "set `{set}`: {v}"),
                 None => write!(f, "{v}"),
             },
@@ -52,12 +52,19 @@ pub async fn check_sets(client: &tokio_postgres::Client, sets: &[SetDef]) -> Res
     for (i, def) in sets.iter().enumerate() {
         let (exists, rows) = compat::queries(def, i == 0).map_err(CheckError::Config)?;
         let found = text_rows(client, &exists).await?;
-        let rows = if found.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) == Some("t") {
+        let rows: Option<Vec<Applied>> = if found.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) == Some("t") {
             Some(text_rows(client, &rows).await?.iter().map(|r| Applied::from_text(r)).collect())
         } else {
             None
         };
-        verdicts.push(compat::check(def, rows));
+        // Nothing recorded: an empty database, or one built without this tool?
+        let mut objects = Vec::new();
+        if rows.as_ref().is_none_or(Vec::is_empty) {
+            if let Some(sql) = compat::adoption_sql(def.migrations, def.schema) {
+                objects = text_rows(client, &sql).await?.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+            }
+        }
+        verdicts.push(compat::check_adopted(def, rows, objects));
     }
     Ok(verdicts)
 }

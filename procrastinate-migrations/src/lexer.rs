@@ -21,6 +21,30 @@ pub struct Statement {
     pub line: usize,
     /// Upper-cased first word (`CREATE`, `BEGIN`, ...), empty when it starts with a symbol.
     pub keyword: String,
+    /// The statement's first tokens (at most [`HEAD_TOKENS`]), as the server's lexer sees them,
+    /// comments left out: words upper-cased, quoted identifiers as written (`"Orders"`), a
+    /// string literal as `'`, any other symbol as itself (`(`, `.`, `=`). Enough to classify a
+    /// statement (`SET/*LOCAL*/ x` is a session `SET`) and name what it creates.
+    pub head: Vec<String>,
+}
+
+/// How many tokens of each statement [`Statement::head`] keeps.
+pub const HEAD_TOKENS: usize = 12;
+
+impl Statement {
+    /// The `n`th token of [`head`](Self::head), or `""`.
+    pub fn token(&self, n: usize) -> &str {
+        self.head.get(n).map_or("", String::as_str)
+    }
+}
+
+/// An identifier token of [`Statement::head`] as the server folds it: a quoted one unquoted, as
+/// written; a plain word in lower case.
+pub fn ident(token: &str) -> String {
+    match token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => token.to_ascii_lowercase(),
+    }
 }
 
 /// Why a file cannot be run as one transaction by this tool.
@@ -48,13 +72,8 @@ pub fn line_of(text: &str, offset: usize) -> usize {
 }
 
 fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> {
-    let words: Vec<String> = sql[st.span.clone()]
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .take(2)
-        .map(str::to_ascii_uppercase)
-        .collect();
-    let second = words.get(1).map(String::as_str).unwrap_or("");
+    let words: Vec<&str> = st.head.iter().take(2).map(String::as_str).collect();
+    let second = st.token(1);
     let refused = match st.keyword.as_str() {
         "BEGIN" | "COMMIT" | "END" | "ABORT" => true,
         "START" | "PREPARE" => second == "TRANSACTION",
@@ -113,9 +132,9 @@ struct Scanner<'a> {
     paren_depth: usize,
     /// psql's `begin_depth`: BEGIN (ATOMIC) / CASE nesting inside CREATE FUNCTION/PROCEDURE.
     begin_depth: usize,
-    /// The statement's first words, upper-cased (up to 4): enough to recognize
+    /// The statement's first tokens (see [`Statement::head`]): enough to recognize
     /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, the only statements whose bodies may hold `;`.
-    first_words: Vec<String>,
+    head: Vec<String>,
 }
 
 fn is_ident_start(b: u8) -> bool {
@@ -138,7 +157,7 @@ impl<'a> Scanner<'a> {
             keyword: String::new(),
             paren_depth: 0,
             begin_depth: 0,
-            first_words: Vec::new(),
+            head: Vec::new(),
         }
     }
 
@@ -165,18 +184,33 @@ impl<'a> Scanner<'a> {
 
     fn finish_statement(&mut self, end: usize) {
         if let Some((start, line)) = self.start.take() {
-            self.out.push(Statement { span: start..end, line, keyword: std::mem::take(&mut self.keyword) });
+            self.out.push(Statement { span: start..end, line, keyword: std::mem::take(&mut self.keyword), head: std::mem::take(&mut self.head) });
         }
         self.keyword.clear();
         self.paren_depth = 0;
         self.begin_depth = 0;
-        self.first_words.clear();
+        self.head.clear();
     }
 
     /// As psql decides it: only a routine's SQL-standard body nests BEGIN ... END.
     fn is_routine(&self) -> bool {
-        let w: Vec<&str> = self.first_words.iter().map(String::as_str).collect();
+        let w: Vec<&str> = self.head.iter().take(4).map(String::as_str).collect();
         matches!(w.as_slice(), ["CREATE", "FUNCTION" | "PROCEDURE", ..] | ["CREATE", "OR", "REPLACE", "FUNCTION" | "PROCEDURE", ..])
+    }
+
+    /// Keeps a token of the statement being read, up to [`HEAD_TOKENS`].
+    fn push_head(&mut self, from: usize) {
+        if self.head.len() < HEAD_TOKENS {
+            let text = &self.src[from..self.pos];
+            let token = if text.starts_with('\'') || text.starts_with('$') || text.starts_with(['E', 'e']) && text.len() > 1 && text.as_bytes()[1] == b'\'' {
+                "'".to_string()
+            } else if text.starts_with('"') {
+                text.to_string()
+            } else {
+                text.to_ascii_uppercase()
+            };
+            self.head.push(token);
+        }
     }
 
     fn run(mut self) -> Result<Vec<Statement>, LexError> {
@@ -189,15 +223,21 @@ impl<'a> Scanner<'a> {
                 b'/' if self.peek(1) == Some(b'*') => self.block_comment()?,
                 b'\'' => {
                     self.mark_token();
+                    let from = self.pos;
                     self.quoted(b'\'', false)?;
+                    self.push_head(from);
                 }
                 b'"' => {
                     self.mark_token();
+                    let from = self.pos;
                     self.quoted(b'"', false)?;
+                    self.push_head(from);
                 }
                 b'$' if self.dollar_tag().is_some() => {
                     self.mark_token();
+                    let from = self.pos;
                     self.dollar_quoted()?;
+                    self.push_head(from);
                 }
                 b'\\' => {
                     let word: String = self.src[self.pos..].chars().take_while(|c| !c.is_whitespace()).take(20).collect();
@@ -210,11 +250,13 @@ impl<'a> Scanner<'a> {
                     self.mark_token();
                     self.paren_depth += 1;
                     self.bump(1);
+                    self.push_head(self.pos - 1);
                 }
                 b')' => {
                     self.mark_token();
                     self.paren_depth = self.paren_depth.saturating_sub(1);
                     self.bump(1);
+                    self.push_head(self.pos - 1);
                 }
                 b';' => {
                     self.bump(1);
@@ -227,8 +269,10 @@ impl<'a> Scanner<'a> {
                 _ => {
                     self.mark_token();
                     // Skip a whole UTF-8 character so `pos` stays on a char boundary.
+                    let from = self.pos;
                     let len = self.src[self.pos..].chars().next().map_or(1, char::len_utf8);
                     self.bump(len);
+                    self.push_head(from);
                 }
             }
         }
@@ -244,16 +288,16 @@ impl<'a> Scanner<'a> {
         // E'...' (and e'...') strings take backslash escapes.
         if len == 1 && matches!(self.bytes[start], b'E' | b'e') && self.peek(1) == Some(b'\'') {
             self.bump(1);
-            return self.quoted(b'\'', true);
+            self.quoted(b'\'', true)?;
+            self.push_head(start);
+            return Ok(());
         }
         let word = self.src[start..start + len].to_ascii_uppercase();
         self.bump(len);
         if self.keyword.is_empty() && self.out_statement_just_started(start) {
             self.keyword = word.clone();
         }
-        if self.first_words.len() < 4 {
-            self.first_words.push(word.clone());
-        }
+        self.push_head(start);
         // Only in CREATE FUNCTION/PROCEDURE can BEGIN ... END enclose `;` (SQL-standard
         // bodies); `begin` elsewhere is a column name or, at the top, transaction control.
         if self.is_routine() {

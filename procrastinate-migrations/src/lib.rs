@@ -46,6 +46,7 @@ pub mod adopt;
 pub mod catalog;
 pub mod compat;
 pub mod config;
+pub mod conninfo;
 pub mod deploy;
 pub mod diagnostic;
 pub mod lexer;

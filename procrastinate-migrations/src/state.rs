@@ -110,6 +110,13 @@ pub enum Divergence {
         /// The recorded file names, sorted.
         file_names: Vec<String>,
     },
+    /// A file recorded more than once for the set: the tracking table has lost its primary key.
+    Duplicated {
+        /// The file recorded more than once.
+        file_name: String,
+        /// How many rows record it.
+        rows: usize,
+    },
 }
 
 impl Divergence {
@@ -121,6 +128,7 @@ impl Divergence {
             Divergence::Renamed { .. } => "renamed",
             Divergence::Changed { .. } => "changed",
             Divergence::Ahead { .. } => "ahead",
+            Divergence::Duplicated { .. } => "duplicated",
         }
     }
 }
@@ -169,6 +177,11 @@ impl fmt::Display for Divergence {
                 }
                 write!(f, " (recorded, after the last file; files from an older release, or the wrong directory?)")
             }
+            Divergence::Duplicated { file_name, rows } => write!(
+                f,
+                "`{file_name}` is recorded {rows} times (the tracking table has lost its primary key): delete all but \
+                 one of those rows, then restore the key with `ALTER TABLE <tracking table> ADD PRIMARY KEY (set_name, file_name)`"
+            ),
         }
     }
 }
@@ -239,6 +252,17 @@ impl Status {
         // A claim is a `-- no-transaction` migration still running (or abandoned): not applied.
         let applied: Vec<Applied> = applied.unwrap_or_default().into_iter().filter(|r| !r.checksum.starts_with(crate::tracking::CLAIM)).collect();
         let rows: HashMap<&str, &Applied> = applied.iter().map(|r| (r.file_name.as_str(), r)).collect();
+        // One row per file, unless the table's primary key is gone.
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for r in &applied {
+            *counts.entry(r.file_name.as_str()).or_default() += 1;
+        }
+        let mut duplicated: Vec<Divergence> = counts
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(f, n)| Divergence::Duplicated { file_name: f.to_string(), rows: *n })
+            .collect();
+        duplicated.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
         let last = migrations.iter().rposition(|m| rows.contains_key(&*m.file_name));
         let current = last.map(|i| migrations[i].revision);
         let files: HashSet<&str> = migrations.iter().map(|m| &*m.file_name).collect();
@@ -261,7 +285,7 @@ impl Status {
             }
         }
 
-        let mut divergences = Vec::new();
+        let mut divergences = duplicated;
         let mut revised = Vec::new();
         for (i, m) in migrations.iter().enumerate() {
             if let Some(recorded) = renamed.get(&*m.file_name) {
@@ -329,13 +353,11 @@ impl Status {
 }
 
 /// Whether `unknown` (recorded after the last file) are all `pre` migrations of one release
-/// after the files' last, in a set whose files carry phases: what upstream promises the
-/// files' release tolerates. A set without phases tolerates nothing beyond its head.
+/// after the files' last: what upstream promises the files' release tolerates. The recorded
+/// names decide, whatever markers the files carry: a build of 2.15 (no markers) runs on a
+/// database with 3.0's `pre` applied, and a `post` beyond the head is never tolerated.
 pub fn next_release_pre_only(migrations: &[Migration], unknown: &[String]) -> bool {
     let Some(head) = migrations.last().map(|m| m.version) else { return false };
-    if migrations.iter().all(|m| m.phase == crate::Phase::Unmarked) {
-        return false;
-    }
     let parsed: Vec<_> = unknown.iter().map(|f| name::parse(f).ok()).collect();
     let Some(Some(first)) = parsed.first() else { return false };
     parsed.iter().all(|p| p.as_ref().is_some_and(|p| p.phase == crate::Phase::Pre && p.version == first.version && p.version > head))

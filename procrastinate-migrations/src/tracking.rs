@@ -27,6 +27,10 @@ fn set_names(set: &str, claim_unnamed: bool) -> String {
 /// such a row as not applied.
 pub const CLAIM: &str = "claimed:";
 
+/// The transaction-local setting in which each of `upgrade`'s transactions notes when it
+/// started (Unix seconds, from `clock_timestamp()`): what its tracking row's duration counts from.
+pub const STARTED: &str = "cargo_procrastinate.started";
+
 /// Names the unnamed set in the table: the one set of a plain `migrations = "dir"`, and every
 /// row written before sets existed.
 pub const UNNAMED_SET: &str = "";
@@ -183,12 +187,22 @@ impl TrackingTable {
     }
 
     /// The row an applied (or, `stamped`, recorded without running) migration leaves. The
-    /// duration is measured by the server from the start of the migration's transaction, the
-    /// same online and in the offline script; a stamp has none.
+    /// duration is measured by the server from the start of the migration's own transaction:
+    /// the moment its guard recorded in [`STARTED`] (several transactions share one message,
+    /// and so one `now()`), else the transaction's start (the offline script, where each
+    /// statement is a message of its own); a stamp has none. `applied_at` is when it is
+    /// recorded, not when its message started.
     pub fn insert_sql(&self, set: &str, m: &Migration, stamped: bool) -> String {
-        let duration = if stamped { "NULL" } else { "(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint" };
+        let duration = if stamped {
+            "NULL".to_string()
+        } else {
+            format!(
+                "((extract(epoch FROM clock_timestamp()) - coalesce(nullif(current_setting('{STARTED}', true), '')::numeric, \
+                 extract(epoch FROM now()))) * 1000)::bigint"
+            )
+        };
         format!(
-            "INSERT INTO {} (set_name, revision, file_name, checksum, duration_ms, stamped) VALUES ({}, {}, {}, {}, {duration}, {stamped});",
+            "INSERT INTO {} (set_name, revision, file_name, checksum, duration_ms, stamped, applied_at) VALUES ({}, {}, {}, {}, {duration}, {stamped}, clock_timestamp());",
             self.sql(),
             quote_literal(set),
             quote_literal(&m.revision.to_string()),

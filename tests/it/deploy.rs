@@ -14,9 +14,9 @@ fn phases_and_the_plan_go_one_release_at_a_time() {
     let db = TestDb::new("deploy_phases");
     // Before 3.0 the files carry no phase: no guessing, nothing applied.
     let refused = cli(&db, set, &["upgrade", "--phase", "pre"]).code(2);
-    assert!(refused.stderr.contains("service-interruption path: stop the workers, run `cargo procrastinate upgrade --to-version 2.14.1`"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("service-interruption path: stop the workers, run `cargo procrastinate upgrade --to-version 2.15.1`"), "{}", refused.stderr);
     assert_eq!(cli(&db, set, &["current"]).ok().stdout.trim(), "base (nothing recorded: no table cargo_procrastinate_migrations)");
-    cli(&db, set, &["upgrade", "--to-version", "2.14.1"]).ok();
+    cli(&db, set, &["upgrade", "--to-version", "2.15.1"]).ok();
     assert_eq!(cli(&db, set, &["current"]).ok().stdout.trim(), "0029");
 
     let plan = cli(&db, set, &["--message-format", "json", "plan"]).ok().json();
@@ -26,12 +26,15 @@ fn phases_and_the_plan_go_one_release_at_a_time() {
         .iter()
         .map(|s| (s["release"].as_str().unwrap().to_string(), s["action"].as_str().unwrap().to_string()))
         .collect();
+    // Labelled by what upstream published: 3.0.2 is the newest with 3.0's migrations, 3.2.0 was
+    // never published, and after 3.4's pre the newest release (no later one adds migrations).
+    let newest = procrastinate_migrations::upstream::published().last().unwrap().0.human();
     let want: Vec<(String, String)> = [
-        ("3.0.0", "apply_pre"), ("3.0.0", "deploy"), ("3.0.0", "apply_post"),
+        ("3.0.0", "apply_pre"), ("3.0.2", "deploy"), ("3.0.0", "apply_post"),
         ("3.1.0", "apply_pre"), ("3.1.0", "deploy"), ("3.1.0", "apply_post"),
-        ("3.2.0", "apply_pre"), ("3.2.0", "deploy"), ("3.2.0", "apply_post"),
+        ("3.2.1", "apply_pre"), ("3.2.2", "deploy"), ("3.2.1", "apply_post"),
         ("3.3.0", "apply_pre"), ("3.3.0", "deploy"),
-        ("3.4.0", "apply_pre"), ("3.4.0", "deploy"), ("3.4.0", "apply_post"),
+        ("3.4.0", "apply_pre"), (newest.as_str(), "deploy"), ("3.4.0", "apply_post"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -43,18 +46,18 @@ fn phases_and_the_plan_go_one_release_at_a_time() {
     let human = cli(&db, set, &["plan", "--to", "3.0.0"]).ok().stdout;
     assert_eq!(
         human,
-        "the database is at 0029 (2.14.1); head is 0038\n   \
+        "the database is at 0029 (2.15.0 to 2.15.1); head is 0038\n   \
          1. apply the pre migrations of 3.0.0 (through 0030):  cargo procrastinate upgrade --phase pre\n   \
-         2. deploy release 3.0.0 of your code\n   \
+         2. deploy release 3.0.2 of your code (any of 3.0.0 to 3.0.2 has these migrations)\n   \
          3. apply the post migrations of 3.0.0 (through 0031):  cargo procrastinate upgrade --phase post\n"
     );
 
     // Each printed command does exactly its step.
     let pre = cli(&db, set, &["upgrade", "--phase", "pre"]).ok();
     assert_eq!(cli(&db, set, &["current"]).ok().stdout.trim(), "0030");
-    assert!(pre.stderr.contains("next: deploy release 3.0.0 of your code, then apply its post migrations with `cargo procrastinate upgrade --phase post`"), "{}", pre.stderr);
+    assert!(pre.stderr.contains("next: deploy release 3.0.2 of your code, then apply its post migrations with `cargo procrastinate upgrade --phase post`"), "{}", pre.stderr);
     let again = cli(&db, set, &["upgrade", "--phase", "pre"]).ok();
-    assert!(again.stderr.contains("nothing to do at 0030: the pre migrations of 3.0.0 are applied and its post migrations pending"), "{}", again.stderr);
+    assert!(again.stderr.contains("nothing to do at 0030: the pre migrations of 3.0.0 are applied and its post migrations pending: deploy 3.0.2 of your code"), "{}", again.stderr);
     assert_eq!(cli(&db, set, &["current"]).ok().stdout.trim(), "0030");
     cli(&db, set, &["upgrade", "--phase", "post"]).ok();
     assert_eq!(cli(&db, set, &["current"]).ok().stdout.trim(), "0031");
@@ -63,10 +66,10 @@ fn phases_and_the_plan_go_one_release_at_a_time() {
 
     // A plain upgrade across releases says, before it starts, whose workers may break.
     let all = cli(&db, set, &["upgrade"]).ok();
-    let warning = all.stderr.lines().position(|l| l.starts_with("warning: this runs the post migrations of 3.1.0, 3.2.0")).expect(&all.stderr);
+    let warning = all.stderr.lines().position(|l| l.starts_with("warning: this runs the post migrations of 3.1.0, 3.2.2")).expect(&all.stderr);
     let first_applied = all.stderr.lines().position(|l| l.starts_with("applied ")).unwrap();
     assert!(warning < first_applied, "{}", all.stderr);
-    assert!(all.stderr.contains("workers still running a release older than 3.2.0 may break"), "{}", all.stderr);
+    assert!(all.stderr.contains("workers still running a release older than 3.2.2 may break"), "{}", all.stderr);
     assert!(cli(&db, set, &["plan"]).ok().stdout.ends_with("  nothing to do\n"));
 }
 
@@ -133,14 +136,22 @@ fn the_start_up_check_allows_the_window_of_a_zero_downtime_deploy() {
     assert!(migrated.stdout.contains("set (unnamed): at 0036"), "{}", migrated.stdout);
     assert_eq!(cli(&fresh, &old.migrations, &["current"]).ok().stdout.trim(), "0036 (head)");
 
-    // Opt-in, at build time: the same verdict fails the build.
-    let url = at_38.url();
+    // Opt-in, at build time: the same verdict fails the build, read by the CLI's parser
+    // (SQLAlchemy's spelling here, libpq's key=value below).
+    let url = at_38.url().replacen("postgres://", "postgresql+psycopg://", 1);
     let failed = build_example(&old.migrations, &[("PROCRASTINATE_BUILD_DATABASE_URL", &url)]);
     assert_ne!(failed.code, 0);
     assert!(failed.stderr.contains("the database at PROCRASTINATE_BUILD_DATABASE_URL: the database is too new for this build"), "{}", failed.stderr);
     assert!(!failed.stderr.contains(&url), "the URL is never printed");
-    let url = at_37.url();
-    build_example(&old.migrations, &[("PROCRASTINATE_BUILD_DATABASE_URL", &url)]).ok();
+    let pairs = procrastinate_migrations::conninfo::parse(&at_37.url()).unwrap();
+    let keywords: Vec<String> = pairs.iter().map(|(k, v)| format!("{k} = '{v}'")).collect();
+    let keywords = keywords.join("  ");
+    build_example(&old.migrations, &[("PROCRASTINATE_BUILD_DATABASE_URL", &keywords)]).ok();
+    // The database changes, no file does: the next build checks again, and fails.
+    cli(at_37, &v3_10().migrations, &["upgrade"]).ok();
+    let again = build_example(&old.migrations, &[("PROCRASTINATE_BUILD_DATABASE_URL", &keywords)]);
+    assert_ne!(again.code, 0, "the verdict was cached:\n{}", again.stderr);
+    assert!(again.stderr.contains("too new for this build"), "{}", again.stderr);
 }
 
 /// Between a release's pre and its post, an older build's own commands live with it: the

@@ -363,6 +363,10 @@ fn no_transaction_files_run_concurrently_built_indexes() {
     write(set.path(), "03.00.00_03_pre_broken.sql", "-- no-transaction\nCREATE INDEX CONCURRENTLY broken_idx ON no_such_table (x);\n");
     let failed = cli(&db, set.path(), &["upgrade"]).code(1);
     assert!(failed.stderr.contains("it ran outside a transaction") && failed.stderr.contains("INVALID index"), "{}", failed.stderr);
+    assert!(!failed.stderr.contains("it was rolled back"), "nothing rolled it back: {}", failed.stderr);
+    assert!(failed.stderr.contains("nothing rolled it back: what it did before failing stays, and it is not recorded; the database is at 0005"), "{}", failed.stderr);
+    let json = cli(&db, set.path(), &["--message-format", "json", "upgrade"]).code(1).json();
+    assert_eq!(json["migration"]["outcome"], "not_recorded");
     assert_eq!(cli(&db, set.path(), &["current"]).ok().stdout.trim(), "0005", "no claim left behind");
 }
 

@@ -14,3 +14,4 @@ mod support;
 mod tidy;
 mod tls;
 mod upstream;
+mod verdicts;

@@ -88,7 +88,7 @@ fn upgrade_in_steps_then_to_head() {
     assert!(pending.lines().next().unwrap().starts_with("0030 pre      pending  03.00.00_01_pre_cancel_notification.sql"), "{pending}");
     // Stopping after a pre whose release has a post: the tool says what to do next.
     let step = cli(&db, &up.migrations, &["upgrade", "+1"]).ok();
-    assert!(step.stderr.contains("next: deploy release 3.0.0 of your code, then apply its post migrations with `cargo procrastinate upgrade --phase post`"), "{}", step.stderr);
+    assert!(step.stderr.contains("next: deploy release 3.0.2 of your code, then apply its post migrations with `cargo procrastinate upgrade --phase post`"), "{}", step.stderr);
     cli(&db, &up.migrations, &["check"]).code(4);
     let rest = cli(&db, &up.migrations, &["--message-format", "json", "upgrade"]).ok().json();
     assert_eq!((rest["from"].as_str(), rest["to"].as_str()), (Some("0030"), Some("0038")));
@@ -255,14 +255,14 @@ fn a_database_migrated_with_an_older_wheel() {
     // Upstream's own edit, not drift: check passes and says why; upgrade records it and goes on.
     let check = cli(&db, &new.migrations, &["check"]).code(4);
     assert!(
-        check.stdout.contains("note: 0030 03.00.00_01_pre_cancel_notification.sql: upstream revised this file in 3.0.1; your database has the earlier text (from 3.0.0)"),
+        check.stdout.contains("note: 0030 03.00.00_01_pre_cancel_notification.sql: upstream revised this file in 3.0.2; your database has the earlier text (from 3.0.0)"),
         "{}",
         check.stdout
     );
     assert!(!check.stdout.contains("disagree"), "{}", check.stdout);
     assert_eq!(cli(&db, &new.migrations, &["current"]).ok().stdout.trim(), "0031");
     let upgraded = cli(&db, &new.migrations, &["upgrade"]).ok();
-    assert!(upgraded.stderr.contains("upstream revised this file in 3.0.1") && upgraded.stderr.contains("done: recorded"), "{}", upgraded.stderr);
+    assert!(upgraded.stderr.contains("upstream revised this file in 3.0.2") && upgraded.stderr.contains("done: recorded"), "{}", upgraded.stderr);
     assert!(upgraded.stderr.contains("upgraded 0031 -> 0038 (head)"), "{}", upgraded.stderr);
     let check = cli(&db, &new.migrations, &["check"]).ok();
     assert!(!check.stdout.contains("note:"), "{}", check.stdout);

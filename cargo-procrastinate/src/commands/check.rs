@@ -1,16 +1,25 @@
-//! `check`: exit 0 only if every selected set is at head with every applied file unchanged.
+//! `check`: exit 0 only if every selected set is at head with every applied file unchanged
+//! (for CI). `check --compatible`: the start-up check's own verdict on the files at hand (for
+//! readiness probes during a zero-downtime deploy).
+
+use procrastinate_migrations::compat::{self, Window};
+use procrastinate_migrations::db;
 
 use super::Ctx;
 use crate::json;
 use crate::{exit, Failure};
 
-pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &mut Ctx, compatible: bool) -> Result<i32, Failure> {
+    if compatible {
+        return run_compatible(ctx);
+    }
     let mut client = ctx.client()?;
     let mut lines = Vec::new();
     let mut sets = Vec::new();
     let mut worst = exit::OK;
     for i in ctx.selected() {
         let status = ctx.status(&mut client, i)?;
+        let unadopted = ctx.unadopted(&mut client, i, &status)?;
         let l = &ctx.sets[i];
         let head = l.head();
         let pending = status.pending(&l.set.migrations);
@@ -22,6 +31,8 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
             (exit::DIVERGED, format!("{p}the database and the migration files disagree"))
         } else if broken_by_upstream {
             (exit::DIVERGED, format!("{p}an earlier upstream text left this schema different (see below)"))
+        } else if !unadopted.is_empty() {
+            (exit::BEHIND, format!("{p}{}", super::current::unadopted_line(&unadopted, &ctx.set_flag(i))))
         } else if status.current != Some(head) {
             (
                 exit::BEHIND,
@@ -44,7 +55,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
                 status.beyond.join(", ")
             ));
         }
-        if code == exit::BEHIND {
+        if code == exit::BEHIND && unadopted.is_empty() {
             lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
         }
         sets.push(json::Check {
@@ -66,6 +77,48 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
                 })
                 .collect(),
             divergences: ctx.divergences_json(i, &status),
+            unadopted,
+        });
+    }
+    ctx.print_sets(
+        "check",
+        &lines.join("\n"),
+        &json::Verdict {
+            ok: worst == exit::OK,
+            exit_code: worst,
+        },
+        &sets,
+    );
+    Ok(worst)
+}
+
+/// `check --compatible`: what the application's start-up check (`db::verify_sets`) would say of
+/// a build of these files, set by set: the same code (`compat::verdict`), the same window.
+fn run_compatible(ctx: &mut Ctx) -> Result<i32, Failure> {
+    let mut client = ctx.client()?;
+    let mut lines = Vec::new();
+    let mut sets = Vec::new();
+    let mut worst = exit::OK;
+    for i in ctx.selected() {
+        let status = ctx.status(&mut client, i)?;
+        let l = &ctx.sets[i];
+        let found = if status.applied.is_empty() { db::unadopted(&mut client, &l.set.migrations, &l.options)? } else { Vec::new() };
+        let rows = status.tracked.then(|| status.applied.clone());
+        let name = ctx.set_name(i);
+        let verdict = compat::verdict(name, &l.set.migrations, Window::of(&l.set.migrations), rows, found);
+        let code = verdict.exit_code();
+        if rank(code) > rank(worst) {
+            worst = code;
+        }
+        lines.push(format!("{}{verdict}", ctx.prefix(i)));
+        sets.push(json::Compatible {
+            id: ctx.set_id(i),
+            ok: code == exit::OK,
+            exit_code: code,
+            verdict: verdict.kind(),
+            current: json::rev(status.current),
+            oldest: verdict.window.oldest.to_string(),
+            message: verdict.to_string(),
         });
     }
     ctx.print_sets(

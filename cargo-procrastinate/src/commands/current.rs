@@ -12,6 +12,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
     let mut all_at_head = true;
     for i in ctx.selected() {
         let status = ctx.status(&mut client, i)?;
+        let unadopted = ctx.unadopted(&mut client, i, &status)?;
         let l = &ctx.sets[i];
         for d in status.divergences.iter().filter(|d| d.kind() != "ahead") {
             ctx.log(&format!("warning: {}{}", ctx.prefix(i), d.display_in(ctx.set_name(i))));
@@ -22,7 +23,11 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         let at_head = status.at_head(&l.set.migrations);
         all_at_head &= at_head;
         let rev = status.current.map_or_else(|| "base".to_string(), |r| r.to_string());
-        let state = describe(&status, at_head, &l.options.table.to_string(), &rev);
+        let state = if unadopted.is_empty() {
+            describe(&status, at_head, &l.options.table.to_string(), &rev)
+        } else {
+            format!("base ({})", unadopted_line(&unadopted, &ctx.set_flag(i)))
+        };
         lines.push(match (&l.options.set, ctx.multi()) {
             (Some(name), true) => format!("{name} {state}"),
             _ => state,
@@ -35,6 +40,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
             beyond: status.beyond.clone(),
             tracking_table: l.options.table.to_string(),
             divergences: ctx.divergences_json(i, &status),
+            unadopted,
         });
     }
     ctx.print_sets(
@@ -46,6 +52,15 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         &sets,
     );
     Ok(exit::OK)
+}
+
+/// What `current`, `check` and `plan` say of a set with nothing recorded whose objects exist.
+pub(super) fn unadopted_line(found: &[String], set_flag: &str) -> String {
+    format!(
+        "nothing recorded, but the set's objects exist ({}): the database was built without this tool (schema.sql, \
+         Django, Alembic, by hand); adopt it with `cargo procrastinate stamp{set_flag} --detect`, not `upgrade`",
+        found.join(", ")
+    )
 }
 
 /// `0038 (head)`, `0036`, `0036, ahead of the files by 2: ...`, `base (nothing recorded)`.

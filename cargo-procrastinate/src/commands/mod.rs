@@ -35,6 +35,12 @@ impl Loaded {
     fn head(&self) -> Revision {
         self.set.head()
     }
+
+    /// Its releases: Procrastinate's files by the releases that shipped them (with the one
+    /// `vendored.toml` names), any other set's by their names.
+    fn releases(&self) -> procrastinate_migrations::deploy::Releases<'_> {
+        procrastinate_migrations::deploy::Releases::of(&self.set.migrations, vendor::vendored_release(&self.set.dir))
+    }
 }
 
 struct Ctx {
@@ -172,7 +178,7 @@ impl Ctx {
         Ok(sets.into_iter().map(|i| (i, point)).collect())
     }
 
-    fn target(&mut self) -> Result<Option<Target>, Failure> {
+    fn target(&self) -> Result<Option<Target>, Failure> {
         if self.scratch.is_none() {
             return configured_target(self.database_url.as_deref(), &self.settings.database_url_env, self.dotenv.as_deref(), self.settings.manifest_dir.as_deref());
         }
@@ -228,6 +234,17 @@ impl Ctx {
         Ok(db::status(client, &l.set.migrations, &l.options)?)
     }
 
+    /// When nothing of set `set` is recorded: which of its objects exist anyway (a database
+    /// built by schema.sql, Django or Alembic, to adopt with `stamp --detect`). Empty otherwise,
+    /// without a query.
+    fn unadopted(&self, client: &mut postgres::Client, set: usize, status: &Status) -> Result<Vec<String>, Failure> {
+        if !status.applied.is_empty() {
+            return Ok(Vec::new());
+        }
+        let l = &self.sets[set];
+        Ok(db::unadopted(client, &l.set.migrations, &l.options)?)
+    }
+
     /// Prints the result: `human` on stdout, or the JSON result tagged `reason` (see [`json`]).
     fn print_sets<S: serde::Serialize>(
         &self,
@@ -278,9 +295,20 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
              previous version.",
         ));
     }
+    // Positionals that take `-3:current` take anything with a leading `-`: a misspelt flag is
+    // said now, before anything is read or connected.
+    let positional = match &cli.command {
+        Command::Sql { range, .. } => range.as_deref(),
+        Command::Upgrade { target, .. } => target.as_deref(),
+        Command::History { range } => Some(range.as_str()),
+        _ => None,
+    };
+    if let Some(flag) = positional.filter(|p| p.starts_with("--")) {
+        return Err(Failure::usage(format!("unexpected argument `{flag}`: not a flag of this command (see --help), nor a range")));
+    }
     if g.message_format == MessageFormat::Json {
         let what = match &cli.command {
-            Command::Sql { .. } => Some("`sql` prints a psql script, which is its data; each block's header comment carries its revision, file and sha256"),
+            Command::Sql { dry_run: false, .. } => Some("`sql` prints a psql script, which is its data; each block's header comment carries its revision, file and sha256"),
             Command::Completions { .. } => Some("`completions` prints a shell script"),
             _ => None,
         };
@@ -333,7 +361,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let dotenv = if g.no_dotenv { None } else { std::env::current_dir().ok() };
     let connects = matches!(
         cli.command,
-        Command::Current | Command::Check | Command::Upgrade { .. } | Command::Plan { .. } | Command::Stamp { .. }
+        Command::Current | Command::Check { .. } | Command::Upgrade { .. } | Command::Plan { .. } | Command::Stamp { .. }
             | Command::History { .. } | Command::Pending | Command::Sql { offline: false, .. }
     );
     let early: Option<Early> = (connects && !g.scratch).then(|| {
@@ -407,14 +435,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
     let code = match cli.command {
         Command::Current => current::run(&mut ctx),
-        Command::Upgrade { target, phase, to_version, accept_changed, from_schema } => {
+        Command::Upgrade { target, phase, to_version, accept_changed, from_schema, dry_run } => {
             let how = match (phase, to_version) {
                 (Some(PhaseArg::Pre), _) => upgrade::How::Goal(Goal::Pre),
                 (Some(PhaseArg::Post), _) => upgrade::How::Goal(Goal::Post),
                 (None, Some(v)) => upgrade::How::Goal(Goal::ToVersion(v.parse().map_err(|e| Failure::usage(format!("--to-version: {e}")))?)),
                 (None, None) => upgrade::How::Target(target.unwrap_or_else(|| "head".into())),
             };
-            upgrade::run(&mut ctx, how, &accept_changed, from_schema)
+            upgrade::run(&mut ctx, how, &accept_changed, from_schema, dry_run)
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
         Command::New { description, pre, post, version } => {
@@ -430,8 +458,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Pending => history::run(&mut ctx, "current:head", verbose),
         Command::Heads => heads::run(&ctx),
         Command::Show { rev } => heads::show(&ctx, &rev),
-        Command::Check => check::run(&mut ctx),
-        Command::Sql { offline, range, from } => sql::run(&mut ctx, offline, range, from),
+        Command::Check { compatible } => check::run(&mut ctx, compatible),
+        Command::Sql { offline, range, from, dry_run } => sql::run(&mut ctx, offline, range, from, dry_run),
         Command::Downgrade { .. } | Command::Vendor { .. } | Command::Completions { .. } => unreachable!("handled above"),
     }?;
     if show_after && !ctx.json {

@@ -3,7 +3,7 @@
 use super::Ctx;
 use crate::{exit, json, Failure};
 use procrastinate_migrations::db::Error as DbError;
-use procrastinate_migrations::deploy::{self, Step};
+use procrastinate_migrations::deploy::Step;
 use procrastinate_migrations::Version;
 
 pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
@@ -13,15 +13,35 @@ pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
     let mut sets = Vec::new();
     for i in ctx.selected() {
         let status = ctx.status(&mut client, i)?;
+        let unadopted = ctx.unadopted(&mut client, i, &status)?;
         let l = &ctx.sets[i];
         if !status.divergences.is_empty() {
             return Err(DbError::Diverged { set: l.options.set.clone(), divergences: status.divergences }.into());
         }
+        if !unadopted.is_empty() {
+            let command = format!("cargo procrastinate stamp{} --detect", ctx.set_flag(i));
+            lines.push(format!("{}the database is at {}, {}", ctx.prefix(i), ctx.label(i, None), super::current::unadopted_line(&unadopted, &ctx.set_flag(i))));
+            lines.push(format!("   1. adopt it (find its revision and record it):  {command}"));
+            sets.push(json::Plan {
+                id: ctx.set_id(i),
+                current: None,
+                steps: vec![json::PlanStep {
+                    release: String::new(),
+                    action: "adopt",
+                    description: "adopt it (find its revision and record it)".into(),
+                    through: None,
+                    command: Some(command),
+                }],
+                unadopted,
+            });
+            continue;
+        }
         let p = ctx.prefix(i);
         let flag = ctx.set_flag(i);
-        let at = status.current.map(|r| format!(" ({})", l.set.migrations[r.index()].version.human())).unwrap_or_default();
+        let releases = l.releases();
+        let at = releases.position(status.current).map(|r| format!(" ({r})")).unwrap_or_default();
         lines.push(format!("{p}the database is at {}{at}; head is {}", ctx.label(i, status.current), ctx.label(i, Some(l.head()))));
-        let steps = deploy::plan(&l.set.migrations, status.current, to);
+        let steps = releases.plan(status.current, to).map_err(|e| Failure::usage(format!("{p}--to: {e}")))?;
         if steps.is_empty() {
             lines.push("  nothing to do".into());
         }
@@ -33,9 +53,17 @@ pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
                     format!("apply the pre migrations of {} (through {})", version.human(), ctx.label(i, Some(*through))),
                     Some(format!("cargo procrastinate upgrade{flag} --phase pre")),
                 ),
-                Step::Deploy { version } => {
+                Step::Deploy { version, of } => {
                     let no_post = !steps.get(n + 1).is_some_and(|s| matches!(s, Step::ApplyPost { .. }));
-                    let note = if no_post { " (it has no post migrations)" } else { "" };
+                    let mut notes = Vec::new();
+                    if no_post {
+                        notes.push(format!("{} has no post migrations", of.human()));
+                    }
+                    let same = releases.count_of(*version).map(|n| releases.shipping(n)).unwrap_or_default();
+                    if same.len() > 1 {
+                        notes.push(format!("any of {} to {} has these migrations", same[0].human(), same[same.len() - 1].human()));
+                    }
+                    let note = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
                     ("deploy", format!("deploy release {} of your code{note}", version.human()), None)
                 }
                 Step::ApplyPost { version, through } => (
@@ -54,7 +82,7 @@ pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
                 ),
             };
             let version = match step {
-                Step::ApplyPre { version, .. } | Step::Deploy { version } | Step::ApplyPost { version, .. } | Step::Interrupt { version, .. } => version,
+                Step::ApplyPre { version, .. } | Step::Deploy { version, .. } | Step::ApplyPost { version, .. } | Step::Interrupt { version, .. } => version,
             };
             let through = match step {
                 Step::ApplyPre { through, .. } | Step::ApplyPost { through, .. } | Step::Interrupt { through, .. } => Some(*through),
@@ -74,6 +102,7 @@ pub(super) fn run(ctx: &mut Ctx, to: Option<&str>) -> Result<i32, Failure> {
             id: ctx.set_id(i),
             current: json::rev(status.current),
             steps: rows,
+            unadopted: Vec::new(),
         });
     }
     ctx.print_sets("plan", &lines.join("\n"), &(), &sets);

@@ -9,7 +9,7 @@ use std::io::Write;
 use super::Ctx;
 use crate::{exit, Failure};
 
-pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Option<String>) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Option<String>, dry_run: bool) -> Result<i32, Failure> {
     let range_text = match (range, from) {
         (Some(r), _) => r,
         (None, Some(f)) => format!("{f}:head"),
@@ -33,6 +33,24 @@ pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Opt
             }
         })?;
         bounds.push((i, from, to));
+    }
+    if dry_run {
+        // What the script would hold, one migration a line (JSON: per set), and no script.
+        let mut lines = Vec::new();
+        let mut sets = Vec::new();
+        for &(i, from, to) in &bounds {
+            let run = &ctx.sets[i].set.migrations[from as usize..to as usize];
+            lines.extend(run.iter().map(|m| format!("{} {:<8} {}", ctx.label(i, Some(m.revision)), m.phase, m.file_name)));
+            sets.push(crate::json::SqlDryRun {
+                id: ctx.set_id(i),
+                migrations: run.iter().map(|m| crate::json::Planned { revision: m.revision.to_string(), file_name: m.file_name.to_string(), phase: m.phase.as_str() }).collect(),
+            });
+        }
+        if lines.is_empty() {
+            ctx.log("nothing in that range: the script would hold no migration");
+        }
+        ctx.print_sets("sql", &lines.join("\n"), &(), &sets);
+        return Ok(exit::OK);
     }
     let multi = ctx.multi();
     let parts: Vec<Part<'_>> = bounds

@@ -180,15 +180,29 @@ fn detect(
     let per = pad.catalogs(migrations, &l.options)?;
     let here = read_catalog(client, &l.options)?;
     let found = match adopt::from_catalog(&here, &per) {
-        CatalogMatch::Exact(revs) => {
-            let last = *revs.last().expect("non-empty");
-            let how = if revs.len() > 1 {
-                format!("the catalog (the schema of {} equally; the highest is taken)", revs.iter().map(|r| ctx.label(i, *r)).collect::<Vec<_>>().join(", "))
-            } else {
-                "the catalog (it is exactly the schema of that revision)".to_string()
+        CatalogMatch::Exact(revs) if revs.len() > 1 => {
+            // Migrations that change no object compared (data: an UPDATE, an INSERT) leave
+            // the same catalog: the schema cannot tell whether they ran. Never guess.
+            let names: Vec<String> = revs.iter().map(|r| ctx.label(i, *r)).collect();
+            let files: Vec<String> = revs.iter().flatten().skip(1).map(|r| format!("{} {}", ctx.label(i, Some(*r)), migrations[r.index()].file_name)).collect();
+            let choose = match revs[0] {
+                Some(r) => format!("`cargo procrastinate stamp {}` if they did not run (then `upgrade` runs them)", ctx.label(i, Some(r))),
+                None => format!("`cargo procrastinate upgrade{}` if none ran", ctx.set_flag(i)),
             };
-            (last, how)
+            return Err(Failure::new(
+                exit::DIVERGED,
+                format!(
+                    "{}the schema is exactly that of several revisions: {} (after {} the migrations change no object the \
+                     schema shows: {}), so it cannot tell which of them ran; nothing was recorded. Choose: {choose}, or \
+                     `cargo procrastinate stamp REV` with the revision whose migrations you know ran",
+                    ctx.prefix(i),
+                    names.join(", "),
+                    names[0],
+                    files.join(", "),
+                ),
+            ));
         }
+        CatalogMatch::Exact(revs) => (revs[0], "the catalog (it is exactly the schema of that revision)".to_string()),
         CatalogMatch::Closest { revision, diff } => {
             let body: Vec<String> = diff.to_string().lines().map(|l| format!("  {l}")).collect();
             return Err(Failure::new(

@@ -1,7 +1,7 @@
 //! `upgrade`: every selected set to its target, set by set in the configured order.
 
 use procrastinate_migrations::db::{self, AcceptChanged, Event};
-use procrastinate_migrations::deploy::{self, Goal, Reach, Why};
+use procrastinate_migrations::deploy::{Goal, Reach, Why};
 use procrastinate_migrations::{Migration, Phase, Revision};
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub(super) enum How {
     Goal(Goal),
 }
 
-pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool, dry_run: bool) -> Result<i32, Failure> {
     // Checked before anything runs; each set then accepts only what names it.
     for i in ctx.selected() {
         accept_for(ctx, i, accept)?;
@@ -40,16 +40,18 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
         How::Goal(goal) => {
             for i in ctx.selected() {
                 let current = ctx.status(&mut client, i)?.current;
-                match deploy::reach(&ctx.sets[i].set.migrations, current, goal) {
+                let reach = ctx.sets[i].releases().reach(current, goal).map_err(|e| Failure::usage(format!("{}--to-version: {e}", ctx.prefix(i))))?;
+                match reach {
                     Reach::To(target) => planned.push((i, current, target)),
                     Reach::Nothing(why) => {
                         let flag = ctx.set_flag(i);
                         let why = match why {
                             Why::AtHead => "every migration is applied".to_string(),
-                            Why::PostPending(v) => format!(
-                                "the pre migrations of {v} are applied and its post migrations pending: deploy {v} of your code, \
+                            Why::PostPending { release, deploy } => format!(
+                                "the pre migrations of {} are applied and its post migrations pending: deploy {} of your code, \
                                  then `cargo procrastinate upgrade{flag} --phase post`",
-                                v = v.human()
+                                release.human(),
+                                deploy.human()
                             ),
                             Why::PrePending(v) => format!(
                                 "the next release, {v}, has its pre migrations pending: `cargo procrastinate upgrade{flag} --phase pre` first",
@@ -77,24 +79,29 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
     }
     // Said before anything runs: a plain upgrade across releases is the service-interruption path.
     // Not for a set with nothing applied: no code of any release runs against it yet.
+    let mut warnings: Vec<Vec<String>> = vec![Vec::new(); ctx.sets.len()];
     for &(i, current, target) in planned.iter().filter(|(_, current, _)| current.is_some()) {
         let done = current.map_or(0, |r| r.number() as usize);
-        let run = &ctx.sets[i].set.migrations[done.min(target.number() as usize)..target.number() as usize];
-        let crossed = deploy::crossed_posts(run);
+        let crossed = ctx.sets[i].releases().crossed_posts(done, target.number() as usize);
         if let Some(last) = crossed.last() {
             let names: Vec<String> = crossed.iter().map(|v| v.human()).collect();
-            ctx.log(&format!(
-                "warning: {}this runs the post migrations of {} together with later releases' migrations: workers still \
+            let warning = format!(
+                "{}this runs the post migrations of {} together with later releases' migrations: workers still \
                  running a release older than {} may break. For a zero-downtime deploy go one release at a time \
                  (`cargo procrastinate plan{}`).",
                 ctx.prefix(i),
                 names.join(", "),
                 last.human(),
                 ctx.set_flag(i),
-            ));
+            );
+            ctx.log(&format!("warning: {warning}"));
+            warnings[i].push(warning);
         }
     }
 
+    if dry_run {
+        return dry(ctx, &mut client, &planned, accept, &mut warnings);
+    }
     let mut sets = Vec::new();
     for (i, current, target) in planned {
         if from_schema {
@@ -152,7 +159,8 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
                     Some(migration),
                     None,
                     format!(
-                        "accepted changed file {} {}: recorded checksum {recorded} replaced by {}",
+                        "accepted changed file {} {}: recorded checksum {recorded} replaced by {}; the new text was not run \
+                         (the database keeps what the earlier text did: apply any difference yourself, in a new migration)",
                         label(migration.revision),
                         migration.file_name,
                         migration.checksum
@@ -239,7 +247,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
                 }
             },
         )
-        .map_err(|e| stamp_hint(e, current))?;
+        .map_err(|e| stamp_hint(reread(ctx, i, e), current))?;
         let head = l.head();
         let at = |r: Option<Revision>| format!("{}{}", ctx.label(i, r), if r == Some(head) { " (head)" } else { "" });
         let human = if report.applied.is_empty() && elsewhere.is_empty() {
@@ -247,7 +255,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
         } else {
             format!("upgraded {} -> {}", ctx.label(i, report.from), at(report.to))
         };
-        let hint = deploy_hint(&l.set.migrations, report.to, &ctx.set_flag(i));
+        let hint = deploy_hint(l, report.to, &ctx.set_flag(i));
         if !ctx.json {
             ctx.log(&human);
             if let Some(hint) = &hint {
@@ -262,9 +270,59 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool)
             applied_elsewhere: elsewhere,
             next: hint,
             from_schema: None,
+            warnings: std::mem::take(&mut warnings[i]),
         });
     }
     ctx.print_sets("upgrade", "", &(), &sets);
+    Ok(exit::OK)
+}
+
+/// `upgrade --dry-run`: what the planner says each set would do, read without the lock, and
+/// nothing written.
+fn dry(ctx: &Ctx, client: &mut postgres::Client, planned: &[(usize, Option<Revision>, Revision)], accept: &[String], warnings: &mut [Vec<String>]) -> Result<i32, Failure> {
+    let mut lines = Vec::new();
+    let mut sets = Vec::new();
+    for &(i, current, target) in planned {
+        let l = &ctx.sets[i];
+        let status = ctx.status(client, i)?;
+        let plan = procrastinate_migrations::state::plan_upgrade(&l.set.migrations, &status, Some(target), &accept_for(ctx, i, accept)?)
+            .map_err(|r| Failure::from(db::Error::refused(r, &l.options)))?;
+        let p = ctx.prefix(i);
+        let accepted: Vec<String> = plan
+            .accept
+            .iter()
+            .filter_map(|d| match d {
+                db::Divergence::Changed { revision, file_name, .. } => Some(format!("{} {file_name}", ctx.label(i, Some(*revision)))),
+                _ => None,
+            })
+            .collect();
+        for a in &accepted {
+            lines.push(format!("{p}would accept {a}: record its new checksum (the new text would not run)"));
+        }
+        for r in &plan.revised {
+            lines.push(format!("{p}would record the revised text of {} {}", ctx.label(i, Some(r.revision)), r.file_name));
+        }
+        for m in plan.run {
+            lines.push(format!("{p}would apply {} {:<8} {}", ctx.label(i, Some(m.revision)), m.phase, m.file_name));
+        }
+        let to = plan.run.last().map(|m| m.revision).or(current);
+        lines.push(if plan.run.is_empty() {
+            format!("{p}dry run: nothing to apply at {}; nothing was changed", ctx.label(i, current))
+        } else {
+            format!("{p}dry run: would upgrade {} -> {}; nothing was changed", ctx.label(i, current), ctx.label(i, to))
+        });
+        sets.push(json::UpgradeDryRun {
+            id: ctx.set_id(i),
+            dry_run: true,
+            from: json::rev(current),
+            to: json::rev(to),
+            would_apply: plan.run.iter().map(|m| json::Planned { revision: m.revision.to_string(), file_name: m.file_name.to_string(), phase: m.phase.as_str() }).collect(),
+            would_accept: accepted,
+            would_record_revised: plan.revised.iter().map(|r| r.file_name.clone()).collect(),
+            warnings: std::mem::take(&mut warnings[i]),
+        });
+    }
+    ctx.print_sets("upgrade", &lines.join("\n"), &(), &sets);
     Ok(exit::OK)
 }
 
@@ -323,6 +381,7 @@ fn build_from_schema(ctx: &Ctx, i: usize, client: &mut postgres::Client, current
         applied_elsewhere: Vec::new(),
         next: None,
         from_schema: Some(label),
+        warnings: Vec::new(),
     }))
 }
 
@@ -352,6 +411,26 @@ fn accept_for(ctx: &Ctx, i: usize, accept: &[String]) -> Result<AcceptChanged, F
     Ok(AcceptChanged::Only(revisions))
 }
 
+/// A migration whose outcome is unknown (the connection was lost while it ran): the position
+/// read once on a new connection, so that what is said is what the tracking table holds.
+fn reread(ctx: &Ctx, i: usize, mut e: db::Error) -> db::Error {
+    if let db::Error::Failed(f) = &mut e {
+        if let db::Outcome::Unknown { read } = &mut f.outcome {
+            let l = &ctx.sets[i];
+            let again = ctx
+                .target()
+                .ok()
+                .flatten()
+                .and_then(|t| t.connect().ok())
+                .and_then(|mut client| db::status(&mut client, &l.set.migrations, &l.options).ok());
+            if let Some(status) = again {
+                *read = Some(status.current);
+            }
+        }
+    }
+    e
+}
+
 /// A first migration failing on objects that already exist: a schema built from schema.sql or
 /// by hand, which wants `stamp`, not `upgrade`.
 fn stamp_hint(e: db::Error, current: Option<Revision>) -> Failure {
@@ -367,15 +446,27 @@ fn stamp_hint(e: db::Error, current: Option<Revision>) -> Failure {
     failure
 }
 
-/// After stopping at a `pre` migration whose release has `post` ones: the zero-downtime order,
-/// with the exact command.
-fn deploy_hint(migrations: &[Migration], at: Option<Revision>, set_flag: &str) -> Option<String> {
-    let last = &migrations[at?.index()];
-    let next = migrations.get(at?.index() + 1)?;
-    (last.phase == Phase::Pre && next.phase == Phase::Post && next.version == last.version).then(|| {
-        format!(
+/// After stopping at the last `pre` migration of a release: the zero-downtime order, with the
+/// exact command (its `post` migrations, or the next release's `pre` when it has none).
+fn deploy_hint(set: &super::Loaded, at: Option<Revision>, set_flag: &str) -> Option<String> {
+    let migrations = &set.set.migrations;
+    let at = at?.index();
+    if migrations[at].phase != Phase::Pre {
+        return None;
+    }
+    let releases = set.releases();
+    let release = releases.from(0).into_iter().find(|r| r.migrations.iter().any(|m| m.revision.index() == at))?;
+    let rest: Vec<&Migration> = release.migrations.iter().filter(|m| m.revision.index() > at).collect();
+    match rest.first() {
+        Some(next) if next.phase == Phase::Post => Some(format!(
             "next: deploy release {} of your code, then apply its post migrations with `cargo procrastinate upgrade{set_flag} --phase post`",
-            last.version.human()
-        )
-    })
+            release.deploy.human()
+        )),
+        Some(_) => None,
+        None if at + 1 < migrations.len() => Some(format!(
+            "next: deploy release {} of your code (it has no post migrations), then `cargo procrastinate upgrade{set_flag} --phase pre`",
+            release.deploy.human()
+        )),
+        None => Some(format!("next: deploy release {} of your code (it has no post migrations)", release.deploy.human())),
+    }
 }

@@ -120,6 +120,14 @@ pub(super) fn run(
     Ok(exit::OK)
 }
 
+/// The release `vendored.toml` in a set's directory records, if there is one (what `plan` and
+/// the deploy hints tell to deploy once the set's last release is applied).
+pub(super) fn vendored_release(dir: &Path) -> Option<procrastinate_migrations::Version> {
+    let text = std::fs::read_to_string(dir.join(PROVENANCE)).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    table.get("release")?.as_str()?.parse().ok()
+}
+
 /// The directory of the set that `--set` names, or of the only set, or of the set named
 /// `procrastinate`.
 fn target_dir<'r>(resolved: &'r Resolved, set: Option<&str>) -> Result<&'r Utf8Path, Failure> {

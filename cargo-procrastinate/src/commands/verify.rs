@@ -53,9 +53,8 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
                 ctx.log(&format!("{}proof recorded in {} (for `upgrade --from-schema`)", ctx.prefix(i), path.display()));
             }
         } else {
-            if schema_sql.is_none() {
-                Proof::remove(&l.set.dir);
-            }
+            // A proof from an earlier run is left alone: it names the files' checksums, and
+            // `upgrade --from-schema` checks them before it trusts the file.
             code = exit::DIVERGED;
             lines.push(format!(
                 "{}{head} does not build the schema of {}: {} objects differ (\"here\" is what the migrations built)",

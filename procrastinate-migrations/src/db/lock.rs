@@ -127,7 +127,7 @@ pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// so it fails by asking for a setting that does not exist, named after what it means:
 /// [`guard_failure`] reads the name back.
 pub(super) fn guard_sql(key: i64, settings: &[(&str, String)], recorded: Option<(&TrackingTable, &str, &str)>) -> String {
-    let mut sql = String::from("SELECT ");
+    let mut sql = format!("SELECT set_config('{}', extract(epoch FROM clock_timestamp())::text, true), ", crate::tracking::STARTED);
     for (name, value) in settings {
         sql.push_str(&format!("set_config({}, {}, true), ", quote_literal(name), quote_literal(value)));
     }

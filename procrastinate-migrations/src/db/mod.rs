@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use crate::state::{AcceptChanged, Applied, Divergence, Status};
 pub use upgrade::{Event, FromSchema, UpgradeReport};
 
+
 use crate::compat::{self, Verdict};
 use crate::config;
 use crate::diagnostic::Excerpt;
@@ -190,8 +191,27 @@ pub struct MigrationFailure {
     pub sqlstate: Option<String>,
     /// The file's lines around `line`, the position marked.
     pub excerpt: Option<Excerpt>,
-    /// The last revision still applied.
+    /// The last revision still applied (when [`outcome`](Self::outcome) says it is known).
     pub current: Option<Revision>,
+    /// What became of the migration, and so whether `current` is known.
+    pub outcome: Outcome,
+}
+
+/// What became of a migration that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Rolled back with its tracking row: the set is at [`MigrationFailure::current`].
+    RolledBack,
+    /// It ran outside any transaction (`-- no-transaction`) and is not recorded: what it did
+    /// before failing stays (a CREATE INDEX CONCURRENTLY leaves an INVALID index).
+    NotRecorded,
+    /// The connection was lost while it ran: whether it (and the migrations sent with it)
+    /// committed is unknown. `read` is the position read afterwards on a new connection
+    /// (`None` when none was read; [`MigrationFailure::current`] is then no position at all).
+    Unknown {
+        /// The position the tracking table gave on a new connection (`Some(None)`: base).
+        read: Option<Option<Revision>>,
+    },
 }
 
 impl MigrationFailure {
@@ -212,19 +232,28 @@ impl MigrationFailure {
                 Excerpt::at_line(&m.sql, crate::lexer::line_of(&m.sql, offset))
             }
         });
+        let mut message = db.map_or_else(|| describe(e), |d| d.message().to_string());
+        // The earlier text of a file upstream replaced: say so, and what replaced it.
+        if let Some(edit) = crate::upstream::edit_of(&m.file_name, &m.checksum.to_string()) {
+            message.push_str(&format!(
+                " (this is the text of {} that {} shipped; upstream replaced it in {} because {}: vendor {} or later)",
+                m.file_name, edit.earlier_releases, edit.revised_in, edit.why, edit.revised_in
+            ));
+        }
         MigrationFailure {
             set: opts.set.clone(),
             revision: m.revision,
             file_name: m.file_name.to_string(),
             line: excerpt.as_ref().map(|x| x.line),
             column: excerpt.as_ref().and_then(|x| x.column),
-            message: db.map_or_else(|| describe(e), |d| d.message().to_string()),
+            message,
             detail: db.and_then(|d| d.detail()).map(str::to_string),
             hint: db.and_then(|d| d.hint()).map(str::to_string),
             context: db.and_then(|d| d.where_()).map(str::to_string),
             sqlstate: db.map(|d| d.code().code().to_string()),
             excerpt,
             current,
+            outcome: Outcome::RolledBack,
         }
     }
 }
@@ -261,12 +290,27 @@ impl fmt::Display for Error {
                         write!(f, "\n  = {what}: {}", text.replace('\n', "\n    "))?;
                     }
                 }
-                let now = if fail.current.is_none() {
-                    format!("{} (nothing applied)", label(None))
-                } else {
-                    label(fail.current)
-                };
-                write!(f, "\nit was rolled back; the database is at {now}")
+                let now = |r: Option<Revision>| if r.is_none() { format!("{} (nothing applied)", label(None)) } else { label(r) };
+                match &fail.outcome {
+                    Outcome::RolledBack => write!(f, "\nit was rolled back; the database is at {}", now(fail.current)),
+                    Outcome::NotRecorded => write!(
+                        f,
+                        "\nit ran outside a transaction, so nothing rolled it back: what it did before failing stays, and it is \
+                         not recorded; the database is at {}",
+                        now(fail.current)
+                    ),
+                    Outcome::Unknown { read: None } => write!(
+                        f,
+                        "\nthe connection was lost while it ran, so whether it committed is unknown; \
+                         `cargo procrastinate current` says where the database is"
+                    ),
+                    Outcome::Unknown { read: Some(r) } => write!(
+                        f,
+                        "\nthe connection was lost while it ran, so whether it committed was unknown; read again on a new \
+                         connection, the database is at {}",
+                        now(*r)
+                    ),
+                }
             }
             Error::LockWait { waited, holder } => {
                 write!(f, "gave up after {}s waiting for the migration lock", waited.as_secs())?;
@@ -285,7 +329,7 @@ impl fmt::Display for Error {
                 }
                 write!(f, "; the database is at {}; `upgrade` again resumes there", label(*at))
             }
-            Error::Incompatible(verdict) => match verdict.set {
+            Error::Incompatible(verdict) => match &verdict.set {
                 Some(set) => write!(f, "set `{set}`: {verdict}"),
                 None => write!(f, "{verdict}"),
             },
@@ -371,9 +415,19 @@ pub fn check_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<
     for (i, def) in sets.iter().enumerate() {
         let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
         let rows = status::read_applied(client, &opts)?;
-        verdicts.push(compat::check(def, rows));
+        let found = if rows.as_ref().is_none_or(Vec::is_empty) { unadopted(client, def.migrations, &opts)? } else { Vec::new() };
+        verdicts.push(compat::check_adopted(def, rows, found));
     }
     Ok(verdicts)
+}
+
+/// The set's objects (relations, types, routines its files create) that exist in its schema,
+/// a few: asked when nothing of the set is recorded, to tell an empty database from one built
+/// without this tool (see [`compat::adoption_sql`]).
+pub fn unadopted(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Vec<String>, Error> {
+    let Some(sql) = compat::adoption_sql(migrations, opts.schema.as_deref()) else { return Ok(Vec::new()) };
+    let rows = status::simple_rows(client, &sql).map_err(db_err("cannot look for the set's objects"))?;
+    Ok(rows.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect())
 }
 
 /// [`check_sets`], failing with the first set this build may not run on

@@ -370,11 +370,13 @@ fn run_batch(
         ),
     );
     let Ok(after) = after else {
-        // The connection is gone: which of the batch committed is for `current` to say.
+        // The connection is gone: which of the batch committed is unknown here; the caller may
+        // read it on a new connection.
         let mut failure = MigrationFailure::new(opts, &batch[0], &e, None, current);
+        failure.outcome = super::Outcome::Unknown { read: None };
         if batch.len() > 1 {
             failure.message.push_str(&format!(
-                " (it was sent together with the {} migrations after it, up to {}, some of which may have been applied: `current` says where the database is)",
+                " (it was sent together with the {} migrations after it, up to {}, any of which may have committed)",
                 batch.len() - 1,
                 batch[batch.len() - 1].file_name
             ));
@@ -495,6 +497,7 @@ fn run_outside_transaction(
             .and_then(|s| s.first().map(|st| (st.span.start, false)));
         let mut failure =
             MigrationFailure::new(opts, m, &e, position(&e, 0, &m.sql).or(statement), current);
+        failure.outcome = if client.is_closed() { super::Outcome::Unknown { read: None } } else { super::Outcome::NotRecorded };
         failure.message.push_str(
             " (it ran outside a transaction, so it may have left something behind: a CREATE INDEX \
              CONCURRENTLY that fails leaves an INVALID index; find it with `SELECT indexrelid::regclass FROM \
