@@ -68,6 +68,10 @@ pub struct Global {
     /// Longest to wait for another upgrade's migration lock, e.g. 10min (setting `lock-wait`).
     #[arg(long, global = true, value_name = "DURATION")]
     pub lock_wait: Option<String>,
+    /// Longest to wait for the server's answer to one of the tool's own statements, and how often
+    /// a long migration is checked on (setting `round-trip-timeout`, default 30s).
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub round_trip_timeout: Option<String>,
     /// Output format for data on stdout.
     #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
@@ -170,6 +174,10 @@ pub enum Command {
         /// Build the comparison schemas on this server instead of an embedded PostgreSQL.
         #[arg(long, value_name = "URL")]
         server: Option<String>,
+        /// Record a `-- no-transaction` migration whose run died after it finished (its claim's
+        /// process is gone, its index exists and is valid): checked, then recorded.
+        #[arg(long, conflicts_with_all = ["purge", "detect", "force"])]
+        claimed: bool,
     },
     /// List migrations with their state (RANGE as in Alembic: base:head, current:head, 0025:0030).
     #[command(

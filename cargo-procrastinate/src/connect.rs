@@ -6,14 +6,16 @@
 //! As libpq does, `PG*` variables also fill what the URL leaves out (password, user, ...).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use std::future::Future;
 use std::pin::Pin;
 
-use postgres::config::Host;
-use postgres::tls::{MakeTlsConnect, TlsConnect};
-use postgres::{Client, Config};
+use procrastinate_migrations::db::{Conn, ConnectError};
+use tokio_postgres::config::Host;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{CancelToken, Config};
 use postgres_openssl::MakeTlsConnector;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -55,6 +57,7 @@ impl TlsMode {
 }
 
 /// A database to connect to, and how to name it in output.
+#[derive(Clone)]
 pub struct Target {
     /// Host, port, user, password, database, application name and connect timeout; what the URL
     /// leaves out comes from `PG*`.
@@ -67,6 +70,8 @@ pub struct Target {
     /// The client certificate the server may ask for (`sslcert`/`sslkey`, PGSSLCERT/PGSSLKEY, or
     /// libpq's ~/.postgresql/postgresql.crt and .key when both exist).
     pub client_cert: Option<ClientCert>,
+    /// `round-trip-timeout`: the bound on each round trip of the connection (see `db::Conn`).
+    pub round_trip: Duration,
 }
 
 /// A client certificate and its key (PEM), with the key's passphrase (`sslpassword`).
@@ -96,22 +101,58 @@ impl Target {
         )
     }
 
-    /// Connects with the TLS the mode asks for; the error names the target, never the password.
-    pub fn connect(&self) -> Result<Client, Failure> {
-        let fail = |e: postgres::Error| {
-            Failure::connect(format!("cannot connect to {}: {}", self.display(), procrastinate_migrations::db::describe(&e)))
-        };
+    /// Connects with the TLS the mode asks for, every wait bounded (`connect_timeout` for the
+    /// set-up, `round_trip` for each round trip); the error names the target, never the password.
+    pub fn connect(&self) -> Result<Conn, Failure> {
+        let fail = |e: ConnectError| Failure::connect(format!("cannot connect to {}: {e}", self.display()));
         if self.tls == TlsMode::Disable {
-            return self.config.connect(postgres::NoTls).map_err(fail);
+            return Conn::connect(&self.config, tokio_postgres::NoTls, self.round_trip).map_err(fail);
         }
         if self.verifies() || self.client_cert.is_some() {
             // The certificates are read up front, so that a missing one is named clearly.
             let connector = self.tls_connector()?;
-            return self.config.connect(connector).map_err(fail);
+            return Conn::connect(&self.config, connector, self.round_trip).map_err(fail);
         }
         // prefer/require without verification: nothing of TLS is built until the server has
         // accepted it (a server without TLS, under `prefer`, never costs the context).
-        self.config.connect(LazyTls { tls: self.tls }).map_err(fail)
+        Conn::connect(&self.config, LazyTls { tls: self.tls }, self.round_trip).map_err(fail)
+    }
+
+    /// Asks the server to cancel the statement in flight on the connection of `token`, and
+    /// waits (bounded) until the server has closed the request's socket: PgBouncer drops a
+    /// request whose socket the client closes right after writing it. Plain, as libpq sends it
+    /// (before PostgreSQL 17), unless the mode requires TLS.
+    pub fn cancel(&self, token: &CancelToken) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        let bound = self.config.get_connect_timeout().copied().unwrap_or(Duration::from_secs(10));
+        let host = self.config.get_hosts().first().cloned().ok_or("no host to send it to")?;
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let plain = matches!(self.tls, TlsMode::Disable | TlsMode::Prefer);
+        let sent = async {
+            let (stream, keep) = cancel::open(&host, port).await.map_err(|e| format!("cannot reach the server: {e}"))?;
+            let name = match &host {
+                Host::Tcp(h) => h.clone(),
+                Host::Unix(_) => String::new(),
+            };
+            let sent = if plain {
+                token.cancel_query_raw(stream, tokio_postgres::NoTls).await
+            } else if self.verifies() || self.client_cert.is_some() {
+                let mut connector = self.tls_connector().map_err(|f| f.message)?;
+                let tls = MakeTlsConnect::<cancel::Raw>::make_tls_connect(&mut connector, &name).map_err(|e| e.to_string())?;
+                token.cancel_query_raw(stream, tls).await
+            } else {
+                let tls = MakeTlsConnect::<cancel::Raw>::make_tls_connect(&mut LazyTls { tls: self.tls }, &name).map_err(|e| e.to_string())?;
+                token.cancel_query_raw(stream, tls).await
+            };
+            sent.map_err(|e| procrastinate_migrations::db::describe(&e))?;
+            // The request's socket stays open until the server (or PgBouncer) closes it.
+            cancel::until_closed(keep).await;
+            Ok(())
+        };
+        match rt.block_on(async { tokio::time::timeout(bound + Duration::from_secs(5), sent).await }) {
+            Ok(result) => result,
+            Err(_) => Err(format!("the server did not take the cancel request within {}s", (bound + Duration::from_secs(5)).as_secs())),
+        }
     }
 
     /// Whether the server's certificate is checked (and so a root certificate needed).
@@ -196,7 +237,7 @@ impl ClientCert {
 
 /// TLS that is set up only once the server has said yes to it: encrypted, not authenticated
 /// (`prefer` and `require` without a root certificate, as in libpq).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct LazyTls {
     tls: TlsMode,
 }
@@ -242,6 +283,86 @@ where
     }
 }
 
+/// The cancel request's own socket: opened by us, so that it can stay open after the driver
+/// has written the request (the driver shuts a stream it is given down and drops it).
+mod cancel {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+    use tokio_postgres::config::Host;
+
+    /// A TCP or Unix stream whose shutdown does nothing: the socket closes when its other
+    /// handle ([`Keep`]) sees the server close it.
+    #[derive(Debug)]
+    pub(super) enum Raw {
+        Tcp(tokio::net::TcpStream),
+        Unix(tokio::net::UnixStream),
+    }
+
+    /// The same socket, kept to read until the server closes it.
+    pub(super) enum Keep {
+        Tcp(tokio::net::TcpStream),
+        Unix(tokio::net::UnixStream),
+    }
+
+    /// Connects to the server's first host and gives two handles on the one socket.
+    pub(super) async fn open(host: &Host, port: u16) -> io::Result<(Raw, Keep)> {
+        match host {
+            Host::Tcp(h) => {
+                let s = tokio::net::TcpStream::connect((h.as_str(), port)).await?.into_std()?;
+                let dup = s.try_clone()?;
+                Ok((Raw::Tcp(tokio::net::TcpStream::from_std(dup)?), Keep::Tcp(tokio::net::TcpStream::from_std(s)?)))
+            }
+            Host::Unix(dir) => {
+                let s = tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{port}"))).await?.into_std()?;
+                let dup = s.try_clone()?;
+                Ok((Raw::Unix(tokio::net::UnixStream::from_std(dup)?), Keep::Unix(tokio::net::UnixStream::from_std(s)?)))
+            }
+        }
+    }
+
+    /// Reads until the server closes the socket (it sends nothing back to a cancel request).
+    pub(super) async fn until_closed(keep: Keep) {
+        let mut buf = [0u8; 64];
+        match keep {
+            Keep::Tcp(mut s) => while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {},
+            Keep::Unix(mut s) => while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {},
+        }
+    }
+
+    impl AsyncRead for Raw {
+        fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                Raw::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+                Raw::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            }
+        }
+    }
+
+    impl AsyncWrite for Raw {
+        fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+            match self.get_mut() {
+                Raw::Tcp(s) => Pin::new(s).poll_write(cx, data),
+                Raw::Unix(s) => Pin::new(s).poll_write(cx, data),
+            }
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match self.get_mut() {
+                Raw::Tcp(s) => Pin::new(s).poll_flush(cx),
+                Raw::Unix(s) => Pin::new(s).poll_flush(cx),
+            }
+        }
+
+        /// Nothing: a half-close right after the request is what PgBouncer 1.18 drops it for.
+        fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
 /// `sslrootcert=system`: the store psql would use. OpenSSL's default paths honour SSL_CERT_FILE
 /// and SSL_CERT_DIR, but a vendored OpenSSL's compiled-in ones point where its build put them
 /// (/usr/local/ssl), so the distribution's own store is added too.
@@ -274,6 +395,12 @@ pub fn target(flag: Option<&str>, url_env: &str, dotenv: Option<(&Path, Option<&
     }
     let dotenv = || -> Result<Option<String>, Failure> {
         let Some(path) = dotenv.and_then(|(cwd, manifest_dir)| dotenv_file(cwd, manifest_dir)) else { return Ok(None) };
+        if !path.is_file() {
+            return Err(Failure::usage(format!(
+                "{} is not a file (a directory?): it cannot hold {url_env}; remove it, or pass --no-dotenv",
+                path.display()
+            )));
+        }
         let entries = dotenvy::from_path_iter(&path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
         let mut found = None;
         for entry in entries {
@@ -295,10 +422,10 @@ pub fn target(flag: Option<&str>, url_env: &str, dotenv: Option<(&Path, Option<&
         Ok(found)
     };
     if flag.is_some_and(conninfo::carries_password) {
-        eprintln!(
-            "warning: the password in --database-url is visible to every user of this machine (`ps`); \
+        crate::term::warn(&format!(
+            "the password in --database-url is visible to every user of this machine (`ps`); \
              put the URL in ${url_env} or .env, or the password in PGPASSWORD"
-        );
+        ));
     }
     let url = match flag.map(str::to_string).or_else(|| env(url_env)) {
         Some(url) => Some(url),
@@ -322,15 +449,23 @@ pub fn dotenv_file(cwd: &Path, manifest_dir: Option<&Path>) -> Option<PathBuf> {
     };
     for dir in start.ancestors() {
         let file = dir.join(".env");
-        if file.is_file() {
+        // Anything there named `.env` (a directory too) is read, and an error if it cannot be.
+        if file.symlink_metadata().is_ok() {
             return Some(file);
         }
+        // The workspace root: its manifest has a `[workspace]` table (however it is spelt).
         let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
-        if manifest.lines().any(|l| l.trim() == "[workspace]") {
+        if toml::from_str::<toml::Table>(&manifest).is_ok_and(|t| t.contains_key("workspace")) {
             return None;
         }
     }
     None
+}
+
+/// [`parse`] with the process's environment: what `--server URL` takes (libpq's variables,
+/// the service file and the password file apply as for the database URL).
+pub fn parse_env(input: &str) -> Result<Target, Failure> {
+    parse(input, &|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
 /// Parses a connection string (a URL, `postgres://`, `postgresql://`, `postgresql+driver://`,
@@ -358,7 +493,7 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
     if tls == TlsMode::Disable && params.get("sslcert").is_some() {
         return Err(Failure::usage("sslcert is set with sslmode=disable: a client certificate needs TLS"));
     }
-    Ok(Target { config, tls, root_cert: params.get("sslrootcert").map(PathBuf::from), client_cert })
+    Ok(Target { config, tls, root_cert: params.get("sslrootcert").map(PathBuf::from), client_cert, round_trip: Duration::from_secs(30) })
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@ pub const DIVERGED: i32 = 5;
 /// Gave up waiting for another process's migration lock (`lock-wait`).
 pub const LOCKED: i32 = 6;
 
+/// A wait on the server exceeded its bound (`round-trip-timeout`, with the server unreachable
+/// or the answer lost): the connection was given up; the message says what is known.
+pub const TIMED_OUT: i32 = 7;
+
 /// Interrupted by SIGINT or SIGTERM: the migration in flight was cancelled and rolled back.
 pub const INTERRUPTED: i32 = 130;
 
@@ -29,5 +33,6 @@ pub const ALL: &[(i32, &str)] = &[
     (BEHIND, "`check`: the database is behind head"),
     (DIVERGED, "the database and the files disagree (changed, inserted, gone or renamed file; the database is ahead), or a schema does not match (`verify`, `stamp`); nothing was changed"),
     (LOCKED, "gave up waiting for another process's migration lock (`lock-wait`)"),
+    (TIMED_OUT, "gave up waiting for the server's answer (`round-trip-timeout`: the server or a proxy stopped answering, or the answer was lost); the message says what is known of the database"),
     (INTERRUPTED, "interrupted (SIGINT, SIGTERM): the migration in flight was cancelled and rolled back; a second signal exits at once"),
 ];

@@ -20,7 +20,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Prints `body` as one line, tagged with `reason` and the format version.
 pub fn emit(reason: &str, body: &impl Serialize) {
-    println!("{}", tagged(reason, body));
+    crate::term::data_line(&tagged(reason, body).to_string());
 }
 
 /// Prints a per-set result: `top`'s fields, `sets`, and the single set's fields at the top.

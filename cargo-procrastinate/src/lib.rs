@@ -68,6 +68,8 @@ impl From<procrastinate_migrations::db::Error> for Failure {
     fn from(e: procrastinate_migrations::db::Error) -> Failure {
         use procrastinate_migrations::db::Error as E;
         let code = match &e {
+            E::Db { abandoned: Some(_), .. } => exit::TIMED_OUT,
+            E::Failed(f) if f.abandoned.is_some() => exit::TIMED_OUT,
             E::Db { .. } | E::Failed(_) => exit::FAILED,
             E::Diverged { .. } => exit::DIVERGED,
             E::LockWait { .. } => exit::LOCKED,
@@ -92,7 +94,18 @@ pub fn main() -> i32 {
         cli.global.verbose,
     );
     let json = cli.global.message_format == cli::MessageFormat::Json;
-    match commands::run(cli) {
+    let result = commands::run(cli);
+    // Output that could not be written (a full disk; a closed pipe is not a failure) is a
+    // failure of its own, said on stderr, never a panic.
+    if let Some(why) = term::stdout_error() {
+        term::error(&format!("cannot write to stdout: {why}"));
+        return match result {
+            Ok(code) if code != exit::OK => code,
+            Err(f) => f.code,
+            Ok(_) => exit::FAILED,
+        };
+    }
+    match result {
         Ok(code) => code,
         Err(f) => {
             // Every message is built from settings and server replies, never from the URL

@@ -3,7 +3,7 @@
 //! `--server URL`, created on that server and dropped again (never the application's database).
 
 use procrastinate_migrations::catalog::{self, Catalog};
-use procrastinate_migrations::db;
+use procrastinate_migrations::db::{self, Session};
 use procrastinate_migrations::Migration;
 
 use crate::connect::Target;
@@ -29,7 +29,7 @@ impl Scratchpad {
     }
 
     /// A new empty database, connected.
-    pub fn database(&mut self, label: &str) -> Result<postgres::Client, Failure> {
+    pub fn database(&mut self, label: &str) -> Result<Box<dyn Session>, Failure> {
         let name = format!("cargo_procrastinate_{label}_{}_{}", std::process::id(), self.created.len());
         match &mut self.place {
             Place::Embedded(scratch) => {
@@ -42,7 +42,8 @@ impl Scratchpad {
                 let s = scratch.as_ref().expect("started above");
                 s.create_database(&name).map_err(|e| Failure::connect(format!("cannot create a scratch database: {e}")))?;
                 self.created.push(name.clone());
-                s.config(&name).connect(postgres::NoTls).map_err(|e| Failure::connect(format!("cannot connect to the scratch database: {}", db::describe(&e))))
+                let client = s.config(&name).connect(postgres::NoTls).map_err(|e| Failure::connect(format!("cannot connect to the scratch database: {}", db::describe(&e))))?;
+                Ok(Box::new(client))
             }
             Place::Server(admin) => {
                 admin
@@ -50,9 +51,9 @@ impl Scratchpad {
                     .batch_execute(&format!("CREATE DATABASE {}", procrastinate_migrations::tracking::quote_ident(&name)))
                     .map_err(|e| Failure::connect(format!("cannot create a scratch database on {}: {}", admin.display(), db::describe(&e))))?;
                 self.created.push(name.clone());
-                let mut target = Target { config: admin.config.clone(), tls: admin.tls, root_cert: admin.root_cert.clone(), client_cert: admin.client_cert.clone() };
+                let mut target = (**admin).clone();
                 target.config.dbname(&name);
-                target.connect()
+                Ok(Box::new(target.connect()?))
             }
         }
     }
@@ -74,13 +75,13 @@ impl Scratchpad {
                 return Ok(hit);
             }
         }
-        let read = |client: &mut postgres::Client| {
+        let read = |client: &mut dyn Session| {
             catalog::read(client, schema, &opts.table.name).map_err(|e| Failure::new(crate::exit::FAILED, format!("cannot read the catalog: {}", db::describe(&e))))
         };
         let mut out = vec![Catalog::default()];
         for m in migrations {
-            db::upgrade(&mut client, migrations, Some(m.revision), opts, &mut |_| {})?;
-            out.push(read(&mut client)?);
+            db::upgrade(&mut *client, migrations, Some(m.revision), opts, &mut |_| {})?;
+            out.push(read(&mut *client)?);
         }
         if let Some(file) = cache {
             // A cache that cannot be written is only slower next time.
@@ -100,7 +101,7 @@ impl Scratchpad {
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}")).map_err(failed)?;
         }
         client.batch_execute(sql).map_err(failed)?;
-        catalog::read(&mut client, schema.unwrap_or("public"), tracking_table).map_err(failed)
+        catalog::read(&mut *client, schema.unwrap_or("public"), tracking_table).map_err(failed)
     }
 }
 

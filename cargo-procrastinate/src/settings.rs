@@ -24,6 +24,8 @@ pub struct Resolved {
     pub database_url_env: String,
     /// Directory of the manifest in use: where `.env` is looked for.
     pub manifest_dir: Option<Utf8PathBuf>,
+    /// `round-trip-timeout`: the bound on each of the tool's round trips (see `db::Conn`).
+    pub round_trip: std::time::Duration,
 }
 
 /// One configured set.
@@ -61,6 +63,7 @@ const ENV: &[(&str, Field)] = &[
     ("PROCRASTINATE_LOCK_TIMEOUT", |s| &mut s.lock_timeout),
     ("PROCRASTINATE_STATEMENT_TIMEOUT", |s| &mut s.statement_timeout),
     ("PROCRASTINATE_LOCK_WAIT", |s| &mut s.lock_wait),
+    ("PROCRASTINATE_ROUND_TRIP_TIMEOUT", |s| &mut s.round_trip_timeout),
 ];
 
 /// Reads the manifests and the environment and applies the precedence. A flag or variable that
@@ -164,6 +167,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
     };
     let lock_timeout = duration("lock-timeout", merged.lock_timeout.clone(), config::DEFAULT_LOCK_TIMEOUT)?;
     let lock_wait = duration("lock-wait", merged.lock_wait.clone(), config::DEFAULT_LOCK_WAIT)?;
+    let round_trip = duration("round-trip-timeout", merged.round_trip_timeout.clone(), config::DEFAULT_ROUND_TRIP_TIMEOUT)?;
     let package_statement_timeout = statement_timeout(merged.statement_timeout.as_ref())?;
     let mut sets = Vec::with_capacity(specs.len());
     for (i, spec) in specs.into_iter().enumerate() {
@@ -199,6 +203,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         migrations_origin,
         database_url_env: merged.database_url_env.unwrap_or_else(|| config::DEFAULT_DATABASE_URL_ENV.into()),
         manifest_dir,
+        round_trip,
     })
 }
 

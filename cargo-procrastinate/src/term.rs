@@ -92,23 +92,64 @@ fn paint(style: Style, text: &str) -> String {
     }
 }
 
+/// A line on stderr. A stderr that is closed or full (`2>&1 | head -1`, `2>/dev/full`) is not
+/// a reason to stop: the work goes on (a migration half-told is worse than an unread line).
+fn to_stderr(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// `error: ...` (always shown, also with `-q`).
 pub fn error(message: &str) {
-    eprintln!("{} {}", paint(ERROR, "error:"), colour_body(message));
+    to_stderr(&format!("{} {}", paint(ERROR, "error:"), colour_body(message)));
+}
+
+/// A warning shown even with `-q` (a password on the command line).
+pub fn warn(message: &str) {
+    to_stderr(&colour_line(&format!("warning: {message}")));
 }
 
 /// A log line (not with `-q`): `warning:`, `note:`, `hint:`, `next:` and `applied` are coloured.
 pub fn log(line: &str) {
     if !get().quiet {
-        eprintln!("{}", colour_line(line));
+        to_stderr(&colour_line(line));
     }
 }
 
 /// A line only `-v` shows.
 pub fn verbose(line: &str) {
     if get().verbose > 0 && !get().quiet {
-        eprintln!("{}", colour_line(line));
+        to_stderr(&colour_line(line));
     }
+}
+
+/// What became of stdout: `None` while every write went through.
+static STDOUT: std::sync::Mutex<Option<std::io::Error>> = std::sync::Mutex::new(None);
+
+/// Data on stdout (the command's result: text or JSON), never a panic. A reader that left
+/// (`| head -1`) or a full disk stops further output; the command itself goes on, and
+/// [`stdout_error`] says at the end whether that was a failure.
+pub fn data(text: &str) {
+    use std::io::Write;
+    let mut failed = STDOUT.lock().unwrap_or_else(|p| p.into_inner());
+    if failed.is_some() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        *failed = Some(e);
+    }
+}
+
+/// [`data`] and a newline.
+pub fn data_line(text: &str) {
+    data(&format!("{text}\n"));
+}
+
+/// Why stdout could not be written, if it could not and that is a failure (a closed pipe is
+/// not: the reader has what it wanted).
+pub fn stdout_error() -> Option<String> {
+    STDOUT.lock().unwrap_or_else(|p| p.into_inner()).as_ref().filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe).map(ToString::to_string)
 }
 
 fn colour_line(line: &str) -> String {

@@ -108,6 +108,36 @@ impl Scratch {
             .map_err(|e| Error::with(format!("could not create database {name:?}"), e))
     }
 
+    /// A hot standby of this cluster: `pg_basebackup -R` of it into a directory of its own,
+    /// started on another port and streaming from this one (read-only: `pg_is_in_recovery()`).
+    /// Same superuser password; removed with the returned value.
+    pub fn standby(&self) -> Result<Scratch, Error> {
+        let bindir = find_bindir()?;
+        let owner = server_owner()?;
+        let dir = tempfile::Builder::new()
+            .prefix("pg-scratch-standby-")
+            .tempdir()
+            .map_err(|e| Error::with("could not create a temporary directory (check TMPDIR)", e))?;
+        chown(dir.path(), owner)?;
+        let mut cmd = Command::new(bindir.join("pg_basebackup"));
+        cmd.arg("-D").arg(dir.path().join("data"))
+            .arg("-h").arg(self.socket_dir())
+            .args(["-p", &self.port.to_string(), "-U", "postgres", "-R", "--no-sync", "-X", "stream", "--checkpoint=fast"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null());
+        as_owner(&mut cmd, owner);
+        let out = cmd.output().map_err(|e| Error::with("could not run pg_basebackup", e))?;
+        if !out.status.success() {
+            return Err(Error::msg(format!("pg_basebackup failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr).trim_end())));
+        }
+        let port = free_port()?;
+        let postmaster = launch(&bindir, dir.path(), owner, port)?;
+        match wait_ready(&postmaster, dir.path(), port) {
+            Ok(()) => Ok(Scratch { postmaster, dir, port, password: self.password.clone() }),
+            Err(_) => Err(Error::msg(format!("the standby did not start; last lines of its log:\n{}", log_tail(&dir.path().join("postgres.log"))))),
+        }
+    }
+
     /// Stops the server and removes the directory (same as dropping).
     pub fn stop(self) {}
 }

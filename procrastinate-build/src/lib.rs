@@ -105,11 +105,9 @@ fn check_database(url: &str, sets: &[GenSet<'_>]) -> Result<(), Error> {
     if matches!(params.get("sslmode"), Some("require" | "verify-ca" | "verify-full")) {
         return Err(bad("the build-time check connects without TLS; give sslmode=disable or prefer (or check with `cargo procrastinate check --compatible`)".into()));
     }
-    let mut client = params
-        .config()
-        .map_err(bad)?
-        .connect(postgres::NoTls)
-        .map_err(|e| Error::Database(format!("cannot connect to {BUILD_DATABASE_URL} ({}): {}", params.display(), db::describe(&e))))?;
+    let config = params.config().map_err(bad)?;
+    let mut client = db::Conn::connect(&config, postgres::NoTls, std::time::Duration::from_secs(30))
+        .map_err(|e| Error::Database(format!("cannot connect to {BUILD_DATABASE_URL} ({}): {e}", params.display())))?;
     db::verify_sets(&mut client, &defs)
         .map(drop)
         .map_err(|e| Error::Database(format!("the database at {BUILD_DATABASE_URL}: {e}")))

@@ -107,6 +107,26 @@ fn created_name(head: &[String]) -> Option<String> {
     (first == '"' || first.is_alphabetic() || first == '_').then(|| crate::lexer::ident(name))
 }
 
+/// The index a `CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON ...` statement's
+/// first tokens name, as the server folds it (`None` for an unnamed index or another statement).
+pub fn created_index(head: &[String]) -> Option<String> {
+    let mut t = head.iter().map(String::as_str).peekable();
+    (t.next()? == "CREATE").then_some(())?;
+    if t.peek() == Some(&"UNIQUE") {
+        t.next();
+    }
+    (t.next()? == "INDEX").then_some(())?;
+    if t.peek() == Some(&"CONCURRENTLY") {
+        t.next();
+    }
+    if t.peek() == Some(&"IF") {
+        t.next();
+        (t.next()? == "NOT" && t.next()? == "EXISTS").then_some(())?;
+    }
+    let name = t.next()?;
+    (name != "ON").then(|| crate::lexer::ident(name))
+}
+
 /// What the catalog says.
 #[derive(Debug)]
 pub enum CatalogMatch {

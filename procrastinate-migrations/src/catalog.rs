@@ -144,7 +144,7 @@ pub const FORMAT: u32 = 2;
 /// name other schemas' objects qualified and the schema's own unqualified, whatever the
 /// session's `search_path`, so that two databases compare by what they hold.
 #[cfg(feature = "postgres")]
-pub fn read(client: &mut postgres::Client, schema: &str, tracking_table: &str) -> Result<Catalog, postgres::Error> {
+pub fn read(client: &mut dyn crate::db::Session, schema: &str, tracking_table: &str) -> Result<Catalog, postgres::Error> {
     use crate::tracking::{quote_ident, quote_literal};
     let sql = format!(
         "BEGIN READ ONLY;\nSELECT set_config('search_path', {}, true);\n{};\nCOMMIT",

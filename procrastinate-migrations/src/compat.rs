@@ -22,6 +22,10 @@ use crate::set::SetDef;
 use crate::state::{Applied, Divergence, Status};
 use crate::tracking::{quote_literal, TrackingTable};
 
+/// How long the start-up check waits by default, for all its sets together: a tracking table
+/// locked by another session (or a slow server) gives a clear error in time, not a hang.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The database states a build runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {

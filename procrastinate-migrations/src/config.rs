@@ -30,6 +30,9 @@ pub struct Settings {
     pub lock_retries: Option<u32>,
     /// Longest an `upgrade` waits for another `upgrade` holding the migration lock.
     pub lock_wait: Option<String>,
+    /// Longest the tool waits for the server's answer to one of its own statements, and how
+    /// often it asks, on a second connection, whether a long migration is still working.
+    pub round_trip_timeout: Option<String>,
 }
 
 /// One entry of `sets = [...]`: `{ name = "app", migrations = "db/app" }`, optionally with its
@@ -54,7 +57,7 @@ pub struct SetSettings {
 impl Settings {
     /// Every key as written in TOML: the README must document each one (a test checks).
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -74,6 +77,7 @@ impl Settings {
             statement_timeout: over.statement_timeout.or(self.statement_timeout),
             lock_retries: over.lock_retries.or(self.lock_retries),
             lock_wait: over.lock_wait.or(self.lock_wait),
+            round_trip_timeout: over.round_trip_timeout.or(self.round_trip_timeout),
         }
     }
 
@@ -119,7 +123,8 @@ pub struct SetSpec {
 /// The sets that merged settings configure, in application order; `Ok(None)` when neither
 /// `migrations` nor `sets` is set. Errors name the set and the key.
 pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
-    let schema = merged.schema.clone().filter(|s| !s.is_empty());
+    check_schema(merged.schema.as_deref(), "")?;
+    let schema = merged.schema.clone();
     let version_table = merged.version_table.clone().unwrap_or_else(|| DEFAULT_VERSION_TABLE.to_string());
     let Some(sets) = &merged.sets else {
         return Ok(merged.migrations.as_ref().map(|dir| {
@@ -132,6 +137,7 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
     let mut specs: Vec<SetSpec> = Vec::with_capacity(sets.len());
     for set in sets {
         check_set_name(&set.name)?;
+        check_schema(set.schema.as_deref(), &format!(" of set `{}`", set.name))?;
         let dir = normalize(Path::new(&set.migrations));
         if specs.iter().any(|s| s.name.as_deref() == Some(&set.name)) {
             return Err(format!("`sets`: the name `{}` is used twice", set.name));
@@ -147,13 +153,24 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
         specs.push(SetSpec {
             name: Some(set.name.clone()),
             migrations: PathBuf::from(&set.migrations),
-            schema: set.schema.clone().filter(|s| !s.is_empty()).or_else(|| schema.clone()),
+            schema: set.schema.clone().or_else(|| schema.clone()),
             version_table: set.version_table.clone().unwrap_or_else(|| version_table.clone()),
             lock_timeout: set.lock_timeout.clone(),
             statement_timeout: set.statement_timeout.clone(),
         });
     }
     Ok(Some(specs))
+}
+
+/// A `schema` setting names a schema: not empty (which would silently mean the server's
+/// `search_path`: leave the setting out for that), at most 63 bytes (PostgreSQL would cut it).
+fn check_schema(schema: Option<&str>, of: &str) -> Result<(), String> {
+    match schema {
+        Some("") => Err(format!("setting `schema`{of} is empty: name a schema, or leave the setting out for the server's search_path")),
+        Some(s) if s.len() > 63 => Err(format!("setting `schema`{of} is {} bytes long: PostgreSQL names are at most 63", s.len())),
+        Some(s) if s.contains('\0') => Err(format!("setting `schema`{of} holds a NUL byte")),
+        _ => Ok(()),
+    }
 }
 
 /// Set names are lower-case identifiers: they are written `NAME@REV` and become Rust modules.
@@ -202,6 +219,9 @@ pub const DEFAULT_DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub const DEFAULT_LOCK_TIMEOUT: &str = "5s";
 /// Default of `lock-wait`: how long an `upgrade` waits for another one's migration lock.
 pub const DEFAULT_LOCK_WAIT: &str = "10min";
+/// Default of `round-trip-timeout`: the tool's own statements are small; a server that does not
+/// answer one within this is gone, or a proxy in between has stopped forwarding.
+pub const DEFAULT_ROUND_TRIP_TIMEOUT: &str = "30s";
 
 /// A timeout as PostgreSQL takes it: milliseconds that fit an int. `zero_means` names what 0
 /// would mean, or `None` when 0 is refused (a lock timeout of 0 waits forever).

@@ -318,7 +318,7 @@ impl Params {
     /// TLS is the caller's: `sslmode` is given to the driver as `disable`, `prefer` or
     /// `require`, and the files are left to [`get`](Self::get).
     #[cfg(feature = "postgres")]
-    pub fn config(&self) -> Result<postgres::Config, String> {
+    pub fn config(&self) -> Result<tokio_postgres::Config, String> {
         const DRIVER: &[&str] = &[
             "host",
             "hostaddr",
@@ -354,7 +354,7 @@ impl Params {
             _ => "require",
         };
         text.push(format!("sslmode={mode}"));
-        text.join(" ").parse::<postgres::Config>().map_err(|e| {
+        text.join(" ").parse::<tokio_postgres::Config>().map_err(|e| {
             // The driver names the keyword whose value it cannot read (never the value).
             let why = std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string());
             format!("the connection settings are not valid: {why}")
@@ -498,7 +498,12 @@ fn passfile(values: &BTreeMap<String, String>, env: &dyn Fn(&str) -> Option<Stri
     {
         use std::os::unix::fs::PermissionsExt;
         if meta.permissions().mode() & 0o077 != 0 {
-            eprintln!("warning: password file {} has group or world access; permissions should be u=rw (0600) or less: ignored", path.display());
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: password file {} has group or world access; permissions should be u=rw (0600) or less: ignored",
+                path.display()
+            );
             return None;
         }
     }
@@ -636,7 +641,7 @@ mod tests {
         assert_eq!(c.get_dbname(), Some("my app"));
         assert_eq!(c.get_password(), Some(&b"a b'c\\"[..]));
         assert_eq!(c.get_ports(), &[5433]);
-        assert_eq!(c.get_ssl_mode(), postgres::config::SslMode::Require);
+        assert_eq!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
         assert_eq!(c.get_keepalives_idle(), std::time::Duration::from_secs(30));
     }
 }

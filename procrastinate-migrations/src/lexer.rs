@@ -107,6 +107,9 @@ fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> 
             ),
         });
     }
+    if let Some(why) = session_setting(&sql[st.span.clone()]) {
+        return Err(LexError { line: st.line, message: why });
+    }
     if refused {
         return Err(LexError {
             line: st.line,
@@ -118,6 +121,178 @@ fn check_transaction_control(sql: &str, st: &Statement) -> Result<(), LexError> 
         });
     }
     Ok(())
+}
+
+/// A token of [`tokens`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok<'a> {
+    /// A keyword or identifier, upper-cased.
+    Word(String),
+    /// A string literal's content (`'...'`, `E'...'`, `$tag$...$tag$`), as written.
+    Str(&'a str),
+    /// A quoted identifier, a number, or a symbol.
+    Other(&'a str),
+}
+
+/// The tokens of `text`, comments and whitespace left out: enough to see a call's arguments.
+/// Unterminated strings or comments end the list (the statement scanner has refused them).
+fn tokens(text: &str) -> Vec<Tok<'_>> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if c == b'-' && b.get(i + 1) == Some(&b'-') {
+            i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |n| i + n);
+        } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            let mut depth = 0usize;
+            while i < b.len() {
+                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                    depth += 1;
+                    i += 2;
+                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        } else if c == b'\'' || (matches!(c, b'E' | b'e') && b.get(i + 1) == Some(&b'\'')) {
+            let escapes = c != b'\'';
+            let start = if escapes { i + 2 } else { i + 1 };
+            let mut j = start;
+            while j < b.len() {
+                if escapes && b[j] == b'\\' {
+                    j += 2;
+                } else if b[j] == b'\'' && b.get(j + 1) == Some(&b'\'') {
+                    j += 2;
+                } else if b[j] == b'\'' {
+                    break;
+                } else {
+                    j += 1;
+                }
+            }
+            out.push(Tok::Str(&text[start..j.min(b.len())]));
+            i = j + 1;
+        } else if c == b'$' && b.get(i + 1).is_some_and(|&x| x == b'$' || (is_ident_start(x) && x != b'$')) {
+            let tag_end = b[i + 1..].iter().position(|&x| x == b'$').map(|n| i + 1 + n);
+            let Some(tag_end) = tag_end.filter(|&e| b[i + 1..e].iter().all(|&x| is_ident_char(x) && x != b'$')) else {
+                out.push(Tok::Other(&text[i..i + 1]));
+                i += 1;
+                continue;
+            };
+            let tag = &text[i..=tag_end];
+            let body_start = tag_end + 1;
+            match text[body_start..].find(tag) {
+                Some(n) => {
+                    out.push(Tok::Str(&text[body_start..body_start + n]));
+                    i = body_start + n + tag.len();
+                }
+                None => return out,
+            }
+        } else if c == b'"' {
+            let end = b[i + 1..].iter().position(|&x| x == b'"').map_or(b.len(), |n| i + 1 + n);
+            out.push(Tok::Other(&text[i..(end + 1).min(b.len())]));
+            i = end + 1;
+        } else if is_ident_start(c) {
+            let end = b[i..].iter().position(|&x| !is_ident_char(x)).map_or(b.len(), |n| i + n);
+            out.push(Tok::Word(text[i..end].to_ascii_uppercase()));
+            i = end;
+        } else {
+            let len = text[i..].chars().next().map_or(1, char::len_utf8);
+            out.push(Tok::Other(&text[i..i + len]));
+            i += len;
+        }
+    }
+    out
+}
+
+/// Why a statement sets something for the whole session (which outlives the migration and,
+/// behind a pool, reaches the next client), if it does: a `set_config(..., false)` (or with
+/// anything but a literal `true` as its third argument), or, inside a `DO` block, a `SET`
+/// that is not `SET LOCAL`. Read from tokens, so comments and strings cannot hide or fake one.
+fn session_setting(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    if !lower.contains("set_config") && !lower.trim_start().starts_with("do") {
+        return None;
+    }
+    scan_session_setting(&tokens(text), 0)
+}
+
+fn scan_session_setting(toks: &[Tok<'_>], depth: usize) -> Option<String> {
+    for (i, t) in toks.iter().enumerate() {
+        match t {
+            Tok::Word(w) if w == "SET_CONFIG" && toks.get(i + 1) == Some(&Tok::Other("(")) => {
+                // The third argument, at the call's own depth.
+                let (mut level, mut commas, mut third) = (0usize, 0usize, Vec::new());
+                for t in &toks[i + 1..] {
+                    match t {
+                        Tok::Other("(") => level += 1,
+                        Tok::Other(")") => {
+                            level -= 1;
+                            if level == 0 {
+                                break;
+                            }
+                        }
+                        Tok::Other(",") if level == 1 => {
+                            commas += 1;
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    if commas == 2 && level >= 1 {
+                        third.push(t.clone());
+                    }
+                }
+                let local = match third.as_slice() {
+                    [Tok::Word(w)] => w == "TRUE",
+                    [Tok::Str(s)] => matches!(s.to_ascii_lowercase().as_str(), "true" | "t" | "on" | "yes" | "y" | "1"),
+                    _ => false,
+                };
+                if !local {
+                    return Some(
+                        "`set_config(..., false)` (or with anything but `true` as its third argument) sets the setting for the \
+                         whole session: it outlives this migration and, behind a connection pool, reaches other clients; use \
+                         `set_config(name, value, true)` (it lasts until the migration's transaction ends)"
+                            .into(),
+                    );
+                }
+            }
+            // A DO block's body runs now: look inside it, once.
+            Tok::Str(body) if depth == 0 && matches!(toks.first(), Some(Tok::Word(w)) if w == "DO") => {
+                let inner = tokens(body);
+                if let Some(why) = scan_session_setting(&inner, 1) {
+                    return Some(why);
+                }
+                for (k, t) in inner.iter().enumerate() {
+                    // A statement of the body starts here (not `UPDATE t SET x = 1`).
+                    let starts = k == 0
+                        || match &inner[k - 1] {
+                            Tok::Other(";") => true,
+                            Tok::Word(p) => matches!(p.as_str(), "BEGIN" | "THEN" | "ELSE" | "LOOP"),
+                            _ => false,
+                        };
+                    if starts && *t == Tok::Word("SET".into()) {
+                        let next = inner.get(k + 1);
+                        if !matches!(next, Some(Tok::Word(n)) if matches!(n.as_str(), "LOCAL" | "CONSTRAINTS" | "TRANSACTION")) {
+                            return Some(
+                                "a `SET` inside a DO block sets the setting for the whole session: it outlives this migration and, \
+                                 behind a connection pool, reaches other clients; use `SET LOCAL`"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 struct Scanner<'a> {
@@ -447,6 +622,23 @@ mod tests {
         assert_eq!(statements("SELECT 1;\nSELECT $$ oops").unwrap_err().line, 2);
         assert_eq!(statements("\n\nSELECT 'x").unwrap_err().line, 3);
         assert!(statements("/* open").unwrap_err().message.contains("comment"));
+    }
+
+    #[test]
+    fn session_settings_are_found_by_tokens_not_text() {
+        let refused = |sql: &str| statements(sql).unwrap_err().message;
+        assert!(refused("SET/*LOCAL*/ statement_timeout = 0;").contains("session-level"));
+        assert!(refused("SET -- LOCAL\n statement_timeout = 0;").contains("session-level"));
+        assert!(refused("SELECT set_config('statement_timeout', '0', false);").contains("set_config"));
+        assert!(refused("SELECT set_config('a.b', (SELECT 'x'), /* true */ false);").contains("set_config"));
+        assert!(refused("DO $$ BEGIN PERFORM set_config('a.b', 'x', false); END $$;").contains("set_config"));
+        assert!(refused("DO $$ BEGIN SET search_path = x; END $$;").contains("DO block"));
+        assert!(statements("SELECT set_config('a.b', 'x', true);").is_ok());
+        assert!(statements("SELECT set_config('a.b', 'x', 'on');").is_ok());
+        assert!(statements("SET LOCAL statement_timeout = 0; SET /* */ LOCAL lock_timeout = 1;").is_ok());
+        assert!(statements("SELECT 'set_config(''a'', ''b'', false)';").is_ok());
+        assert!(statements("DO $$ BEGIN UPDATE t SET x = 1; SET LOCAL a.b = 1; END $$;").is_ok());
+        assert!(statements("-- SELECT set_config('a', 'b', false);\nSELECT 1;").is_ok());
     }
 
     #[test]

@@ -13,6 +13,10 @@ use crate::lexer;
 use crate::migration::{Checksum, Migration, Revision};
 use crate::name;
 
+/// The largest migration file read (64 MiB): far above any schema change, and a clear error
+/// instead of memory running out on a link to `/dev/zero`.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// A validated migration set, in revision order (`migrations[0]` is `0001`).
 #[derive(Clone, Debug)]
 pub struct MigrationSet {
@@ -102,18 +106,47 @@ impl MigrationSet {
             let entry = entry.map_err(|e| fail(format!("cannot read the directory: {e}")))?;
             let file_name = entry.file_name();
             let raw = file_name.as_encoded_bytes();
-            // Only SQL files are the set's business: a stray non-UTF-8 name elsewhere is not.
-            if !raw.ends_with(b".sql") || raw.starts_with(b".") {
+            if raw.starts_with(b".") {
+                continue;
+            }
+            // `x.SQL` would be skipped where `x.sql` runs: say so rather than skip it.
+            if !raw.ends_with(b".sql") {
+                if raw.len() >= 4 && raw[raw.len() - 4..].eq_ignore_ascii_case(b".sql") {
+                    return Err(fail(format!(
+                        "{} ends in `{}`: migration files end in `.sql`, in lower case (rename it, or move it out)",
+                        file_name.to_string_lossy(),
+                        String::from_utf8_lossy(&raw[raw.len() - 4..])
+                    )));
+                }
+                // Only SQL files are the set's business: a stray non-UTF-8 name elsewhere is not.
                 continue;
             }
             let Some(file_name) = file_name.to_str() else {
                 return Err(fail(format!("file name {:?} is not UTF-8", entry.file_name())));
             };
-            // A directory (or anything else) named like a migration is a mistake to say, not skip.
-            if entry.path().is_dir() {
+            // Anything but a regular file named like a migration (a directory, a FIFO that would
+            // block the read, a link to a device) is a mistake to say, not to read or skip.
+            let meta = std::fs::metadata(entry.path()).map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
+            if meta.is_dir() {
                 return Err(fail(format!("{file_name} is a directory, not a migration file")));
             }
-            let bytes = std::fs::read(entry.path()).map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
+            if !meta.is_file() {
+                return Err(fail(format!("{file_name} is not a regular file (a FIFO, a socket or a device?): a migration is a file")));
+            }
+            if meta.len() > MAX_FILE_BYTES {
+                return Err(fail(format!("{file_name} is {} bytes: a migration file holds at most {MAX_FILE_BYTES} bytes", meta.len())));
+            }
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            {
+                use std::io::Read;
+                // Bounded even if the file grows while it is read.
+                std::fs::File::open(entry.path())
+                    .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+                    .map_err(|e| fail(format!("cannot read {file_name}: {e}")))?;
+            }
+            if bytes.len() as u64 > MAX_FILE_BYTES {
+                return Err(fail(format!("{file_name} grew past {MAX_FILE_BYTES} bytes while it was read")));
+            }
             files.push((file_name.to_string(), bytes));
         }
         Self::from_files(dir, files)

@@ -40,9 +40,16 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `'text'`, with embedded quotes doubled (standard_conforming_strings is on since 9.1).
+/// `'text'`, with embedded quotes doubled; text with a backslash as `E'...'` with backslashes
+/// doubled too, as libpq's `PQescapeLiteral` does: both mean the text whatever the session's
+/// `standard_conforming_strings` (with it off, a backslash in a plain literal escapes the
+/// quote after it, and a crafted value would end the literal).
 pub fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    if text.contains('\\') {
+        format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
 /// Where tracking lives: the `version-table` setting, qualified by `schema` when it is not
@@ -175,15 +182,19 @@ impl TrackingTable {
         )
     }
 
-    /// Key of the advisory lock that serializes `upgrade`s of this table's database.
-    pub fn lock_key(&self) -> i64 {
-        // FNV-1a: stable across versions and platforms, unlike std's hasher.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let text = format!("cargo-procrastinate\0{}\0{}", self.schema.as_deref().unwrap_or(""), self.name);
-        for b in text.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h as i64
+    /// The key of the advisory lock that serializes `upgrade`s of this table, as a SQL
+    /// `bigint` expression: a hash of the table's schema as the server resolves it (the
+    /// `search_path`'s first schema for an unqualified name) and its name, so that
+    /// `schema = "public"` and no schema at all take the same lock when they mean one table.
+    pub fn lock_key(&self) -> String {
+        let schema = match &self.schema {
+            Some(s) => quote_literal(s),
+            None => "coalesce(current_schema(), '')".to_string(),
+        };
+        format!(
+            "('x' || left(md5('cargo-procrastinate|' || {schema} || '|' || {}), 16))::bit(64)::bigint",
+            quote_literal(&self.name)
+        )
     }
 
     /// The row an applied (or, `stamped`, recorded without running) migration leaves. The
@@ -234,9 +245,12 @@ mod tests {
         assert_eq!(TrackingTable::new("we\"ird", None).unwrap().sql(), "\"we\"\"ird\"");
         assert!(TrackingTable::new("procrastinate_version", None).is_err());
         assert!(TrackingTable::new("a.b.c", None).is_err());
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(r"a\'; DROP TABLE t; --"), r"E'a\\''; DROP TABLE t; --'");
         let ensure = t.ensure_sql();
         assert!(ensure.contains("CREATE SCHEMA \"ops\";") && ensure.contains("CREATE TABLE \"ops\".\"migs\" ("), "{ensure}");
         assert!(ensure.contains("PRIMARY KEY (set_name, file_name)"), "{ensure}");
         assert_ne!(t.lock_key(), TrackingTable::new("migs", Some("jobs")).unwrap().lock_key());
+        assert!(TrackingTable::new("migs", None).unwrap().lock_key().contains("current_schema()"));
     }
 }

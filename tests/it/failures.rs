@@ -222,8 +222,8 @@ fn sigint_cancels_the_migration_in_flight() {
     let signalled = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     // Cancelled, not waited out: the migration would have slept for 20 s.
-    assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "exited {:?} after the signal", signalled.elapsed());
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(10), "exited {:?} after the signal:\n{stderr}", signalled.elapsed());
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains(&format!("interrupted: migration 0004 ({slow}) was stopped and rolled back; the database is at 0003")), "{stderr}");
     // Nothing is left holding the table: an application query gets through at once.
@@ -322,7 +322,7 @@ fn a_read_only_server_is_named_and_a_password_flag_warned_about() {
     let db = TestDb::new("read_only");
     db.client().batch_execute(&format!("ALTER DATABASE {} SET default_transaction_read_only = on", db.name())).unwrap();
     let run = cli(&db, &example_set(), &["upgrade"]).code(2);
-    assert!(run.stderr.contains("the server is read-only (a hot standby, or default_transaction_read_only): point the tool at the primary"), "{}", run.stderr);
+    assert!(run.stderr.contains("the server is read-only (default_transaction_read_only, or a read-only role): connect to the primary"), "{}", run.stderr);
     assert!(db.url().contains(':') && run.stderr.contains("warning: the password in --database-url is visible"), "{}", run.stderr);
 }
 
@@ -395,6 +395,12 @@ fn a_failed_first_run_leaves_no_empty_tracking_table() {
     cli(&db, set.path(), &["upgrade"]).code(1);
     assert!(db.client().query_one(&format!("SELECT to_regclass('{TABLE}') IS NULL"), &[]).unwrap().get::<_, bool>(0));
     assert!(cli(&db, set.path(), &["current"]).ok().stdout.contains("nothing recorded: no table"));
+    // Nor the schema it created for the set; a schema that was there before stays.
+    cli(&db, set.path(), &["--schema", "fresh", "upgrade"]).code(1);
+    assert!(db.client().query_one("SELECT to_regnamespace('fresh') IS NULL", &[]).unwrap().get::<_, bool>(0), "the schema it created is gone");
+    db.client().batch_execute("CREATE SCHEMA kept").unwrap();
+    cli(&db, set.path(), &["--schema", "kept", "upgrade"]).code(1);
+    assert!(db.client().query_one("SELECT to_regnamespace('kept') IS NOT NULL", &[]).unwrap().get::<_, bool>(0), "a schema it did not create stays");
 }
 
 /// Shell completions come from the same definition as the parser, with no manifest needed.

@@ -6,6 +6,7 @@ mod build;
 mod cli;
 mod deploy;
 mod failures;
+mod faults;
 mod fixtures;
 mod pgbouncer;
 mod sets;

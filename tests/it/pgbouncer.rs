@@ -110,3 +110,42 @@ fn concurrent_upgrades_through_pgbouncer_transaction_pooling() {
     assert_eq!(jobs.as_deref(), Some("other.procrastinate_jobs"));
     assert_eq!(tracking_rows(&db, "other.cargo_procrastinate_migrations").len(), 4);
 }
+
+/// Ctrl-C behind PgBouncer in transaction pooling: the cancel request reaches the server (its
+/// socket stays open until PgBouncer closes it; 1.18 drops one closed at once), the migration
+/// is rolled back and not recorded, and the tool exits 130 with the position it read.
+#[test]
+fn sigint_cancels_a_migration_through_pgbouncer() {
+    let db = TestDb::new("pgbouncer_sigint");
+    let bouncer = bouncer(&db);
+    let via = format!("postgres://postgres@127.0.0.1:{}/{}?sslmode=disable", bouncer.port, db.name());
+    let set = copy_set(&example_set());
+    let slow = "03.00.00_01_pre_slow.sql";
+    write(set.path(), slow, "CREATE TABLE slow_done (x int);\nSELECT pg_sleep(20);\n");
+    let args = ["--migrations", set.path().to_str().unwrap(), "--database-url", via.as_str()];
+    cli_in(&std::env::temp_dir(), &[&args[..], &["upgrade", "0003"]].concat(), &[]).ok();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-procrastinate"))
+        .args([&args[..], &["upgrade"]].concat())
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut client = db.client();
+    let started = Instant::now();
+    while client.query_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'", &[]).unwrap().get::<_, i64>(0) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(15), "the slow migration never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let signalled = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(signalled.elapsed() < Duration::from_secs(10), "exited {:?} after the signal: {stderr}", signalled.elapsed());
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains(&format!("interrupted: migration 0004 ({slow}) was stopped and rolled back; the database is at 0003")), "{stderr}");
+    let done: Option<String> = client.query_one("SELECT to_regclass('slow_done')::text", &[]).unwrap().get(0);
+    assert_eq!(done, None, "rolled back, not committed 20 s later");
+    assert_eq!(tracking_rows(&db, "cargo_procrastinate_migrations").len(), 3, "not recorded");
+}

@@ -128,6 +128,19 @@ pub fn assert_same_catalog(a: &Catalog, b: &Catalog) {
     assert!(diff.is_empty(), "catalogs differ (the first is \"here\"):\n{diff}");
 }
 
+/// The first row of `sql` as text, through any session (the CLI's bounded `Conn` too).
+pub fn first_row(client: &mut dyn procrastinate_migrations::db::Session, sql: &str) -> Vec<Option<String>> {
+    client
+        .simple_query(sql)
+        .expect("query")
+        .into_iter()
+        .find_map(|m| match m {
+            postgres::SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            _ => None,
+        })
+        .expect("a row")
+}
+
 /// `(revision, file_name, checksum, stamped)` rows of a tracking table.
 pub fn tracking_rows(db: &TestDb, table: &str) -> Vec<(String, String, String, bool)> {
     db.client()

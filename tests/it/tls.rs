@@ -112,7 +112,7 @@ fn sslmode_is_honoured_with_real_tls() {
     let uses_tls = |u: &str| -> bool {
         let target = cargo_procrastinate::connect::parse(u, &|_| None).unwrap();
         let mut client = target.connect().unwrap_or_else(|e| panic!("{e}"));
-        client.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).unwrap().get(0)
+        first_row(&mut client, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")[0].as_deref() == Some("t")
     };
     let ca = ca_file.to_str().unwrap();
     assert!(!uses_tls(&url("127.0.0.1", "sslmode=disable")));
@@ -180,13 +180,8 @@ fn a_client_certificate_and_the_application_name() {
         let lookup = move |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
         let target = cargo_procrastinate::connect::parse(url, &lookup).unwrap_or_else(|e| panic!("{e}"));
         let mut client = target.connect().unwrap_or_else(|e| panic!("{e}"));
-        let row = client
-            .query_one(
-                "SELECT s.client_dn, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .unwrap();
-        (row.get(0), row.get(1))
+        let row = first_row(&mut client, "SELECT s.client_dn, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = pg_backend_pid()");
+        (row[0].clone().unwrap_or_default(), row[1].clone().unwrap_or_default())
     };
     let with_cert = format!("{base}&sslcert={cert_file}&sslkey={key_file}");
     assert_eq!(seen(&with_cert, &[]), ("/CN=certuser".to_string(), "cargo-procrastinate".to_string()));

@@ -237,7 +237,7 @@ fn a_lost_connection_says_the_outcome_is_unknown_then_reads_the_position() {
     });
     let run = cli(&db, set.path(), &["--message-format", "json", "upgrade"]).code(1);
     killer.join().unwrap();
-    assert!(run.stderr.contains("whether it committed was unknown; read again on a new connection, the database is at 0004"), "{}", run.stderr);
+    assert!(run.stderr.contains("whether it committed is unknown; read again on a new connection, the database is at 0004"), "{}", run.stderr);
     assert!(!run.stderr.contains("it was rolled back"), "{}", run.stderr);
     let error = run.json();
     assert_eq!((error["migration"]["outcome"].as_str(), error["migration"]["current"].as_str()), (Some("unknown"), Some("0004")), "{error}");

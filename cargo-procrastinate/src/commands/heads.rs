@@ -59,9 +59,9 @@ pub(super) fn show(ctx: &Ctx, rev: &str) -> Result<i32, Failure> {
             },
         );
     } else {
-        print!("{human}");
+        crate::term::data(&human);
         if !human.ends_with('\n') {
-            println!();
+            crate::term::data("\n");
         }
     }
     Ok(exit::OK)

@@ -14,7 +14,7 @@ mod upgrade;
 mod vendor;
 mod verify;
 
-use procrastinate_migrations::db::{self, Status};
+use procrastinate_migrations::db::{self, Conn, Session, Status};
 use procrastinate_migrations::range::{resolve_point, Point};
 use procrastinate_migrations::{MigrationSet, Revision};
 
@@ -59,18 +59,21 @@ struct Ctx {
     /// The connection started before the files were read (see [`Early`]), for the first
     /// [`Ctx::session`].
     early: Option<Early>,
+    /// Where the last [`Ctx::session`] connected (for a cancel request, or to read again).
+    connected: Option<Target>,
 }
 
 /// A connection made while the files are read and checked: the server starting a backend is
 /// most of a `current`'s wall time, and the files are read meanwhile. Its errors (a malformed
 /// URL or `.env`, a refused connection) wait for the first [`Ctx::session`], so that a set's
 /// errors still come first; no query is sent before the set is known to be sound.
-type Early = std::thread::JoinHandle<Result<Option<(Target, postgres::Client)>, Failure>>;
+type Early = std::thread::JoinHandle<Result<Option<(Target, Conn)>, Failure>>;
 
 /// The database the flag, the variable, a `.env` (looked for from `cwd`, `None` with
 /// `--no-dotenv`) or `PG*` name; `None` when none does.
-fn configured_target(flag: Option<&str>, url_env: &str, cwd: Option<&std::path::Path>, manifest_dir: Option<&camino::Utf8Path>) -> Result<Option<Target>, Failure> {
-    connect::target(flag, url_env, cwd.map(|cwd| (cwd, manifest_dir.map(|d| d.as_std_path()))))
+fn configured_target(flag: Option<&str>, url_env: &str, cwd: Option<&std::path::Path>, manifest_dir: Option<&camino::Utf8Path>, round_trip: std::time::Duration) -> Result<Option<Target>, Failure> {
+    let target = connect::target(flag, url_env, cwd.map(|cwd| (cwd, manifest_dir.map(|d| d.as_std_path()))))?;
+    Ok(target.map(|t| Target { round_trip, ..t }))
 }
 
 impl Ctx {
@@ -180,19 +183,25 @@ impl Ctx {
 
     fn target(&self) -> Result<Option<Target>, Failure> {
         if self.scratch.is_none() {
-            return configured_target(self.database_url.as_deref(), &self.settings.database_url_env, self.dotenv.as_deref(), self.settings.manifest_dir.as_deref());
+            return configured_target(
+                self.database_url.as_deref(),
+                &self.settings.database_url_env,
+                self.dotenv.as_deref(),
+                self.settings.manifest_dir.as_deref(),
+                self.settings.round_trip,
+            );
         }
         let scratch = self.scratch.as_ref().expect("checked");
-        connect::parse(&scratch.url("scratch"), &|_| None).map(Some)
+        connect::parse(&scratch.url("scratch"), &|_| None).map(|t| Some(Target { round_trip: self.settings.round_trip, ..t }))
     }
 
-    fn client(&mut self) -> Result<postgres::Client, Failure> {
+    fn client(&mut self) -> Result<Conn, Failure> {
         self.session()?.ok_or_else(|| self.no_database())
     }
 
     /// A connection to the configured database (the early one, the first time), or `None` when
     /// none is configured.
-    fn session(&mut self) -> Result<Option<postgres::Client>, Failure> {
+    fn session(&mut self) -> Result<Option<Conn>, Failure> {
         let (target, client) = match self.early.take() {
             Some(early) => match early.join().map_err(|_| Failure::connect("the connection thread panicked"))?? {
                 Some(connected) => connected,
@@ -207,6 +216,7 @@ impl Ctx {
             },
         };
         self.announce(&target);
+        self.connected = Some(target);
         Ok(Some(client))
     }
 
@@ -229,7 +239,7 @@ impl Ctx {
     }
 
     /// The status of one set.
-    fn status(&self, client: &mut postgres::Client, set: usize) -> Result<Status, Failure> {
+    fn status(&self, client: &mut dyn Session, set: usize) -> Result<Status, Failure> {
         let l = &self.sets[set];
         Ok(db::status(client, &l.set.migrations, &l.options)?)
     }
@@ -237,7 +247,7 @@ impl Ctx {
     /// When nothing of set `set` is recorded: which of its objects exist anyway (a database
     /// built by schema.sql, Django or Alembic, to adopt with `stamp --detect`). Empty otherwise,
     /// without a query.
-    fn unadopted(&self, client: &mut postgres::Client, set: usize, status: &Status) -> Result<Vec<String>, Failure> {
+    fn unadopted(&self, client: &mut dyn Session, set: usize, status: &Status) -> Result<Vec<String>, Failure> {
         if !status.applied.is_empty() {
             return Ok(Vec::new());
         }
@@ -256,7 +266,7 @@ impl Ctx {
         if self.json {
             json::emit_sets(reason, top, sets);
         } else if !human.is_empty() {
-            println!("{human}");
+            crate::term::data_line(human);
         }
     }
 
@@ -319,7 +329,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         }
     }
     if let Command::Completions { shell } = cli.command {
-        print!("{}", crate::cli::completions(shell));
+        crate::term::data(&crate::cli::completions(shell));
         return Ok(exit::OK);
     }
     let flags = FlagLayer {
@@ -336,6 +346,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             statement_timeout: g.statement_timeout,
             lock_retries: g.lock_retries,
             lock_wait: g.lock_wait,
+            round_trip_timeout: g.round_trip_timeout,
         },
     };
     let verbose = g.verbose > 0;
@@ -366,9 +377,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     );
     let early: Option<Early> = (connects && !g.scratch).then(|| {
         let (flag, url_env) = (g.database_url.clone(), resolved.database_url_env.clone());
-        let (cwd, manifest_dir) = (dotenv.clone(), resolved.manifest_dir.clone());
+        let (cwd, manifest_dir, round_trip) = (dotenv.clone(), resolved.manifest_dir.clone(), resolved.round_trip);
         std::thread::spawn(move || {
-            match configured_target(flag.as_deref(), &url_env, cwd.as_deref(), manifest_dir.as_deref())? {
+            match configured_target(flag.as_deref(), &url_env, cwd.as_deref(), manifest_dir.as_deref(), round_trip)? {
                 Some(target) => target.connect().map(|client| Some((target, client))),
                 None => Ok(None),
             }
@@ -428,6 +439,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         scratch,
         announced: false,
         early,
+        connected: None,
     };
     if let Some(name) = &g.set {
         ctx.only = Some(ctx.find_set(name)?);
@@ -450,9 +462,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             new::run(&ctx, &description, phase, version.as_deref())
         }
         Command::Verify { schema_sql, server } => verify::run(&mut ctx, schema_sql.as_deref(), server.as_deref()),
-        Command::Stamp { target, purge, detect, dry_run, force, server } => stamp::run(
+        Command::Stamp { target, purge, detect, dry_run, force, server, claimed } => stamp::run(
             &mut ctx,
-            stamp::Flags { target: target.as_deref(), purge, detect, dry_run, force, server: server.as_deref() },
+            stamp::Flags { target: target.as_deref(), purge, detect, dry_run, force, server: server.as_deref(), claimed },
         ),
         Command::History { range } => history::run(&mut ctx, &range, verbose),
         Command::Pending => history::run(&mut ctx, "current:head", verbose),
@@ -464,7 +476,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     }?;
     if show_after && !ctx.json {
         // The scratch database disappears with this process: show what it ended up as.
-        println!();
+        crate::term::data("\n");
         history::run(&mut ctx, "base:head", false)?;
         ctx.log("\nThat was a throwaway database. Point the tool at yours with --database-url or DATABASE_URL.");
     }
@@ -489,6 +501,7 @@ mod tests {
             migrations_origin: String::new(),
             database_url_env: String::new(),
             manifest_dir: None,
+            round_trip: std::time::Duration::from_secs(30),
         };
         Ctx {
             settings,
@@ -500,6 +513,7 @@ mod tests {
             scratch: None,
             announced: false,
             early: None,
+            connected: None,
         }
     }
 

@@ -72,7 +72,7 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
             },
         );
     } else {
-        println!("{}", path.display());
+        crate::term::data_line(&path.display().to_string());
     }
     ctx.log("the next build picks it up (procrastinate-build watches the directory)");
     Ok(exit::OK)

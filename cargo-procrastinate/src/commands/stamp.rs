@@ -10,6 +10,7 @@ use crate::{connect, exit, Failure};
 use procrastinate_migrations::adopt::{self, CatalogMatch};
 use procrastinate_migrations::catalog::{self, Catalog};
 use procrastinate_migrations::range::Point;
+use procrastinate_migrations::db::Session;
 use procrastinate_migrations::{db, Revision};
 
 /// `stamp`'s flags.
@@ -20,6 +21,7 @@ pub(super) struct Flags<'a> {
     pub dry_run: bool,
     pub force: bool,
     pub server: Option<&'a str>,
+    pub claimed: bool,
 }
 
 pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
@@ -32,7 +34,10 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
     if f.purge && targets.iter().any(|(_, p)| *p == Some(Point::Current)) {
         return Err(Failure::usage("`stamp --purge current` would record nothing: name the revision to record"));
     }
-    let server = f.server.map(|url| connect::parse(url, &|_| None)).transpose()?;
+    if f.claimed {
+        return claimed(ctx, &targets);
+    }
+    let server = f.server.map(connect::parse_env).transpose()?;
     let mut pad = Scratchpad::new(server);
     let mut client = ctx.client()?;
     let mut lines = Vec::new();
@@ -131,7 +136,32 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
     Ok(exit::OK)
 }
 
-fn read_catalog(client: &mut postgres::Client, opts: &db::Options) -> Result<Catalog, Failure> {
+/// `stamp --claimed REV`: records a `-- no-transaction` migration whose run died after it
+/// finished (see `db::record_claimed`, which checks it all under the migration lock).
+fn claimed(ctx: &mut Ctx, targets: &[(usize, Option<Point>)]) -> Result<i32, Failure> {
+    let mut client = ctx.client()?;
+    let mut lines = Vec::new();
+    let mut sets = Vec::new();
+    for &(i, point) in targets {
+        let status = ctx.status(&mut client, i)?;
+        let l = &ctx.sets[i];
+        let point = point.ok_or_else(|| Failure::usage("stamp --claimed needs the revision (`0004`, `NAME@REV`)"))?;
+        let Some(rev) = ctx.resolve(i, point, status.current)? else {
+            return Err(Failure::usage("stamp --claimed needs a revision, not base"));
+        };
+        let after = db::record_claimed(&mut client, &l.set.migrations, rev, &l.options)?;
+        lines.push(format!(
+            "stamped {}: {} ran to completion before its process died; recorded as stamped",
+            ctx.label(i, after.current),
+            l.set.migrations[rev.index()].file_name
+        ));
+        sets.push(json::Stamp { id: ctx.set_id(i), detected: None, source: None, recorded: true, current: Some(json::rev(after.current)), purged: false });
+    }
+    ctx.print_sets("stamp", &lines.join("\n"), &(), &sets);
+    Ok(exit::OK)
+}
+
+fn read_catalog(client: &mut dyn Session, opts: &db::Options) -> Result<Catalog, Failure> {
     catalog::read(client, opts.schema.as_deref().unwrap_or("public"), &opts.table.name)
         .map_err(|e| Failure::new(exit::FAILED, format!("cannot read the database's catalog: {}", db::describe(&e))))
 }
@@ -140,13 +170,13 @@ fn read_catalog(client: &mut postgres::Client, opts: &db::Options) -> Result<Cat
 fn detect(
     ctx: &Ctx,
     i: usize,
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     pad: &mut Scratchpad,
     per_revision: &mut Option<Vec<Catalog>>,
 ) -> Result<(Option<Revision>, String), Failure> {
     let l = &ctx.sets[i];
     let migrations = &l.set.migrations;
-    let rows = |client: &mut postgres::Client, sql: &str| -> Result<Vec<String>, Failure> {
+    let rows = |client: &mut dyn Session, sql: &str| -> Result<Vec<String>, Failure> {
         let msgs = client.simple_query(sql).map_err(|e| Failure::new(exit::FAILED, format!("{sql}: {}", db::describe(&e))))?;
         Ok(msgs
             .into_iter()
@@ -156,7 +186,7 @@ fn detect(
             })
             .collect())
     };
-    let exists = |client: &mut postgres::Client, table: &str| -> Result<bool, Failure> {
+    let exists = |client: &mut dyn Session, table: &str| -> Result<bool, Failure> {
         Ok(rows(client, &format!("SELECT to_regclass('{table}') IS NOT NULL"))?.first().map(String::as_str) == Some("t"))
     };
     if exists(client, "alembic_version")? {

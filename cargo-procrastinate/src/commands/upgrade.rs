@@ -1,6 +1,6 @@
 //! `upgrade`: every selected set to its target, set by set in the configured order.
 
-use procrastinate_migrations::db::{self, AcceptChanged, Event};
+use procrastinate_migrations::db::{self, AcceptChanged, Event, Session};
 use procrastinate_migrations::deploy::{Goal, Reach, Why};
 use procrastinate_migrations::{Migration, Phase, Revision};
 use std::time::Duration;
@@ -24,7 +24,9 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
     let mut client = ctx.client()?;
     // Ctrl-C or SIGTERM cancels the statement in flight instead of leaving it to the server.
     let interrupts = crate::signals::Interrupts::install().map_err(|e| Failure::new(exit::FAILED, format!("cannot watch for signals: {e}")))?;
-    interrupts.watch(&client);
+    if let Some(target) = &ctx.connected {
+        interrupts.watch(target.clone(), client.cancel_token());
+    }
     // Every set's target first, so that a refusal comes before anything is applied.
     let mut planned: Vec<(usize, Option<Revision>, Revision)> = Vec::new();
     match how {
@@ -279,7 +281,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
 
 /// `upgrade --dry-run`: what the planner says each set would do, read without the lock, and
 /// nothing written.
-fn dry(ctx: &Ctx, client: &mut postgres::Client, planned: &[(usize, Option<Revision>, Revision)], accept: &[String], warnings: &mut [Vec<String>]) -> Result<i32, Failure> {
+fn dry(ctx: &Ctx, client: &mut dyn Session, planned: &[(usize, Option<Revision>, Revision)], accept: &[String], warnings: &mut [Vec<String>]) -> Result<i32, Failure> {
     let mut lines = Vec::new();
     let mut sets = Vec::new();
     for &(i, current, target) in planned {
@@ -335,7 +337,7 @@ fn waiting(holder: Option<&str>) -> String {
 /// database is fresh for it; `None` (said why, unless it is the usual case of a database that
 /// has the set already) when the migrations are to run instead. A proof that no longer holds
 /// is an error: the flag asked for the file, and the file is not what the set builds.
-fn build_from_schema(ctx: &Ctx, i: usize, client: &mut postgres::Client, current: Option<Revision>, target: Revision) -> Result<Option<json::Upgrade>, Failure> {
+fn build_from_schema(ctx: &Ctx, i: usize, client: &mut dyn Session, current: Option<Revision>, target: Revision) -> Result<Option<json::Upgrade>, Failure> {
     let l = &ctx.sets[i];
     let reference = l.set.dir.join(crate::proof::REFERENCE);
     let not_built = |why: &str| ctx.log(&format!("{}not built from schema.sql: {why}; applying migrations", ctx.prefix(i)));

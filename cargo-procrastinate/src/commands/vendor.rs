@@ -101,7 +101,7 @@ pub(super) fn run(
             },
         );
     } else {
-        println!(
+        crate::term::data_line(&format!(
             "vendored procrastinate {} from the {} into {dir}: {} added, {} changed, {} removed, {} unchanged",
             release.version,
             release.origin,
@@ -109,13 +109,13 @@ pub(super) fn run(
             changed.len(),
             removed.len(),
             release.migrations.len() - added.len() - changed.len()
-        );
+        ));
         for (what, list) in [("added", &added), ("changed", &changed), ("removed", &removed)] {
             for f in list.iter() {
-                println!("  {what} {f}");
+                crate::term::data_line(&format!("  {what} {f}"));
             }
         }
-        println!("  wrote {dir}/{REFERENCE} (for `verify`) and {dir}/{PROVENANCE}");
+        crate::term::data_line(&format!("  wrote {dir}/{REFERENCE} (for `verify`) and {dir}/{PROVENANCE}"));
     }
     Ok(exit::OK)
 }

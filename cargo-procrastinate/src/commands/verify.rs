@@ -14,7 +14,7 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
     if schema_sql.is_some() && selected.len() > 1 {
         return Err(Failure::usage("--schema-sql is the reference of one set: add --set NAME"));
     }
-    let server = server.map(|url| connect::parse(url, &|_| None)).transpose()?;
+    let server = server.map(connect::parse_env).transpose()?;
     let mut pad = Scratchpad::new(server);
     let mut lines = Vec::new();
     let mut sets = Vec::new();

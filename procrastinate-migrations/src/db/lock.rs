@@ -7,9 +7,11 @@
 //! transaction is rolled back: a waiting replica holds no transaction, so no pooled
 //! connection and nothing an `idle_in_transaction_session_timeout` could kill.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use super::Session;
 
 use super::status::statements;
 use crate::tracking::{quote_literal, TrackingTable};
@@ -23,20 +25,27 @@ pub(super) type Results = Vec<Vec<Vec<Option<String>>>>;
 /// lock, rolls back, sleeps and tries again, for at most `wait`. Returns the results of `then`, in a transaction that holds
 /// the lock; the caller ends it.
 pub(super) fn begin_locked(
-    client: &mut Client,
+    client: &mut dyn Session,
     settings: &[(&str, String)],
-    key: i64,
+    key: &str,
     then: &[String],
-    wait: Duration,
+    mut waiter: Waiter,
     on_wait: &mut dyn FnMut(Option<&str>),
 ) -> Result<Results, Error> {
     // The guard fails when the lock is taken, so that nothing after it runs without it.
     // Without a file to re-read, the guard is one statement.
-    let mut batch = vec![BEGIN.to_string(), guard_sql(key, settings, None)];
+    // First, whether this server can take writes at all: a hot standby (or a read-only
+    // primary) is named as such here, before any migration fails on it.
+    let writable = format!(
+        "SELECT CASE WHEN pg_is_in_recovery() THEN current_setting('{GUARD_STANDBY}') \
+         WHEN current_setting('transaction_read_only') = 'on' THEN current_setting('{GUARD_READ_ONLY}') END"
+    );
+    let mut batch = vec![BEGIN.to_string(), writable, guard_sql(key, settings, None)];
     let first = batch.len();
     batch.extend(then.iter().cloned());
-    let sql = batch.join(";\n");
-    let mut waiter = Waiter::new(wait);
+    // A bounded session's tag first: this transaction stays open for the caller's next round
+    // trip, and a second connection must be able to find (and end) it if that one is lost.
+    let sql = format!("{}{}", client.tag().map(|t| format!("{t}\n")).unwrap_or_default(), batch.join(";\n"));
     loop {
         // Each statement after the guard has its own snapshot, so it sees whatever the
         // previous holder committed.
@@ -44,15 +53,21 @@ pub(super) fn begin_locked(
             Ok(results) => return Ok(results[first..].to_vec()),
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK");
-                match e.code().map(|c| c.code()) {
-                    _ if e.as_db_error().and_then(guard_failure) == Some(Guard::Busy) => {}
-                    // The first write of a command: a standby says so here.
-                    Some("25006") => {
+                match (e.code().map(|c| c.code()), e.as_db_error().and_then(guard_failure)) {
+                    (_, Some(Guard::Busy)) => {}
+                    (_, Some(Guard::Standby)) => {
                         return Err(Error::Refused(
-                            "the server is read-only (a hot standby, or default_transaction_read_only): point the tool at the primary".into(),
+                            "this server is a hot standby (in recovery): it takes no writes; connect to the primary".into(),
                         ))
                     }
-                    _ => return Err(db_err("cannot take the migration lock")(e)),
+                    (Some("25006"), _) | (_, Some(Guard::ReadOnly)) => {
+                        return Err(Error::Refused(
+                            "the server is read-only (default_transaction_read_only, or a read-only role): connect to the primary, \
+                             or as a role that can write"
+                                .into(),
+                        ))
+                    }
+                    _ => return Err(db_err(client, "cannot take the migration lock")(e)),
                 }
             }
         }
@@ -66,16 +81,23 @@ pub(super) struct Waiter {
     delay: Duration,
     told: bool,
     wait: Duration,
+    /// Set by a signal: the wait ends at once ([`Error::Interrupted`], which the caller
+    /// completes with where the set is).
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl Waiter {
-    pub(super) fn new(wait: Duration) -> Waiter {
-        Waiter { started: Instant::now(), delay: Duration::from_millis(20), told: false, wait }
+    pub(super) fn new(wait: Duration, interrupt: Option<Arc<AtomicBool>>) -> Waiter {
+        Waiter { started: Instant::now(), delay: Duration::from_millis(20), told: false, wait, interrupt }
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
     /// After a try that found the lock taken (its transaction rolled back): gives up after
     /// `wait`, says who holds it the first time, then sleeps a little longer each time.
-    pub(super) fn pause(&mut self, client: &mut Client, key: i64, on_wait: &mut dyn FnMut(Option<&str>)) -> Result<(), Error> {
+    pub(super) fn pause(&mut self, client: &mut dyn Session, key: &str, on_wait: &mut dyn FnMut(Option<&str>)) -> Result<(), Error> {
         // Who holds it is asked only when it is said: once at first, and when giving up.
         if self.started.elapsed() >= self.wait {
             return Err(Error::LockWait { waited: self.started.elapsed(), holder: holder(client, key)? });
@@ -84,25 +106,33 @@ impl Waiter {
             on_wait(holder(client, key)?.as_deref());
             self.told = true;
         }
-        std::thread::sleep(self.delay.min(self.wait.saturating_sub(self.started.elapsed())));
+        // In short slices, so that a signal ends the wait at once.
+        let until = Instant::now() + self.delay.min(self.wait.saturating_sub(self.started.elapsed()));
+        while Instant::now() < until {
+            if self.interrupted() {
+                return Err(Error::Interrupted { set: None, stopped: None, at: None, outside_transaction: false });
+            }
+            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
+        }
         self.delay = (self.delay * 2).min(Duration::from_millis(500));
         Ok(())
     }
 }
 
 /// "pid 1234 (cargo-procrastinate, user app from 10.0.0.5, in its transaction for 12s)".
-fn holder(client: &mut Client, key: i64) -> Result<Option<String>, Error> {
+fn holder(client: &mut dyn Session, key: &str) -> Result<Option<String>, Error> {
     // A bigint advisory key is stored as classid = high 32 bits, objid = low 32 bits, objsubid 1.
-    let (hi, lo) = ((key as u64 >> 32) as u32, key as u64 as u32);
     let sql = format!(
-        "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), \
+        "WITH k AS (SELECT {key} AS key) \
+         SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), \
          coalesce(host(a.client_addr), 'local socket'), \
          coalesce(extract(epoch FROM now() - a.xact_start)::bigint::text, '?') \
-         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {hi} AND l.objid = {lo} AND l.objsubid = 1 \
+         FROM k, pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.classid = ((k.key >> 32) & 4294967295)::oid \
+         AND l.objid = (k.key & 4294967295)::oid AND l.objsubid = 1 \
          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
     );
-    let rows = statements(client, &sql).map_err(db_err("cannot see who holds the migration lock"))?;
+    let rows = statements(client, &sql).map_err(|e| db_err(client, "cannot see who holds the migration lock")(e))?;
     Ok(rows.into_iter().flatten().next().map(|r| {
         let f = |i: usize| r[i].clone().unwrap_or_default();
         format!("pid {} ({}, user {} from {}, in its transaction for {}s)", f(0), f(1), f(2), f(3), f(4))
@@ -126,7 +156,7 @@ pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 /// twice the cost per migration, which 1,000 small migrations feel). Plain SQL has no `RAISE`,
 /// so it fails by asking for a setting that does not exist, named after what it means:
 /// [`guard_failure`] reads the name back.
-pub(super) fn guard_sql(key: i64, settings: &[(&str, String)], recorded: Option<(&TrackingTable, &str, &str)>) -> String {
+pub(super) fn guard_sql(key: &str, settings: &[(&str, String)], recorded: Option<(&TrackingTable, &str, &str)>) -> String {
     let mut sql = format!("SELECT set_config('{}', extract(epoch FROM clock_timestamp())::text, true), ", crate::tracking::STARTED);
     for (name, value) in settings {
         sql.push_str(&format!("set_config({}, {}, true), ", quote_literal(name), quote_literal(value)));
@@ -148,6 +178,10 @@ pub(super) fn guard_sql(key: i64, settings: &[(&str, String)], recorded: Option<
 pub(super) enum Guard {
     /// Another session holds the migration lock.
     Busy,
+    /// The server is a hot standby.
+    Standby,
+    /// The server (or the role) is read-only.
+    ReadOnly,
     /// The file is recorded already, with this checksum (or a `claimed:<pid>` claim).
     Recorded(String),
 }
@@ -159,8 +193,10 @@ pub(super) fn guard_failure(e: &postgres::error::DbError) -> Option<Guard> {
         return None;
     }
     let message = e.message();
-    if message.contains(&format!("\"{GUARD_BUSY}\"")) {
-        return Some(Guard::Busy);
+    for (name, guard) in [(GUARD_BUSY, Guard::Busy), (GUARD_STANDBY, Guard::Standby), (GUARD_READ_ONLY, Guard::ReadOnly)] {
+        if message.contains(&format!("\"{name}\"")) {
+            return Some(guard);
+        }
     }
     let at = message.find(&format!("\"{GUARD_RECORDED}"))? + GUARD_RECORDED.len() + 1;
     Some(Guard::Recorded(message[at..].strip_suffix('"').unwrap_or(&message[at..]).to_string()))
@@ -168,5 +204,9 @@ pub(super) fn guard_failure(e: &postgres::error::DbError) -> Option<Guard> {
 
 /// The setting the guard asks for when the migration lock is taken.
 const GUARD_BUSY: &str = "cargo_procrastinate.the migration lock is taken";
+/// The setting asked for on a hot standby.
+const GUARD_STANDBY: &str = "cargo_procrastinate.this server is a hot standby";
+/// The setting asked for on a read-only server.
+const GUARD_READ_ONLY: &str = "cargo_procrastinate.this server is read-only";
 /// The setting the guard asks for when the file is recorded: the checksum follows.
 const GUARD_RECORDED: &str = "cargo_procrastinate.recorded:";

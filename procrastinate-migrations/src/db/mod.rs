@@ -10,8 +10,11 @@
 //!   the tracking table re-read under it (session locks do not survive transaction pooling).
 
 mod lock;
+mod session;
 mod status;
 mod upgrade;
+
+pub use session::{Abandoned, Conn, ConnectError, Session};
 
 use std::fmt;
 use std::time::Duration;
@@ -132,6 +135,8 @@ pub enum Error {
         context: String,
         /// The driver's error.
         source: postgres::Error,
+        /// The session gave up waiting for the answer (a bounded [`Conn`]): how long, and why.
+        abandoned: Option<Abandoned>,
     },
     /// The database and the files of a set (named, if it has a name) disagree; nothing was changed.
     Diverged {
@@ -162,6 +167,9 @@ pub enum Error {
         stopped: Option<(Revision, String)>,
         /// Where the set is now (`None`: base): `upgrade` again resumes there.
         at: Option<Revision>,
+        /// The migration in flight ran outside a transaction (`-- no-transaction`): nothing
+        /// rolled back what it did before the cancel.
+        outside_transaction: bool,
     },
 }
 
@@ -195,6 +203,8 @@ pub struct MigrationFailure {
     pub current: Option<Revision>,
     /// What became of the migration, and so whether `current` is known.
     pub outcome: Outcome,
+    /// The session gave up waiting for the answer (a bounded [`Conn`]): how long, and why.
+    pub abandoned: Option<Abandoned>,
 }
 
 /// What became of a migration that failed.
@@ -254,6 +264,7 @@ impl MigrationFailure {
             excerpt,
             current,
             outcome: Outcome::RolledBack,
+            abandoned: None,
         }
     }
 }
@@ -261,7 +272,8 @@ impl MigrationFailure {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Db { context, source } => write!(f, "{context}: {}", describe(source)),
+            Error::Db { context, abandoned: Some(a), .. } => write!(f, "{context}: {} (gave up after {}s)", a.why, a.waited.as_secs()),
+            Error::Db { context, source, .. } => write!(f, "{context}: {}", describe(source)),
             Error::Diverged { set, divergences } => {
                 let of = set.as_ref().map(|s| format!(" of set `{s}`")).unwrap_or_default();
                 write!(f, "the database and the migration files{of} disagree (nothing was changed):")?;
@@ -299,17 +311,16 @@ impl fmt::Display for Error {
                          not recorded; the database is at {}",
                         now(fail.current)
                     ),
-                    Outcome::Unknown { read: None } => write!(
-                        f,
-                        "\nthe connection was lost while it ran, so whether it committed is unknown; \
-                         `cargo procrastinate current` says where the database is"
-                    ),
-                    Outcome::Unknown { read: Some(r) } => write!(
-                        f,
-                        "\nthe connection was lost while it ran, so whether it committed was unknown; read again on a new \
-                         connection, the database is at {}",
-                        now(*r)
-                    ),
+                    Outcome::Unknown { read } => {
+                        match &fail.abandoned {
+                            Some(a) => write!(f, "\nno answer after {}s: {}; so whether it committed is unknown", a.waited.as_secs(), a.why)?,
+                            None => write!(f, "\nthe connection was lost while it ran, so whether it committed is unknown")?,
+                        }
+                        match read {
+                            None => write!(f, "; `cargo procrastinate current` says where the database is"),
+                            Some(r) => write!(f, "; read again on a new connection, the database is at {}", now(*r)),
+                        }
+                    }
                 }
             }
             Error::LockWait { waited, holder } => {
@@ -321,9 +332,16 @@ impl fmt::Display for Error {
                 write!(f, "; raise `lock-wait` or retry once that process is done")
             }
             Error::Refused(why) => f.write_str(why),
-            Error::Interrupted { set, stopped, at } => {
+            Error::Interrupted { set, stopped, at, outside_transaction } => {
                 let label = |r: Option<Revision>| crate::label(set.as_deref(), r);
                 match stopped {
+                    Some((rev, file)) if *outside_transaction => write!(
+                        f,
+                        "interrupted: migration {} ({file}) was stopped; it ran outside a transaction, so what it did before \
+                         stays (a CREATE INDEX CONCURRENTLY leaves an INVALID index: `DROP INDEX CONCURRENTLY` it), and it is \
+                         not recorded",
+                        label(Some(*rev))
+                    )?,
                     Some((rev, file)) => write!(f, "interrupted: migration {} ({file}) was stopped and rolled back", label(Some(*rev)))?,
                     None => write!(f, "interrupted between migrations")?,
                 }
@@ -372,13 +390,16 @@ pub fn describe(e: &postgres::Error) -> String {
     }
 }
 
-fn db_err(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+/// The error of a round trip on `client` that failed, doing `context`: with why the session gave
+/// up waiting, when it did. Called after the round trip, so that it sees the session's state.
+fn db_err(client: &dyn Session, context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
     let context = context.into();
-    move |source| Error::Db { context, source }
+    let abandoned = client.abandoned().cloned();
+    move |source| Error::Db { context, source, abandoned }
 }
 
 /// Reads what the database records and compares it with `migrations`, changing nothing.
-pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Status, Error> {
+pub fn status(client: &mut dyn Session, migrations: &[Migration], opts: &Options) -> Result<Status, Error> {
     // Two reads, no transaction: the queries name the table in full.
     let applied = status::read_applied(client, opts)?;
     Ok(Status::compare(applied, migrations))
@@ -388,7 +409,7 @@ pub fn status(client: &mut postgres::Client, migrations: &[Migration], opts: &Op
 /// [`crate::compat`]: its head, or its head release's `post` still pending, or the next
 /// release's `pre` applied already), with the revision the database is at among the files;
 /// otherwise an error that says what to do.
-pub fn verify(client: &mut postgres::Client, migrations: &'static [Migration], opts: &Options) -> Result<Revision, Error> {
+pub fn verify(client: &mut dyn Session, migrations: &'static [Migration], opts: &Options) -> Result<Revision, Error> {
     let def = SetDef {
         name: None,
         migrations,
@@ -409,13 +430,26 @@ pub fn verify(client: &mut postgres::Client, migrations: &'static [Migration], o
     }
 }
 
-/// The start-up verdict on every set of a generated module (`SETS`), in order, whatever it is.
-pub fn check_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<Verdict>, Error> {
+pub use crate::compat::CHECK_TIMEOUT;
+
+/// The start-up verdict on every set of a generated module (`SETS`), in order, whatever it is;
+/// bounded by [`CHECK_TIMEOUT`] (see [`check_sets_within`]).
+pub fn check_sets(client: &mut dyn Session, sets: &[SetDef]) -> Result<Vec<Verdict>, Error> {
+    check_sets_within(client, sets, CHECK_TIMEOUT)
+}
+
+/// [`check_sets`], all of it within `timeout` on the server (each read in a read-only
+/// transaction with `statement_timeout` and `lock_timeout`): past it, an error that says the
+/// check gave up and why (the exit code of the CLI's `check` for it is 7). A silent server
+/// is bounded only by a session that bounds its round trips, such as [`Conn`].
+pub fn check_sets_within(client: &mut dyn Session, sets: &[SetDef], timeout: Duration) -> Result<Vec<Verdict>, Error> {
+    let started = std::time::Instant::now();
+    let left = || Some(timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1)));
     let mut verdicts = Vec::with_capacity(sets.len());
     for (i, def) in sets.iter().enumerate() {
         let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
-        let rows = status::read_applied(client, &opts)?;
-        let found = if rows.as_ref().is_none_or(Vec::is_empty) { unadopted(client, def.migrations, &opts)? } else { Vec::new() };
+        let rows = status::read_applied_within(client, &opts, left())?;
+        let found = if rows.as_ref().is_none_or(Vec::is_empty) { unadopted_within(client, def.migrations, &opts, left())? } else { Vec::new() };
         verdicts.push(compat::check_adopted(def, rows, found));
     }
     Ok(verdicts)
@@ -424,16 +458,25 @@ pub fn check_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<
 /// The set's objects (relations, types, routines its files create) that exist in its schema,
 /// a few: asked when nothing of the set is recorded, to tell an empty database from one built
 /// without this tool (see [`compat::adoption_sql`]).
-pub fn unadopted(client: &mut postgres::Client, migrations: &[Migration], opts: &Options) -> Result<Vec<String>, Error> {
+pub fn unadopted(client: &mut dyn Session, migrations: &[Migration], opts: &Options) -> Result<Vec<String>, Error> {
+    unadopted_within(client, migrations, opts, None)
+}
+
+fn unadopted_within(client: &mut dyn Session, migrations: &[Migration], opts: &Options, within: Option<Duration>) -> Result<Vec<String>, Error> {
     let Some(sql) = compat::adoption_sql(migrations, opts.schema.as_deref()) else { return Ok(Vec::new()) };
-    let rows = status::simple_rows(client, &sql).map_err(db_err("cannot look for the set's objects"))?;
+    let rows = status::bounded_rows(client, &sql, within).map_err(|e| status::timed_out(client, "cannot look for the set's objects", within, e))?;
     Ok(rows.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect())
 }
 
 /// [`check_sets`], failing with the first set this build may not run on
 /// ([`Error::Incompatible`]).
-pub fn verify_sets(client: &mut postgres::Client, sets: &[SetDef]) -> Result<Vec<Verdict>, Error> {
-    let verdicts = check_sets(client, sets)?;
+pub fn verify_sets(client: &mut dyn Session, sets: &[SetDef]) -> Result<Vec<Verdict>, Error> {
+    verify_sets_within(client, sets, CHECK_TIMEOUT)
+}
+
+/// [`verify_sets`] within `timeout` (see [`check_sets_within`]).
+pub fn verify_sets_within(client: &mut dyn Session, sets: &[SetDef], timeout: Duration) -> Result<Vec<Verdict>, Error> {
+    let verdicts = check_sets_within(client, sets, timeout)?;
     match verdicts.iter().find(|v| !v.is_compatible()) {
         Some(bad) => Err(Error::Incompatible(Box::new(bad.clone()))),
         None => Ok(verdicts),
@@ -455,4 +498,5 @@ impl Error {
     }
 }
 
-pub use upgrade::{build_from_schema, stamp, upgrade};
+pub use upgrade::{build_from_schema, record_claimed, stamp, upgrade};
+

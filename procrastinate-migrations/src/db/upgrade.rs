@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::status::read_applied;
-use super::{db_err, lock, Divergence, Error, MigrationFailure, Options};
+use super::{db_err, lock, Divergence, Error, MigrationFailure, Options, Session};
 use crate::state::{plan_stamp, plan_upgrade, Applied, Revised, Status};
 use crate::lexer;
 use crate::migration::{Migration, Revision};
@@ -89,22 +89,45 @@ pub struct UpgradeReport {
 /// are found after the fact: the server's position in the batch, else the file run again
 /// statement by statement in a transaction rolled back.
 pub fn upgrade(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     migrations: &[Migration],
     target: Option<Revision>,
     opts: &Options,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
-    let result = upgrade_inner(client, migrations, target, opts, on_event);
+    let mut created = Vec::new();
+    let mut result = upgrade_inner(client, migrations, target, opts, on_event, &mut created);
+    if let Err(Error::Interrupted { set, at, .. }) = &mut result {
+        // Where the set is, as the tracking table says after the cancel.
+        *set = opts.set.clone();
+        if let Ok(applied) = read_applied(client, opts) {
+            *at = Status::compare(applied, migrations).current;
+        }
+    }
     if let Err(Error::Failed(_) | Error::Interrupted { .. }) = &result {
         // A first run that failed at once should not leave an empty tracking table behind, as
         // if something had been recorded: dropped under the lock, and only if nothing of any
         // set is in it.
-        let key = opts.table.lock_key();
+        // Nor the schemas this run created for it, when they are empty again.
+        let key = &opts.table.lock_key();
         let table = opts.table.sql();
+        let schemas: String = created
+            .iter()
+            .map(|s| {
+                format!(
+                    " IF NOT EXISTS (SELECT FROM pg_class WHERE relnamespace = to_regnamespace({lit})) \
+                     AND NOT EXISTS (SELECT FROM pg_type WHERE typnamespace = to_regnamespace({lit}) AND typtype <> 'c') \
+                     AND NOT EXISTS (SELECT FROM pg_proc WHERE pronamespace = to_regnamespace({lit})) THEN DROP SCHEMA {ident}; END IF;",
+                    lit = quote_literal(&quote_ident(s)),
+                    ident = quote_ident(s)
+                )
+            })
+            .collect();
         let _ = client.batch_execute(&format!(
-            "{BEGIN};\n{};\nDO $cargo_procrastinate$ BEGIN IF NOT EXISTS (SELECT FROM {table}) THEN DROP TABLE {table}; END IF; END $cargo_procrastinate$;\nCOMMIT",
-            guard_sql(key, &[], None)
+            "{BEGIN};\n{};\nDO $cargo_procrastinate$ BEGIN IF to_regclass({}) IS NOT NULL AND NOT EXISTS (SELECT FROM {table}) THEN \
+             DROP TABLE {table}; END IF;{schemas} END $cargo_procrastinate$;\nCOMMIT",
+            guard_sql(key, &[], None),
+            quote_literal(&table)
         ));
         let _ = client.batch_execute("ROLLBACK");
     }
@@ -112,18 +135,20 @@ pub fn upgrade(
 }
 
 fn upgrade_inner(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     migrations: &[Migration],
     target: Option<Revision>,
     opts: &Options,
     on_event: &mut dyn FnMut(Event<'_>),
+    created: &mut Vec<String>,
 ) -> Result<UpgradeReport, Error> {
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
-    let key = opts.table.lock_key();
+    let key = &opts.table.lock_key();
     let set = opts.set_name();
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
     // accept changed files, record upstream's revised ones.
-    let status = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    let (status, missing) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    *created = missing;
     let plan = match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
         Ok(plan) => plan,
         Err(r) => {
@@ -157,7 +182,7 @@ fn upgrade_inner(
         in_tx(client, &record(m), "cannot record the revised checksum")?;
         on_event(Event::Revised { revised: r, rerun });
     }
-    client.batch_execute("COMMIT").map_err(db_err("cannot commit the tracking table"))?;
+    client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the tracking table")(e))?;
 
     let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
@@ -170,7 +195,7 @@ fn upgrade_inner(
     let mut rest = plan.run;
     while let Some(m) = rest.first() {
         if interrupted() {
-            return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
+            return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to, outside_transaction: false });
         }
         if m.no_transaction() {
             on_event(Event::Applying { migrations: std::slice::from_ref(m) });
@@ -220,9 +245,9 @@ fn upgrade_inner(
             End::Split(k) => batch_len = k,
             End::Busy => {
                 if interrupted() {
-                    return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to });
+                    return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to, outside_transaction: false });
                 }
-                waiter.get_or_insert_with(|| lock::Waiter::new(opts.lock_wait)).pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
+                waiter.get_or_insert_with(|| lock::Waiter::new(opts.lock_wait, opts.interrupt.clone())).pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
             }
             End::Recorded(checksum) => {
                 let m = &rest[0];
@@ -236,7 +261,7 @@ fn upgrade_inner(
                 match f.sqlstate.as_deref() {
                     // A cancel request from the signal handler: say so, not "query canceled".
                     Some("57014") if interrupted() => {
-                        return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: report.to });
+                        return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: report.to, outside_transaction: false });
                     }
                     // Ran out of lock_timeout: busy traffic often lets go; try again, bounded,
                     // that migration alone.
@@ -309,21 +334,23 @@ enum End {
 /// committed. Which of them did is found after the fact, with the rollback, and so is the line
 /// of an error the server gives no position for: nothing is paid for either on success.
 fn run_batch(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     batch: &[Migration],
     opts: &Options,
-    key: i64,
+    key: &str,
     current: Option<Revision>,
 ) -> Result<Ran, Error> {
     static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nonce = format!("{}-{}", std::process::id(), NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let set = opts.set_name();
-    let mut sql = String::new();
+    // A bounded session finds the batch on a second connection by its first words (see
+    // `db::Conn`): `pg_stat_activity.query` shows them while it runs, and after.
+    let mut sql = client.tag().map(|t| format!("{t}\n")).unwrap_or_default();
     // Where each file starts in the batch, in characters (the server's error position counts
     // characters from 1 over the whole batch).
     let mut starts = Vec::with_capacity(batch.len());
     let mut ends = Vec::with_capacity(batch.len());
-    let mut chars = 0;
+    let mut chars = sql.chars().count();
     for (i, m) in batch.iter().enumerate() {
         let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
         let prefix = format!("{BEGIN};\n{guard};\n");
@@ -345,7 +372,10 @@ fn run_batch(
     // The marker is session state: cleared before the batch gives the session back.
     sql.push_str(&format!("SELECT set_config('{DONE_SETTING}', '', false)"));
     let started = Instant::now();
-    let e = match client.simple_query(&sql) {
+    client.working(true);
+    let sent = client.simple_query(&sql);
+    client.working(false);
+    let e = match sent {
         Ok(messages) => {
             let durations = applied_durations(&messages);
             if durations.len() != batch.len() {
@@ -374,6 +404,7 @@ fn run_batch(
         // read it on a new connection.
         let mut failure = MigrationFailure::new(opts, &batch[0], &e, None, current);
         failure.outcome = super::Outcome::Unknown { read: None };
+        failure.abandoned = client.abandoned().cloned();
         if batch.len() > 1 {
             failure.message.push_str(&format!(
                 " (it was sent together with the {} migrations after it, up to {}, any of which may have committed)",
@@ -412,7 +443,7 @@ fn run_batch(
         match db.and_then(guard_failure) {
             Some(Guard::Busy) => End::Busy,
             Some(Guard::Recorded(checksum)) => End::Recorded(checksum),
-            None => {
+            Some(Guard::Standby | Guard::ReadOnly) | None => {
                 let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
                 End::Failed(failure(client, &batch[done], &e, starts[done], took, opts, at))
             }
@@ -440,10 +471,10 @@ fn applied_durations(messages: &[postgres::SimpleQueryMessage]) -> Vec<Duration>
 /// for nobody of ours); then recorded. On failure the claim is removed and the message says
 /// what may be left behind. `Some(checksum)`: someone else had applied it.
 fn run_outside_transaction(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     m: &Migration,
     opts: &Options,
-    key: i64,
+    key: &str,
     current: Option<Revision>,
     interrupted: &dyn Fn() -> bool,
     on_event: &mut dyn FnMut(Event<'_>),
@@ -452,7 +483,7 @@ fn run_outside_transaction(
     let table = opts.table.sql();
     let guard = guard_sql(key, &opts.local_settings(), Some((&opts.table, set, &m.file_name)));
     let claim = format!("{BEGIN};\n{guard};\n{} RETURNING checksum;\nCOMMIT", opts.table.claim_row_sql(set, m));
-    let mut waiter = lock::Waiter::new(opts.lock_wait);
+    let mut waiter = lock::Waiter::new(opts.lock_wait, opts.interrupt.clone());
     // The claim's own value (`claimed:<pid>`): behind a pool, later statements may reach
     // another backend, so it is matched as written, not as pg_backend_pid() would say.
     let claimed = loop {
@@ -467,8 +498,31 @@ fn run_outside_transaction(
                 // Another session claimed it: wait while it lives, take over when it is gone.
                 let pid = recorded.trim_start_matches(crate::tracking::CLAIM);
                 let alive = super::status::simple_rows(client, &format!("SELECT 1 FROM pg_stat_activity WHERE pid = {}", pid.parse::<i32>().unwrap_or(0)))
-                    .map_err(db_err("cannot see who runs the migration"))?;
+                    .map_err(|e| db_err(client, "cannot see who runs the migration")(e))?;
                 if alive.is_empty() {
+                    // Its process is gone. Did the file finish before it died? Then running it
+                    // again fails ("already exists"): say what it made, and how to record it.
+                    match what_it_made(client, m) {
+                        Some(Made::Valid(index)) => {
+                            return Err(Error::Refused(format!(
+                                "{} ({}) was claimed by a process that is gone (`{recorded}`), and what it creates exists and is \
+                                 valid: index {index}. It ran to completion but was not recorded; record it with \
+                                 `cargo procrastinate stamp --claimed {}` (which checks that again), then `upgrade`",
+                                opts.label(Some(m.revision)),
+                                m.file_name,
+                                opts.label(Some(m.revision)),
+                            )))
+                        }
+                        Some(Made::Invalid(index)) => {
+                            return Err(Error::Refused(format!(
+                                "{} ({}) was claimed by a process that is gone (`{recorded}`), and left index {index} INVALID (its \
+                                 build was cut off): `DROP INDEX CONCURRENTLY {index};`, then `upgrade` builds it again",
+                                opts.label(Some(m.revision)),
+                                m.file_name,
+                            )))
+                        }
+                        None => {}
+                    }
                     client
                         .batch_execute(&format!(
                             "DELETE FROM {table} WHERE set_name = {} AND file_name = {} AND checksum = {}",
@@ -476,28 +530,38 @@ fn run_outside_transaction(
                             quote_literal(&m.file_name),
                             quote_literal(&recorded)
                         ))
-                        .map_err(db_err("cannot remove an abandoned claim"))?;
+                        .map_err(|e| db_err(client, "cannot remove an abandoned claim")(e))?;
                     continue;
                 }
             }
             Some(Guard::Busy) => {}
-            None => return Err(db_err(format!("cannot claim {}", m.label()))(e)),
+            Some(Guard::Standby | Guard::ReadOnly) | None => return Err(db_err(client, format!("cannot claim {}", m.label()))(e)),
         }
         if interrupted() {
-            return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: current });
+            return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: current, outside_transaction: false });
         }
         waiter.pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
     };
     let where_ = format!("set_name = {} AND file_name = {} AND checksum = {}", quote_literal(set), quote_literal(&m.file_name), quote_literal(&claimed));
     let started = Instant::now();
-    if let Err(e) = client.batch_execute(&m.sql) {
+    // Tagged too, so that a second connection can find it; the error position skips the tag.
+    let tagged = client.tag().map(|t| format!("{t}\n"));
+    let skip = tagged.as_ref().map_or(0, |t| t.chars().count());
+    client.working(true);
+    let ran = client.batch_execute(&format!("{}{}", tagged.unwrap_or_default(), m.sql));
+    client.working(false);
+    if let Err(e) = ran {
         let _ = client.batch_execute(&format!("DELETE FROM {table} WHERE {where_}"));
+        if e.code().map(|c| c.code()) == Some("57014") && interrupted() {
+            return Err(Error::Interrupted { set: opts.set.clone(), stopped: Some((m.revision, m.file_name.to_string())), at: current, outside_transaction: true });
+        }
         let statement = lexer::statements(&m.sql)
             .ok()
             .and_then(|s| s.first().map(|st| (st.span.start, false)));
         let mut failure =
-            MigrationFailure::new(opts, m, &e, position(&e, 0, &m.sql).or(statement), current);
+            MigrationFailure::new(opts, m, &e, position(&e, skip, &m.sql).or(statement), current);
         failure.outcome = if client.is_closed() { super::Outcome::Unknown { read: None } } else { super::Outcome::NotRecorded };
+        failure.abandoned = client.abandoned().cloned();
         failure.message.push_str(
             " (it ran outside a transaction, so it may have left something behind: a CREATE INDEX \
              CONCURRENTLY that fails leaves an INVALID index; find it with `SELECT indexrelid::regclass FROM \
@@ -511,8 +575,77 @@ fn run_outside_transaction(
             "UPDATE {table} SET checksum = {}, duration_ms = {took}, applied_at = now() WHERE {where_}",
             quote_literal(&m.checksum.to_string())
         ))
-        .map_err(db_err(format!("cannot record {}", m.label())))?;
+        .map_err(|e| db_err(client, format!("cannot record {}", m.label()))(e))?;
     Ok(None)
+}
+
+/// What a `-- no-transaction` file's index is now, when its one statement creates one.
+enum Made {
+    Valid(String),
+    Invalid(String),
+}
+
+/// The index a `-- no-transaction` file creates, if it exists: valid or not (looked up as the
+/// file itself resolves names, by the session's `search_path`).
+fn what_it_made(client: &mut dyn Session, m: &Migration) -> Option<Made> {
+    let statement = lexer::statements(&m.sql).ok()?.into_iter().next()?;
+    let index = crate::adopt::created_index(&statement.head)?;
+    let sql = format!(
+        "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass({})",
+        quote_literal(&quote_ident(&index))
+    );
+    let rows = super::status::simple_rows(client, &sql).ok()?;
+    let valid = rows.first()?.first()?.as_deref()? == "t";
+    Some(if valid { Made::Valid(index) } else { Made::Invalid(index) })
+}
+
+/// Records `m`, a `-- no-transaction` migration whose claim's process is gone and whose index
+/// exists and is valid (it ran to completion, and was not recorded): checked again here, under
+/// the migration lock, and the claim becomes the migration's row (marked stamped: this tool did
+/// not see it finish). What `stamp --claimed` does.
+pub fn record_claimed(client: &mut dyn Session, migrations: &[Migration], revision: Revision, opts: &Options) -> Result<Status, Error> {
+    let m = migrations.get(revision.index()).ok_or_else(|| Error::Refused(format!("there is no {}", opts.label(Some(revision)))))?;
+    let (set, table) = (opts.set_name(), opts.table.sql());
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let rows = super::status::simple_rows(
+        client,
+        &format!("SELECT checksum FROM {table} WHERE set_name = {} AND file_name = {}", quote_literal(set), quote_literal(&m.file_name)),
+    )
+    .map_err(|e| db_err(client, "cannot read the claim")(e))?;
+    let refuse = |client: &mut dyn Session, why: String| {
+        let _ = client.batch_execute("ROLLBACK");
+        Err(Error::Refused(why))
+    };
+    let Some(claim) = rows.first().and_then(|r| r[0].clone()).filter(|c| c.starts_with(crate::tracking::CLAIM)) else {
+        return refuse(client, format!("{} ({}) has no claim to record: only a `-- no-transaction` file whose run died holds one", opts.label(Some(revision)), m.file_name));
+    };
+    if status.current.map_or(0, |r| r.number()) + 1 != revision.number() {
+        return refuse(client, format!("{} is not the next migration (the database is at {})", opts.label(Some(revision)), opts.label(status.current)));
+    }
+    let pid: i32 = claim.trim_start_matches(crate::tracking::CLAIM).parse().unwrap_or(0);
+    let alive = super::status::simple_rows(client, &format!("SELECT 1 FROM pg_stat_activity WHERE pid = {pid}")).map_err(|e| db_err(client, "cannot see who runs the migration")(e))?;
+    if !alive.is_empty() {
+        return refuse(client, format!("{} is being run by pid {pid} right now: wait for it", opts.label(Some(revision))));
+    }
+    match what_it_made(client, m) {
+        Some(Made::Valid(_)) => {}
+        Some(Made::Invalid(index)) => return refuse(client, format!("index {index} is INVALID: `DROP INDEX CONCURRENTLY {index};`, then `upgrade`")),
+        None => return refuse(client, format!("what {} creates does not exist: `upgrade` runs it", m.file_name)),
+    }
+    in_tx(
+        client,
+        &format!(
+            "UPDATE {table} SET checksum = {}, stamped = true, applied_at = clock_timestamp() WHERE set_name = {} AND file_name = {} AND checksum = {}",
+            quote_literal(&m.checksum.to_string()),
+            quote_literal(set),
+            quote_literal(&m.file_name),
+            quote_literal(&claim)
+        ),
+        "cannot record the claimed migration",
+    )?;
+    let applied = read_applied(client, opts)?;
+    client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the record")(e))?;
+    Ok(Status::compare(applied, migrations))
 }
 
 /// The run's settings, with what the file's header says instead (`-- lock-timeout: 30s`,
@@ -530,16 +663,16 @@ fn file_settings(opts: &Options, m: &Migration) -> Vec<(&'static str, String)> {
 }
 
 /// One statement inside the open transaction; on failure, rolls it back.
-fn in_tx(client: &mut postgres::Client, sql: &str, context: &str) -> Result<(), Error> {
+fn in_tx(client: &mut dyn Session, sql: &str, context: &str) -> Result<(), Error> {
     client.batch_execute(sql).map_err(|e| {
         let _ = client.batch_execute("ROLLBACK");
-        db_err(context.to_string())(e)
+        db_err(client, context.to_string())(e)
     })
 }
 
 /// Runs the whole of `m` in the open transaction (a revised file run again under step 1's
 /// lock); on failure, rolls it back.
-fn run_again(client: &mut postgres::Client, m: &Migration, opts: &Options, current: Option<Revision>) -> Result<(), Error> {
+fn run_again(client: &mut dyn Session, m: &Migration, opts: &Options, current: Option<Revision>) -> Result<(), Error> {
     let started = Instant::now();
     let Err(e) = client.batch_execute(&m.sql) else { return Ok(()) };
     let took = started.elapsed();
@@ -552,7 +685,7 @@ fn run_again(client: &mut postgres::Client, m: &Migration, opts: &Options, curre
 /// position when it gives one, else the statement that fails when the file is run again
 /// statement by statement in a transaction that is rolled back.
 fn failure(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     m: &Migration,
     e: &postgres::Error,
     skip: usize,
@@ -607,7 +740,7 @@ fn position(e: &postgres::Error, skip: usize, sql: &str) -> Option<(usize, bool)
 /// Who holds locks on the tables of the migration's schema right now (the server's lock
 /// timeout names neither the table nor the session): `pid 1234 (psql, user app, in its
 /// transaction for 12s) on procrastinate_jobs (AccessShareLock)`, the longest-running first.
-fn lock_holders(client: &mut postgres::Client, opts: &Options) -> Option<String> {
+fn lock_holders(client: &mut dyn Session, opts: &Options) -> Option<String> {
     let schema = opts.schema.as_ref().map_or_else(|| "current_schema()".to_string(), |s| quote_literal(&quote_ident(s)));
     let sql = format!(
         "SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.usename::text, '?'), \
@@ -631,7 +764,7 @@ fn lock_holders(client: &mut postgres::Client, opts: &Options) -> Option<String>
 /// transaction that is rolled back whatever happens, within `budget` (each statement gets what
 /// is left as its statement_timeout): paid only after a failure, and never much longer than it.
 fn locate(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     m: &Migration,
     opts: &Options,
     budget: Duration,
@@ -670,12 +803,18 @@ fn locate(
 /// layout, gives the unnamed set's rows to the first set, and compares what is recorded with
 /// the files: the start of every change, in one round trip.
 fn locked_status(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     migrations: &[Migration],
     opts: &Options,
     on_wait: &mut dyn FnMut(Option<&str>),
-) -> Result<Status, Error> {
+) -> Result<(Status, Vec<String>), Error> {
     let mut then = Vec::new();
+    // Which of the schemas this creates are missing: a first run that fails takes them away.
+    let schemas: Vec<String> = opts.schema.iter().chain(opts.table.schema.iter()).map(|s| quote_literal(s)).collect();
+    then.push(format!(
+        "SELECT n FROM unnest(ARRAY[{}]::text[]) n WHERE to_regnamespace(quote_ident(n)) IS NULL",
+        schemas.join(", ")
+    ));
     // The schema the migrations run in, which may differ from the tracking table's own;
     // created only when missing (CREATE SCHEMA IF NOT EXISTS asks for the privilege anyway).
     if let Some(schema) = &opts.schema {
@@ -691,26 +830,28 @@ fn locked_status(
     }
     let rows_at = then.len();
     then.push(opts.table.rows_sql(opts.set_name(), opts.claim_unnamed));
-    let results = lock::begin_locked(client, &opts.local_settings(), opts.table.lock_key(), &then, opts.lock_wait, on_wait)
+    let results = lock::begin_locked(client, &opts.local_settings(), &opts.table.lock_key(), &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait)
         .map_err(|e| match e {
-            Error::Db { source, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source },
+            Error::Db { source, abandoned, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source, abandoned },
             other => other,
         })?;
     let applied = results[rows_at].iter().map(|r| Applied::from_text(r)).collect();
-    Ok(Status::compare(Some(applied), migrations))
+    let mut missing: Vec<String> = results[0].iter().filter_map(|r| r[0].clone()).collect();
+    missing.dedup();
+    Ok((Status::compare(Some(applied), migrations), missing))
 }
 
 /// Records one set at `target` (None: base) without running any SQL. `purge` clears that set's
 /// records first.
 pub fn stamp(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     migrations: &[Migration],
     target: Option<Revision>,
     purge: bool,
     opts: &Options,
 ) -> Result<Status, Error> {
     let set = opts.set_name();
-    let status = locked_status(client, migrations, opts, &mut |_| {})?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
     let record = match plan_stamp(migrations, &status, target, purge) {
         Ok(record) => record,
         Err(r) => {
@@ -727,7 +868,7 @@ pub fn stamp(
         in_tx(client, &batch.join(";\n"), "cannot record the stamp")?;
     }
     let applied = read_applied(client, opts)?;
-    client.batch_execute("COMMIT").map_err(db_err("cannot commit the stamp"))?;
+    client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the stamp")(e))?;
     Ok(Status::compare(applied, migrations))
 }
 
@@ -751,7 +892,7 @@ const SCHEMA_OBJECT_EXISTS: &str = "CPOBJ";
 /// `schema_sql` creates); otherwise it does nothing and says why. `label` names the file in
 /// errors.
 pub fn build_from_schema(
-    client: &mut postgres::Client,
+    client: &mut dyn Session,
     migrations: &[Migration],
     schema_sql: &str,
     label: &str,
@@ -760,7 +901,7 @@ pub fn build_from_schema(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<FromSchema, Error> {
     let set = opts.set_name();
-    let status = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
     if !status.applied.is_empty() {
         let _ = client.batch_execute("ROLLBACK");
         return Ok(FromSchema::NotFresh(format!("{} of the set's migrations are recorded already", status.applied.len())));
@@ -791,5 +932,5 @@ pub fn build_from_schema(
         return Ok(FromSchema::NotFresh(format!("`{}` exists already in {schema}", db.map(|d| d.message()).unwrap_or_default())));
     }
     let line = position(&e, check.chars().count(), schema_sql).map(|(at, _)| format!(":{}", lexer::line_of(schema_sql, at))).unwrap_or_default();
-    Err(Error::Db { context: format!("cannot build the schema from {label}{line} (rolled back; nothing is recorded)"), source: e })
+    Err(db_err(client, format!("cannot build the schema from {label}{line} (rolled back; nothing is recorded)"))(e))
 }
