@@ -48,6 +48,10 @@ pub struct Global {
     /// Directory of migration files (setting `migrations`).
     #[arg(long, global = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
+    /// A named set and its directory, repeatable, in order (setting `sets`, without Cargo.toml:
+    /// a deploy box); also PROCRASTINATE_SETS="procrastinate=db/p,app=db/app".
+    #[arg(long, global = true, value_name = "NAME=DIR", conflicts_with = "migrations")]
+    pub set_dir: Vec<String>,
     /// PostgreSQL schema that migrations and tracking live in (setting `schema`).
     #[arg(long, global = true)]
     pub schema: Option<String>,
@@ -72,6 +76,10 @@ pub struct Global {
     /// a long migration is checked on (setting `round-trip-timeout`, default 30s).
     #[arg(long, global = true, value_name = "DURATION")]
     pub round_trip_timeout: Option<String>,
+    /// Run files that sort before applied ones (from a merged branch) first, instead of refusing
+    /// them (setting `out-of-order`).
+    #[arg(long, global = true)]
+    pub out_of_order: bool,
     /// Output format for data on stdout.
     #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
@@ -200,11 +208,17 @@ pub enum Command {
         after_help = "Examples:\n  cargo procrastinate pending\n  cargo procrastinate pending --message-format json"
     )]
     Pending,
-    /// Show the head revision of the migration files.
+    /// Show the head revision of the migration files (and, with a database, where it stands).
     #[command(
-        after_help = "Examples:\n  cargo procrastinate heads\n  cargo procrastinate heads --set app"
+        after_help = "With a database configured, each set's line also says whether the files and the database\ndiverge (a renamed file to `repair`, a file from a merged branch to run out of order).\n\nExamples:\n  cargo procrastinate heads\n  cargo procrastinate heads --set app"
     )]
     Heads,
+    /// Record the new names of files renamed since they were applied (a branch merge), after
+    /// checking that their content is what was recorded.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate repair                   # every set\n  cargo procrastinate repair --set app"
+    )]
+    Repair,
     /// Print one migration's SQL, after its metadata (REV: `0030`, `head`, NAME@REV).
     #[command(
         after_help = "Examples:\n  cargo procrastinate show 0030\n  cargo procrastinate show head\n  cargo procrastinate show app@0002 --message-format json"

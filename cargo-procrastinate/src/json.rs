@@ -72,7 +72,7 @@ pub struct SetId {
 /// One disagreement between the database and the files.
 #[derive(Serialize)]
 pub struct DivergenceJson {
-    /// `inserted`, `gone`, `renamed`, `changed` or `ahead`.
+    /// `inserted`, `gone`, `renamed`, `changed`, `ahead` or `duplicated`.
     pub kind: &'static str,
     /// The line as printed: the files involved and what to do.
     pub message: String,
@@ -111,6 +111,9 @@ pub struct Current {
     /// Nothing of the set is recorded, yet these of its objects exist (a few): a database built
     /// without this tool, to adopt with `stamp --detect`. Empty otherwise.
     pub unadopted: Vec<String>,
+    /// Nothing of the set is recorded, but the tracking table records other sets (a run not
+    /// told about them): the line as printed; `null` otherwise.
+    pub other_sets: Option<String>,
 }
 
 /// `current`'s top-level field, over every set.
@@ -280,6 +283,42 @@ pub struct Head {
     pub id: SetId,
     /// The head revision's file.
     pub file_name: String,
+    /// Where the database stands against the files; `null` when no database is configured.
+    pub database: Option<HeadDatabase>,
+}
+
+/// `heads`: where the database stands against a set's files.
+#[derive(Serialize)]
+pub struct HeadDatabase {
+    /// `at_head`, `behind`, `beyond` (the next release's pre) or `diverged`.
+    pub state: &'static str,
+    /// The last recorded revision; `null` for base.
+    pub current: Option<String>,
+    /// How many files are not applied (out-of-order ones included).
+    pub pending: usize,
+    /// Every disagreement, with what to do.
+    pub divergences: Vec<DivergenceJson>,
+}
+
+/// `repair`, per set.
+#[derive(Serialize)]
+pub struct Repair {
+    /// `set` and `head`, at this object's top level.
+    #[serde(flatten)]
+    pub id: SetId,
+    /// The rows that took their file's new name.
+    pub renamed: Vec<Renamed>,
+    /// What still disagrees afterwards.
+    pub divergences: Vec<DivergenceJson>,
+}
+
+/// A recorded name and the file's name now.
+#[derive(Serialize)]
+pub struct Renamed {
+    /// The name the row had.
+    pub recorded: String,
+    /// The file's name, which the row now has.
+    pub now: String,
 }
 
 /// `show REV`.

@@ -71,22 +71,10 @@ pub fn from_wheel(path: &Path) -> Result<Release, Failure> {
 
 /// Reads the package that `python` imports as `procrastinate`.
 pub fn from_python(python: &str) -> Result<Release, Failure> {
-    let script = "import importlib.metadata as m, procrastinate\nprint(procrastinate.__path__[0])\nprint(m.version('procrastinate'))";
-    let out = Command::new(python).args(["-c", script]).output().map_err(|e| bad(format!("cannot run `{python}`: {e}")))?;
-    if !out.status.success() {
-        return Err(bad(format!(
-            "`{python}` cannot import procrastinate (install it in that environment, or give --wheel FILE or --version X.Y.Z):\n{}",
-            last_lines(&out.stderr)
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let (Some(dir), Some(version)) = (lines.next(), lines.next()) else {
-        return Err(bad(format!("`{python}` did not say where procrastinate is")));
-    };
-    let sql = Path::new(dir).join("sql");
+    // Found through the interpreter without importing the package (`installed::find`).
+    let found = procrastinate_migrations::installed::find(python).map_err(|e| bad(format!("{e} (or give --wheel FILE or --version X.Y.Z)")))?;
     let mut migrations = BTreeMap::new();
-    let listing = std::fs::read_dir(sql.join("migrations")).map_err(|e| bad(format!("cannot read {}: {e}", sql.join("migrations").display())))?;
+    let listing = std::fs::read_dir(&found.migrations).map_err(|e| bad(format!("cannot read {}: {e}", found.migrations.display())))?;
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".sql") && entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -94,8 +82,9 @@ pub fn from_python(python: &str) -> Result<Release, Failure> {
             migrations.insert(name, content);
         }
     }
-    let schema = std::fs::read(sql.join("schema.sql")).ok();
-    finish(version.trim().to_string(), format!("the package installed for {python} ({dir})"), None, migrations, schema)
+    let schema = std::fs::read(&found.schema_sql).ok();
+    let dir = found.migrations.parent().and_then(Path::parent).map_or_else(String::new, |d| d.display().to_string());
+    finish(found.version, format!("the package installed for {python} ({dir})"), None, migrations, schema)
 }
 
 /// Downloads the wheel of `version` with pip into a temporary directory and reads it.

@@ -58,42 +58,45 @@ impl Scratchpad {
         }
     }
 
-    /// The catalog of `migrations` applied from base to each revision: `[0]` is base (empty),
-    /// `[k]` after revision k. Built in one scratch database, one migration at a time.
-    /// Cached on disk (see [`cache_file`]): the same files, schema and server version give the
+    /// The catalog of `migrations` applied from base to each revision, on top of `deps` (the
+    /// sets it depends on, built first to their revisions): `per[0]` is base (empty), `per[k]`
+    /// after revision k, each without the objects of `base` (the dependencies' own, as they
+    /// are: not the set's to compare). Built in one scratch database, one migration at a time;
+    /// cached on disk (see [`cache_file`]): the same files, schema and server version give the
     /// same catalogs, and building them applies every migration.
-    pub fn catalogs(&mut self, migrations: &[Migration], opts: &db::Options) -> Result<Vec<Catalog>, Failure> {
+    pub fn catalogs(&mut self, deps: &[Dep<'_>], migrations: &[Migration], opts: &db::Options) -> Result<Built, Failure> {
         let mut client = self.database("catalogs")?;
         let schema = opts.schema.as_deref().unwrap_or("public");
         let version = client
             .simple_query("SHOW server_version_num")
             .ok()
             .and_then(|m| m.into_iter().find_map(|m| if let postgres::SimpleQueryMessage::Row(r) = m { r.get(0).map(str::to_string) } else { None }));
-        let cache = version.and_then(|v| cache_file(migrations, schema, &opts.table.name, &v));
-        if let Some(hit) = cache.as_ref().and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<Vec<Catalog>>(&b).ok()) {
-            if hit.len() == migrations.len() + 1 {
+        let cache = version.and_then(|v| cache_file(deps, migrations, schema, &opts.table.name, &v));
+        if let Some(hit) = cache.as_ref().and_then(|f| std::fs::read(f).ok()).and_then(|b| serde_json::from_slice::<Built>(&b).ok()) {
+            if hit.per.len() == migrations.len() + 1 {
                 return Ok(hit);
             }
         }
-        let read = |client: &mut dyn Session| {
-            catalog::read(client, schema, &opts.table.name).map_err(|e| Failure::new(crate::exit::FAILED, format!("cannot read the catalog: {}", db::describe(&e))))
-        };
-        let mut out = vec![Catalog::default()];
+        let base = build_deps(&mut *client, deps, schema, &opts.table.name)?;
+        let mut per = vec![Catalog::default()];
         for m in migrations {
-            db::upgrade(&mut *client, migrations, Some(m.revision), opts, &mut |_| {})?;
-            out.push(read(&mut *client)?);
+            db::upgrade(&mut *client, migrations, Some(m.revision), opts, &mut |_| {}).map_err(|e| scratch_failure(e.into(), "the set"))?;
+            per.push(read(&mut *client, schema, &opts.table.name)?.without(&base));
         }
+        let built = Built { base, per };
         if let Some(file) = cache {
             // A cache that cannot be written is only slower next time.
             let _ = file.parent().map(std::fs::create_dir_all);
-            let _ = serde_json::to_vec(&out).map(|b| std::fs::write(&file, b));
+            let _ = serde_json::to_vec(&built).map(|b| std::fs::write(&file, b));
         }
-        Ok(out)
+        Ok(built)
     }
 
-    /// The catalog that `sql` (a `schema.sql`) builds, in `schema` when given.
-    pub fn catalog_of_sql(&mut self, sql: &str, schema: Option<&str>, tracking_table: &str) -> Result<Catalog, Failure> {
+    /// The catalog that `sql` (a `schema.sql`) builds, in `schema` when given, on top of `deps`,
+    /// without their objects.
+    pub fn catalog_of_sql(&mut self, deps: &[Dep<'_>], sql: &str, schema: Option<&str>, tracking_table: &str) -> Result<Catalog, Failure> {
         let mut client = self.database("reference")?;
+        let base = build_deps(&mut *client, deps, schema.unwrap_or("public"), tracking_table)?;
         let failed = |e: postgres::Error| Failure::new(crate::exit::FAILED, format!("the reference schema failed to apply: {}", db::describe(&e)));
         if let Some(s) = schema {
             let s = procrastinate_migrations::tracking::quote_ident(s);
@@ -101,19 +104,74 @@ impl Scratchpad {
             client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}")).map_err(failed)?;
         }
         client.batch_execute(sql).map_err(failed)?;
-        catalog::read(&mut *client, schema.unwrap_or("public"), tracking_table).map_err(failed)
+        Ok(read(&mut *client, schema.unwrap_or("public"), tracking_table)?.without(&base))
     }
+}
+
+/// A set that a scratch build applies first: an earlier set of `sets`, which the set being
+/// built depends on (its tables reference theirs), up to `upto`.
+pub struct Dep<'a> {
+    /// The dependency's migrations.
+    pub migrations: &'a [Migration],
+    /// Its settings (schema, tracking table).
+    pub opts: &'a db::Options,
+    /// How far to build it: what the user's database records (or its head for `verify`).
+    pub upto: Option<procrastinate_migrations::Revision>,
+    /// `app@0002`: how errors name it.
+    pub label: String,
+}
+
+/// What a scratch build gives: the dependencies' objects, and the set's own after each revision.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Built {
+    /// The catalog (of the set's schema) after the dependencies, before the set.
+    pub base: Catalog,
+    /// `[0]` empty, `[k]` the set's own objects after revision k.
+    pub per: Vec<Catalog>,
+}
+
+fn read(client: &mut dyn Session, schema: &str, table: &str) -> Result<Catalog, Failure> {
+    catalog::read(client, schema, table).map_err(|e| Failure::new(crate::exit::FAILED, format!("cannot read the catalog: {}", db::describe(&e))))
+}
+
+/// Builds `deps` in the scratch database, in order, and reads what they leave in `schema`.
+fn build_deps(client: &mut dyn Session, deps: &[Dep<'_>], schema: &str, table: &str) -> Result<Catalog, Failure> {
+    for d in deps {
+        if let Some(upto) = d.upto {
+            db::upgrade(client, d.migrations, Some(upto), d.opts, &mut |_| {}).map_err(|e| scratch_failure(e.into(), &format!("its dependency, up to {}", d.label)))?;
+        }
+    }
+    if deps.iter().all(|d| d.upto.is_none()) {
+        return Ok(Catalog::default());
+    }
+    read(client, schema, table)
+}
+
+/// A failure in a scratch database is said as such: the database it names is not the user's.
+fn scratch_failure(mut f: Failure, what: &str) -> Failure {
+    f.message = format!(
+        "in the scratch build of {what} (a throwaway database, not yours): {}",
+        f.message.replace("the database is at", "the scratch database is at")
+    );
+    f
 }
 
 /// `$XDG_CACHE_HOME/cargo-procrastinate/catalogs/<key>.json` (or under `~/.cache`), the key a
 /// hash of everything the catalogs depend on: this tool's version, the server's, the schema,
 /// the tracking table, and every file's name and checksum.
-fn cache_file(migrations: &[Migration], schema: &str, table: &str, server_version: &str) -> Option<std::path::PathBuf> {
+fn cache_file(deps: &[Dep<'_>], migrations: &[Migration], schema: &str, table: &str, server_version: &str) -> Option<std::path::PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))?;
     let mut key = format!("{}\0{}\0{server_version}\0{schema}\0{table}", env!("CARGO_PKG_VERSION"), catalog::FORMAT);
+    for d in deps {
+        key.push_str(&format!("\0dep {:?} {}", d.upto, d.opts.schema.as_deref().unwrap_or("")));
+        for m in d.migrations.iter().take(d.upto.map_or(0, |r| r.number() as usize)) {
+            key.push_str(&format!("\0{}\0{}", m.file_name, m.checksum));
+        }
+    }
+    key.push_str("\0set");
     for m in migrations {
         key.push_str(&format!("\0{}\0{}", m.file_name, m.checksum));
     }

@@ -36,6 +36,9 @@ pub struct ResolvedSet {
     /// Its name, `schema`, `version-table`, `lock-timeout` and `lock-wait`, as the database
     /// side takes them.
     pub options: db::Options,
+    /// The reference schema that comes with the files (`migrations = { python = ... }`: the
+    /// installed package's `sql/schema.sql`); `None`: `reference/schema.sql` in `dir`.
+    pub reference: Option<Utf8PathBuf>,
 }
 
 /// Flags that take part in precedence (the top layer).
@@ -56,7 +59,6 @@ pub struct FlagLayer {
 type Field = fn(&mut Settings) -> &mut Option<String>;
 
 const ENV: &[(&str, Field)] = &[
-    ("PROCRASTINATE_MIGRATIONS", |s| &mut s.migrations),
     ("PROCRASTINATE_DATABASE_URL_ENV", |s| &mut s.database_url_env),
     ("PROCRASTINATE_SCHEMA", |s| &mut s.schema),
     ("PROCRASTINATE_VERSION_TABLE", |s| &mut s.version_table),
@@ -65,6 +67,22 @@ const ENV: &[(&str, Field)] = &[
     ("PROCRASTINATE_LOCK_WAIT", |s| &mut s.lock_wait),
     ("PROCRASTINATE_ROUND_TRIP_TIMEOUT", |s| &mut s.round_trip_timeout),
 ];
+
+/// The environment form of `sets`, for a deploy box without Cargo.toml.
+pub const SETS_ENV: &str = "PROCRASTINATE_SETS";
+
+/// `NAME=DIR` entries (`--set-dir`, [`SETS_ENV`]) as `sets`, in the order given (the order
+/// of application, and of dependency: a set's scratch builds build the sets before it).
+pub fn set_dirs(entries: &[impl AsRef<str>], origin: &str) -> Result<Vec<config::SetSettings>, Failure> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.as_ref();
+            let (name, dir) = e.split_once('=').ok_or_else(|| Failure::usage(format!("{origin}: `{e}` is not NAME=DIR")))?;
+            Ok(config::SetSettings { name: name.trim().to_string(), migrations: dir.trim().to_string().into(), ..Default::default() })
+        })
+        .collect()
+}
 
 /// Reads the manifests and the environment and applies the precedence. A flag or variable that
 /// the configured sets would silently ignore (a directory without `--set`, a `schema` a set
@@ -82,6 +100,12 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         if let Some(value) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
             *field(&mut env) = Some(value);
         }
+    }
+    env.migrations = std::env::var("PROCRASTINATE_MIGRATIONS").ok().filter(|v| !v.is_empty()).map(Into::into);
+    // `sets` without a manifest (a deploy box): `PROCRASTINATE_SETS=procrastinate=db/p,app=db/app`.
+    if let Some(value) = std::env::var(SETS_ENV).ok().filter(|v| !v.is_empty()) {
+        let list: Vec<&str> = value.split([',', ';']).map(str::trim).filter(|s| !s.is_empty()).collect();
+        env.sets = Some(set_dirs(&list, SETS_ENV)?);
     }
     let mut layers: Vec<(Settings, String)> = Vec::new();
     let mut manifest_dir = None;
@@ -121,6 +145,16 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         (flags.settings.absolutize(cwd.as_std_path()), "--"),
     ] {
         let mut layer = layer;
+        if layer.sets.is_some() {
+            if layer.migrations.is_some() {
+                return Err(Failure::usage(if origin == "--" {
+                    "give either --migrations or --set-dir, not both".to_string()
+                } else {
+                    format!("give either PROCRASTINATE_MIGRATIONS or {SETS_ENV}, not both")
+                }));
+            }
+            migrations_origin = if origin == "--" { "--set-dir".into() } else { format!("the environment ({SETS_ENV})") };
+        }
         if let Some(sets) = merged.sets.as_mut() {
             if let Some(dir) = layer.migrations.take() {
                 let Some(set) = sets.iter_mut().find(|s| Some(&s.name) == flags.set.as_ref()) else {
@@ -184,6 +218,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         };
         sets.push(ResolvedSet {
             dir: utf8(spec.migrations, "the migration directory")?,
+            reference: spec.reference.map(|r| utf8(r, "the reference schema")).transpose()?,
             options: db::Options {
                 claim_unnamed: i == 0 && spec.name.is_some(),
                 set: spec.name,
@@ -194,6 +229,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
                 lock_retries: merged.lock_retries.unwrap_or(0),
                 lock_wait,
                 accept_changed: db::AcceptChanged::None,
+                out_of_order: spec.out_of_order,
                 interrupt: None,
             },
         });

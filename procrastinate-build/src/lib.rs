@@ -171,7 +171,7 @@ impl Builder {
             None => Settings::default(),
         };
         if let Some(dir) = &self.migrations {
-            settings = settings.overlay(Settings { migrations: Some(dir.to_string_lossy().into_owned()), ..Settings::default() });
+            settings = settings.overlay(Settings { migrations: Some(dir.to_string_lossy().into_owned().into()), ..Settings::default() });
         }
         let specs = config::set_specs(&settings).map_err(Error::Config)?.ok_or_else(|| {
             Error::Config(format!(

@@ -53,6 +53,14 @@ impl Catalog {
         Catalog { objects: self.objects.iter().filter(|o| keep(o)).cloned().collect() }
     }
 
+    /// The objects that `base` does not have exactly so: what a set built on top of its
+    /// dependencies adds or changes (an app set's own tables, a column it adds to one of
+    /// theirs), without theirs.
+    pub fn without(&self, base: &Catalog) -> Catalog {
+        let theirs: std::collections::HashSet<&Object> = base.objects.iter().collect();
+        self.only(|o| !theirs.contains(o))
+    }
+
     /// How `self` differs from `reference`.
     pub fn diff(&self, reference: &Catalog) -> Diff {
         let index = |c: &Catalog| -> BTreeMap<(String, String), String> {

@@ -8,12 +8,69 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Where a set's files are: `migrations = "db/procrastinate"` (a directory, relative to the
+/// manifest), or `migrations = { python = ".venv/bin/python" }` (the Procrastinate package
+/// installed for that interpreter: its `sql/migrations`, and its `sql/schema.sql` for
+/// `verify`; see [`crate::installed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A directory of `*.sql` files.
+    Dir(String),
+    /// The package installed for this interpreter (a path, or a command on `PATH`).
+    Python(String),
+}
+
+impl Default for Source {
+    fn default() -> Source {
+        Source::Dir(String::new())
+    }
+}
+
+impl From<String> for Source {
+    fn from(dir: String) -> Source {
+        Source::Dir(dir)
+    }
+}
+
+impl From<&str> for Source {
+    fn from(dir: &str) -> Source {
+        Source::Dir(dir.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Source;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a directory, or `{ python = \"path/to/python\" }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Source, E> {
+                Ok(Source::Dir(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Source, A::Error> {
+                let mut python = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "python" => python = Some(map.next_value::<String>()?),
+                        other => return Err(serde::de::Error::unknown_field(other, &["python"])),
+                    }
+                }
+                python.map(Source::Python).ok_or_else(|| serde::de::Error::missing_field("python"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// One layer of settings; `None` means "not set here, ask the layer below".
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
-    /// Directory of `*.sql` files, relative to the manifest that sets it: one unnamed set.
-    pub migrations: Option<String>,
+    /// Directory of `*.sql` files, relative to the manifest that sets it (or the installed
+    /// package, [`Source::Python`]): one unnamed set.
+    pub migrations: Option<Source>,
     /// Several named sets, applied in this order (instead of `migrations`).
     pub sets: Option<Vec<SetSettings>>,
     /// Name of the environment variable holding the database URL (default `DATABASE_URL`).
@@ -33,6 +90,9 @@ pub struct Settings {
     /// Longest the tool waits for the server's answer to one of its own statements, and how
     /// often it asks, on a second connection, whether a long migration is still working.
     pub round_trip_timeout: Option<String>,
+    /// Files that sort before applied ones (from a merged branch) run, first, instead of being
+    /// refused (off by default).
+    pub out_of_order: Option<bool>,
 }
 
 /// One entry of `sets = [...]`: `{ name = "app", migrations = "db/app" }`, optionally with its
@@ -42,8 +102,9 @@ pub struct Settings {
 pub struct SetSettings {
     /// A lower-case identifier: written `NAME@REV`, and the name of the set's generated module.
     pub name: String,
-    /// Directory of the set's `*.sql` files, relative to the manifest that sets it.
-    pub migrations: String,
+    /// Directory of the set's `*.sql` files, relative to the manifest that sets it (or the
+    /// installed package, [`Source::Python`]).
+    pub migrations: Source,
     /// This set's own `schema` (otherwise the package's).
     pub schema: Option<String>,
     /// This set's own `version-table` (otherwise the package's).
@@ -52,12 +113,14 @@ pub struct SetSettings {
     pub lock_timeout: Option<String>,
     /// This set's own `statement-timeout` (otherwise the package's).
     pub statement_timeout: Option<String>,
+    /// This set's own `out-of-order` (otherwise the package's).
+    pub out_of_order: Option<bool>,
 }
 
 impl Settings {
     /// Every key as written in TOML: the README must document each one (a test checks).
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout", "out-of-order"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -78,6 +141,7 @@ impl Settings {
             lock_retries: over.lock_retries.or(self.lock_retries),
             lock_wait: over.lock_wait.or(self.lock_wait),
             round_trip_timeout: over.round_trip_timeout.or(self.round_trip_timeout),
+            out_of_order: over.out_of_order.or(self.out_of_order),
         }
     }
 
@@ -92,7 +156,13 @@ impl Settings {
     /// Makes every migration directory absolute against `base`, the directory of the manifest
     /// (or working directory) this layer comes from.
     pub fn absolutize(mut self, base: &Path) -> Settings {
-        let abs = |m: String| base.join(m).to_string_lossy().into_owned();
+        // An interpreter given as a path is relative to the manifest too; a bare command name
+        // (`python3`) is looked up on PATH.
+        let abs = |m: Source| match m {
+            Source::Dir(d) => Source::Dir(base.join(d).to_string_lossy().into_owned()),
+            Source::Python(p) if p.contains('/') => Source::Python(base.join(p).to_string_lossy().into_owned()),
+            python => python,
+        };
         self.migrations = self.migrations.map(abs);
         if let Some(sets) = &mut self.sets {
             for set in sets {
@@ -118,6 +188,23 @@ pub struct SetSpec {
     pub lock_timeout: Option<String>,
     /// The set's own `statement-timeout`, when it sets one (otherwise the package's applies).
     pub statement_timeout: Option<String>,
+    /// The set's `out-of-order`, else the package's, else off.
+    pub out_of_order: bool,
+    /// The reference schema that comes with the files: the installed package's `schema.sql`
+    /// for [`Source::Python`]; `None` for a directory (then `reference/schema.sql` beside it).
+    pub reference: Option<PathBuf>,
+}
+
+/// The directory of a source's files, and the reference schema that comes with them (running
+/// the interpreter for [`Source::Python`]).
+fn locate(source: &Source) -> Result<(PathBuf, Option<PathBuf>), String> {
+    match source {
+        Source::Dir(d) => Ok((PathBuf::from(d), None)),
+        Source::Python(p) => {
+            let found = crate::installed::find(p).map_err(|e| format!("`migrations = {{ python = \"{p}\" }}`: {e}"))?;
+            Ok((found.migrations, Some(found.schema_sql)))
+        }
+    }
 }
 
 /// The sets that merged settings configure, in application order; `Ok(None)` when neither
@@ -127,9 +214,18 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
     let schema = merged.schema.clone();
     let version_table = merged.version_table.clone().unwrap_or_else(|| DEFAULT_VERSION_TABLE.to_string());
     let Some(sets) = &merged.sets else {
-        return Ok(merged.migrations.as_ref().map(|dir| {
-            vec![SetSpec { name: None, migrations: PathBuf::from(dir), schema, version_table, lock_timeout: None, statement_timeout: None }]
-        }));
+        let Some(source) = &merged.migrations else { return Ok(None) };
+        let (migrations, reference) = locate(source)?;
+        return Ok(Some(vec![SetSpec {
+            name: None,
+            migrations,
+            schema,
+            version_table,
+            lock_timeout: None,
+            statement_timeout: None,
+            out_of_order: merged.out_of_order.unwrap_or(false),
+            reference,
+        }]));
     };
     if sets.is_empty() {
         return Err("`sets` is empty: list at least one `{ name = \"...\", migrations = \"...\" }`".into());
@@ -138,7 +234,8 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
     for set in sets {
         check_set_name(&set.name)?;
         check_schema(set.schema.as_deref(), &format!(" of set `{}`", set.name))?;
-        let dir = normalize(Path::new(&set.migrations));
+        let (migrations, reference) = locate(&set.migrations).map_err(|e| format!("set `{}`: {e}", set.name))?;
+        let dir = normalize(&migrations);
         if specs.iter().any(|s| s.name.as_deref() == Some(&set.name)) {
             return Err(format!("`sets`: the name `{}` is used twice", set.name));
         }
@@ -147,16 +244,18 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
                 "`sets`: `{}` and `{}` both use the directory {}: each set needs its own",
                 other.name.as_deref().unwrap_or_default(),
                 set.name,
-                set.migrations
+                migrations.display()
             ));
         }
         specs.push(SetSpec {
             name: Some(set.name.clone()),
-            migrations: PathBuf::from(&set.migrations),
+            migrations,
+            reference,
             schema: set.schema.clone().or_else(|| schema.clone()),
             version_table: set.version_table.clone().unwrap_or_else(|| version_table.clone()),
             lock_timeout: set.lock_timeout.clone(),
             statement_timeout: set.statement_timeout.clone(),
+            out_of_order: set.out_of_order.or(merged.out_of_order).unwrap_or(false),
         });
     }
     Ok(Some(specs))
@@ -342,11 +441,11 @@ mod tests {
 
     #[test]
     fn a_layer_that_names_sets_replaces_the_directory_below_it() {
-        let ws = Settings { migrations: Some("db".into()), ..Default::default() };
+        let ws = Settings { migrations: Some(Source::Dir("db".into())), ..Default::default() };
         let pkg = Settings { sets: Some(vec![SetSettings { name: "a".into(), migrations: "x".into(), ..Default::default() }]), ..Default::default() };
         let got = ws.clone().overlay(pkg.clone());
         assert_eq!((got.migrations, got.sets.map(|s| s.len())), (None, Some(1)));
         let got = pkg.overlay(ws);
-        assert_eq!((got.migrations.as_deref(), got.sets), (Some("db"), None));
+        assert_eq!((got.migrations, got.sets), (Some(Source::Dir("db".into())), None));
     }
 }

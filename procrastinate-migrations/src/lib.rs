@@ -49,6 +49,7 @@ pub mod config;
 pub mod conninfo;
 pub mod deploy;
 pub mod diagnostic;
+pub mod installed;
 pub mod lexer;
 pub mod manifest;
 mod migration;

@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(read.len(), 2);
         let merged = layers.into_iter().fold(Settings::default(), |acc, l| acc.overlay(l.settings));
         assert_eq!(merged.schema.as_deref(), Some("pkg"));
-        assert_eq!(merged.migrations, Some(tmp.join("db").to_string_lossy().into_owned()));
+        assert_eq!(merged.migrations, Some(tmp.join("db").to_string_lossy().into_owned().into()));
         std::fs::write(tmp.join("app/Cargo.toml"), "[package\nname = ").unwrap();
         assert!(package_layers(&tmp.join("app/Cargo.toml")).err().unwrap().contains("is not a valid manifest"));
         std::fs::remove_dir_all(&tmp).unwrap();

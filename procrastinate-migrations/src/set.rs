@@ -158,6 +158,8 @@ impl MigrationSet {
         files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut problems = Vec::new();
         let mut seen: HashMap<(crate::Version, u8), String> = HashMap::new();
+        // Two branches that each took the next serial of a release, merged: (first, second).
+        let mut duplicates: Vec<(String, String, crate::Version, crate::Phase)> = Vec::new();
         let mut migrations = Vec::with_capacity(files.len());
         for (index, (file_name, bytes)) in files.into_iter().enumerate() {
             let mut problem = |line: Option<usize>, message: String| {
@@ -176,7 +178,7 @@ impl MigrationSet {
                 }
             };
             if let Some(first) = seen.insert((parsed.version, parsed.serial), file_name.clone()) {
-                problem(None, format!("duplicate version and serial {}_{:02}: also used by {first}", parsed.version, parsed.serial));
+                duplicates.push((first, file_name.clone(), parsed.version, parsed.phase));
             }
             if let Some(offset) = bytes.iter().position(|&b| b == 0) {
                 // PostgreSQL takes no NUL in a query: say so now, not halfway through a deploy.
@@ -235,6 +237,31 @@ impl MigrationSet {
                 checksum: Checksum::of_text(&sql),
                 sql: Cow::Owned(sql),
             });
+        }
+        // Which file to rename, and to what: the second of the two, to the next serial of its
+        // release and phase that no file takes.
+        for (first, second, version, phase) in duplicates {
+            let taken: Vec<u8> = seen.keys().filter(|(v, _)| *v == version).map(|(_, s)| *s).collect();
+            let (lo, hi) = if phase == crate::Phase::Post { (50, 99) } else { (1, 49) };
+            let free = taken.iter().filter(|s| (lo..=hi).contains(*s)).max().map_or(lo, |s| s + 1);
+            let parsed = name::parse(&second).expect("parsed above");
+            let marker = match parsed.phase {
+                crate::Phase::Pre => "pre_",
+                crate::Phase::Post => "post_",
+                crate::Phase::Unmarked => "",
+            };
+            let message = if free <= hi {
+                let new_name = format!("{version}_{free:02}_{marker}{}.sql", parsed.description);
+                format!(
+                    "duplicate version and serial {version}_{:02}: also used by {first} (two branches took the same serial?): \
+                     rename `{second}` to `{new_name}`; a database that applied it under its old name then needs \
+                     `cargo procrastinate repair`",
+                    parsed.serial
+                )
+            } else {
+                format!("duplicate version and serial {version}_{:02}: also used by {first}, and release {version} has no free serial left", parsed.serial)
+            };
+            problems.push(Problem { file: Some(second), line: None, message, excerpt: None });
         }
         if migrations.is_empty() && problems.is_empty() {
             problems.push(Problem {

@@ -87,12 +87,15 @@ pub enum Divergence {
         /// The recorded file name.
         file_name: String,
     },
-    /// A recorded file is now named differently (same release and serial).
+    /// A recorded file is now named differently: the same content (a branch merge that renamed
+    /// it), or the same release and serial.
     Renamed {
         /// The name it was applied under.
         recorded: String,
         /// Its name now.
         file_name: String,
+        /// Whether the file now has the checksum recorded: then `repair` records the new name.
+        same_checksum: bool,
     },
     /// The file changed after it was applied.
     Changed {
@@ -153,15 +156,22 @@ impl fmt::Display for Divergence {
                 if before != last {
                     write!(f, " (the last applied file)")?;
                 }
-                write!(f, ", or remove it if it was added by mistake")
+                write!(f, ", or remove it if it was added by mistake, or (a file from a merged branch) let it run out of order: \
+                           `out-of-order = true` for the set, or `upgrade --out-of-order`")
             }
             Divergence::Gone { revision, file_name } => write!(
                 f,
                 "`{file_name}` was applied (as {revision}) but its file is gone: restore it (the database keeps what it did)"
             ),
-            Divergence::Renamed { recorded, file_name } => write!(
+            Divergence::Renamed { recorded, file_name, same_checksum: true } => write!(
                 f,
-                "`{recorded}` was applied but is now named `{file_name}`: rename it back (a migration's name is its identity)"
+                "`{recorded}` was recorded, and is now named `{file_name}` (the same content): record the new name with \
+                 `cargo procrastinate repair` (it checks the checksum), or rename it back"
+            ),
+            Divergence::Renamed { recorded, file_name, same_checksum: false } => write!(
+                f,
+                "`{recorded}` was applied but is now named `{file_name}`, and its content changed too: rename it back (a \
+                 migration's name is its identity), then see what changed"
             ),
             Divergence::Changed { revision, file_name, recorded, actual } => write!(
                 f,
@@ -203,6 +213,9 @@ pub struct Status {
     /// Recorded after the files' head, and harmless: the next release's `pre` migrations, which
     /// upstream promises this release's code tolerates (the zero-downtime window). Not head.
     pub beyond: Vec<String>,
+    /// With out-of-order allowed: files not recorded that sort before the current one (from a
+    /// merged branch), pending, to run first.
+    pub gaps: Vec<Revision>,
 }
 
 /// An applied file whose recorded checksum is an earlier upstream text of it.
@@ -248,6 +261,12 @@ impl Revised {
 impl Status {
     /// Compares the rows recorded for a set (`None`: no tracking table) with its files.
     pub fn compare(applied: Option<Vec<Applied>>, migrations: &[Migration]) -> Status {
+        Status::compare_with(applied, migrations, false)
+    }
+
+    /// [`compare`](Self::compare); with `out_of_order`, a file that sorts before applied ones
+    /// (from a merged branch) is pending ([`gaps`](Self::gaps)), not a divergence.
+    pub fn compare_with(applied: Option<Vec<Applied>>, migrations: &[Migration], out_of_order: bool) -> Status {
         let tracked = applied.is_some();
         // A claim is a `-- no-transaction` migration still running (or abandoned): not applied.
         let applied: Vec<Applied> = applied.unwrap_or_default().into_iter().filter(|r| !r.checksum.starts_with(crate::tracking::CLAIM)).collect();
@@ -273,11 +292,16 @@ impl Status {
         let mut ahead = Vec::new();
         let last_file = migrations.last().map(|m| &*m.file_name);
         for row in applied.iter().filter(|r| !files.contains(r.file_name.as_str())) {
-            let twin = key(&row.file_name).and_then(|k| {
-                migrations.iter().find(|m| !rows.contains_key(&*m.file_name) && key(&m.file_name) == Some(k))
-            });
+            // The same content under another name (a branch merge renamed it), else the same
+            // release and serial.
+            let unrecorded = |m: &&Migration| !rows.contains_key(&*m.file_name) && !renamed.contains_key(&*m.file_name);
+            let twin = migrations
+                .iter()
+                .filter(unrecorded)
+                .find(|m| m.matches(&row.checksum))
+                .or_else(|| key(&row.file_name).and_then(|k| migrations.iter().filter(unrecorded).find(|m| key(&m.file_name) == Some(k))));
             match twin {
-                Some(m) if !renamed.contains_key(&*m.file_name) => {
+                Some(m) => {
                     renamed.insert(&m.file_name, &row.file_name);
                 }
                 _ if last_file.is_none_or(|l| row.file_name.as_bytes() > l.as_bytes()) => ahead.push(row.file_name.clone()),
@@ -287,9 +311,11 @@ impl Status {
 
         let mut divergences = duplicated;
         let mut revised = Vec::new();
+        let mut gaps = Vec::new();
         for (i, m) in migrations.iter().enumerate() {
             if let Some(recorded) = renamed.get(&*m.file_name) {
-                divergences.push(Divergence::Renamed { recorded: recorded.to_string(), file_name: m.file_name.to_string() });
+                let same_checksum = applied.iter().any(|r| r.file_name == **recorded && m.matches(&r.checksum));
+                divergences.push(Divergence::Renamed { recorded: recorded.to_string(), file_name: m.file_name.to_string(), same_checksum });
             } else if let Some(row) = rows.get(&*m.file_name) {
                 if let Some(edit) = (!m.matches(&row.checksum)).then(|| upstream::edit_of(&m.file_name, &row.checksum)).flatten() {
                     revised.push(Revised { revision: m.revision, file_name: m.file_name.to_string(), edit });
@@ -302,6 +328,10 @@ impl Status {
                     });
                 }
             } else if let Some(last) = last.filter(|l| i < *l) {
+                if out_of_order {
+                    gaps.push(m.revision);
+                    continue;
+                }
                 let before = migrations[i..].iter().find(|m| rows.contains_key(&*m.file_name)).expect("last is recorded");
                 divergences.push(Divergence::Inserted {
                     file_name: m.file_name.to_string(),
@@ -322,10 +352,11 @@ impl Status {
                 divergences.push(Divergence::Ahead { file_names: ahead });
             }
         }
-        Status { tracked, applied, current, divergences, revised, beyond }
+        Status { tracked, applied, current, divergences, revised, beyond, gaps }
     }
 
-    /// The files not yet applied after the current one, in order.
+    /// The files not yet applied after the current one, in order (see also
+    /// [`gaps`](Self::gaps)).
     pub fn pending<'m>(&self, migrations: &'m [Migration]) -> &'m [Migration] {
         &migrations[self.current.map_or(0, |r| r.number() as usize)..]
     }
@@ -346,9 +377,9 @@ impl Status {
             .unwrap_or(&[])
     }
 
-    /// At the files' head, with nothing that disagrees and nothing beyond.
+    /// At the files' head, with nothing that disagrees, nothing beyond and no gap.
     pub fn at_head(&self, migrations: &[Migration]) -> bool {
-        self.divergences.is_empty() && self.beyond.is_empty() && self.current == migrations.last().map(|m| m.revision)
+        self.divergences.is_empty() && self.beyond.is_empty() && self.gaps.is_empty() && self.current == migrations.last().map(|m| m.revision)
     }
 }
 
@@ -409,6 +440,8 @@ pub struct Plan<'m> {
     pub accept: Vec<Divergence>,
     /// The files upstream revised in place that the database has the earlier text of.
     pub revised: Vec<Revised>,
+    /// Files from a merged branch that sort before applied ones, to run first (out of order).
+    pub gaps: Vec<&'m Migration>,
     /// The migrations to apply, in order.
     pub run: &'m [Migration],
 }
@@ -435,7 +468,8 @@ pub fn plan_upgrade<'m>(
     }
     let from = status.current.map_or(0, |r| r.index() + 1);
     let to = target.map_or(0, |r| r.index() + 1);
-    Ok(Plan { accept: accepted, revised: status.revised.clone(), run: &migrations[from..to] })
+    let gaps = status.gaps.iter().map(|r| &migrations[r.index()]).filter(|m| target.is_some_and(|t| m.revision <= t)).collect();
+    Ok(Plan { accept: accepted, revised: status.revised.clone(), gaps, run: &migrations[from..to] })
 }
 
 /// The planner for `stamp`: the migrations to record without running them. With `purge`, what

@@ -5,6 +5,7 @@ mod adopt;
 mod build;
 mod cli;
 mod deploy;
+mod dependent;
 mod failures;
 mod faults;
 mod fixtures;

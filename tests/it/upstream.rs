@@ -82,7 +82,7 @@ fn upgrade_in_steps_then_to_head() {
     assert_eq!((rows[29]["phase"].as_str(), rows[29]["state"].as_str()), (Some("pre"), Some("pending")));
     assert_eq!(rows[28]["state"], "applied");
     let heads = cli(&db, &up.migrations, &["heads"]).ok().stdout;
-    assert_eq!(heads.trim(), "0038 (head) 03.04.00_50_post_add_retry_failed_job_procedure.sql");
+    assert_eq!(heads.trim(), "0038 (head) 03.04.00_50_post_add_retry_failed_job_procedure.sql\n  the database is at 0029, 9 pending");
     let pending = cli(&db, &up.migrations, &["pending"]).ok().stdout;
     assert_eq!(pending.lines().count(), 9, "{pending}");
     assert!(pending.lines().next().unwrap().starts_with("0030 pre      pending  03.00.00_01_pre_cancel_notification.sql"), "{pending}");

@@ -20,6 +20,7 @@ pub(super) fn run(ctx: &mut Ctx, compatible: bool) -> Result<i32, Failure> {
     for i in ctx.selected() {
         let status = ctx.status(&mut client, i)?;
         let unadopted = ctx.unadopted(&mut client, i, &status)?;
+        let untold = ctx.untold(&mut client, i, &status)?;
         let l = &ctx.sets[i];
         let head = l.head();
         let pending = status.pending(&l.set.migrations);
@@ -29,14 +30,21 @@ pub(super) fn run(ctx: &mut Ctx, compatible: bool) -> Result<i32, Failure> {
         let broken_by_upstream = status.revised.iter().any(|r| r.needs_rerun(schema));
         let (code, summary) = if !status.divergences.is_empty() {
             (exit::DIVERGED, format!("{p}the database and the migration files disagree"))
+        } else if let Some((line, true)) = &untold {
+            (exit::DIVERGED, format!("{p}{line}"))
         } else if broken_by_upstream {
             (exit::DIVERGED, format!("{p}an earlier upstream text left this schema different (see below)"))
         } else if !unadopted.is_empty() {
             (exit::BEHIND, format!("{p}{}", super::current::unadopted_line(&unadopted, &ctx.set_flag(i))))
-        } else if status.current != Some(head) {
+        } else if status.current != Some(head) || !status.gaps.is_empty() {
             (
                 exit::BEHIND,
-                format!("{p}behind: the database is at {}, head is {}; {} pending", ctx.label(i, status.current), ctx.label(i, Some(head)), pending.len()),
+                format!(
+                    "{p}behind: the database is at {}, head is {}; {} pending",
+                    ctx.label(i, status.current),
+                    ctx.label(i, Some(head)),
+                    pending.len() + status.gaps.len()
+                ),
             )
         } else {
             (exit::OK, format!("{p}ok: at head {}; {} applied migrations match their files", ctx.label(i, Some(head)), status.applied.len()))
@@ -56,6 +64,10 @@ pub(super) fn run(ctx: &mut Ctx, compatible: bool) -> Result<i32, Failure> {
             ));
         }
         if code == exit::BEHIND && unadopted.is_empty() {
+            let gaps = status.gaps.iter().map(|r| &l.set.migrations[r.index()]);
+            for m in gaps {
+                lines.push(format!("  pending {} {} (out of order: from a merged branch)", ctx.label(i, Some(m.revision)), m.file_name));
+            }
             lines.extend(pending.iter().map(|m| format!("  pending {} {}", ctx.label(i, Some(m.revision)), m.file_name)));
         }
         sets.push(json::Check {
@@ -64,7 +76,7 @@ pub(super) fn run(ctx: &mut Ctx, compatible: bool) -> Result<i32, Failure> {
             exit_code: code,
             current: json::rev(status.current),
             beyond: status.beyond.clone(),
-            pending: pending.iter().map(|m| m.revision.to_string()).collect(),
+            pending: status.gaps.iter().copied().chain(pending.iter().map(|m| m.revision)).map(|r| r.to_string()).collect(),
             revised_upstream: status
                 .revised
                 .iter()

@@ -13,6 +13,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
     for i in ctx.selected() {
         let status = ctx.status(&mut client, i)?;
         let unadopted = ctx.unadopted(&mut client, i, &status)?;
+        let untold = ctx.untold(&mut client, i, &status)?;
         let l = &ctx.sets[i];
         for d in status.divergences.iter().filter(|d| d.kind() != "ahead") {
             ctx.log(&format!("warning: {}{}", ctx.prefix(i), d.display_in(ctx.set_name(i))));
@@ -23,10 +24,10 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
         let at_head = status.at_head(&l.set.migrations);
         all_at_head &= at_head;
         let rev = status.current.map_or_else(|| "base".to_string(), |r| r.to_string());
-        let state = if unadopted.is_empty() {
-            describe(&status, at_head, &l.options.table.to_string(), &rev)
-        } else {
-            format!("base ({})", unadopted_line(&unadopted, &ctx.set_flag(i)))
+        let state = match (&untold, unadopted.is_empty()) {
+            (Some((line, _)), _) => format!("base ({line})"),
+            (None, true) => describe(&status, at_head, &l.options.table.to_string(), &rev),
+            (None, false) => format!("base ({})", unadopted_line(&unadopted, &ctx.set_flag(i))),
         };
         lines.push(match (&l.options.set, ctx.multi()) {
             (Some(name), true) => format!("{name} {state}"),
@@ -41,6 +42,7 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<i32, Failure> {
             tracking_table: l.options.table.to_string(),
             divergences: ctx.divergences_json(i, &status),
             unadopted,
+            other_sets: untold.map(|(line, _)| line),
         });
     }
     ctx.print_sets(

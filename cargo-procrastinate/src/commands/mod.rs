@@ -29,6 +29,9 @@ struct Loaded {
     set: MigrationSet,
     /// Its name, schema, tracking table and the run's settings.
     options: db::Options,
+    /// The reference schema that comes with the files, when not `reference/schema.sql` beside
+    /// them (the installed package's).
+    reference: Option<std::path::PathBuf>,
 }
 
 impl Loaded {
@@ -244,6 +247,55 @@ impl Ctx {
         Ok(db::status(client, &l.set.migrations, &l.options)?)
     }
 
+    /// What a scratch build of set `set` builds first: the sets configured before it (a set may
+    /// reference what an earlier one creates: `orders.job_id REFERENCES procrastinate_jobs`),
+    /// each up to `upto(j)`.
+    fn deps(&self, set: usize, upto: &dyn Fn(usize) -> Option<Revision>) -> Vec<crate::scratchpad::Dep<'_>> {
+        (0..set)
+            .map(|j| crate::scratchpad::Dep {
+                migrations: &self.sets[j].set.migrations,
+                opts: &self.sets[j].options,
+                upto: upto(j),
+                label: self.sets[j].options.label(upto(j)),
+            })
+            .collect()
+    }
+
+    /// When nothing of set `set` is recorded but the tracking table records other sets: a line
+    /// that says so (the database is not `base`: the run was not told about them), and whether
+    /// these very files are recorded under another set's name (then nothing may run).
+    fn untold(&self, client: &mut dyn Session, set: usize, status: &Status) -> Result<Option<(String, bool)>, Failure> {
+        if !status.applied.is_empty() || !status.tracked {
+            return Ok(None);
+        }
+        let l = &self.sets[set];
+        let known: Vec<&str> = self.sets.iter().map(|s| s.options.set_name()).collect();
+        let others = db::other_sets(client, &l.set.migrations, &l.options, &known)?;
+        if others.is_empty() {
+            return Ok(None);
+        }
+        let named: Vec<String> = others
+            .iter()
+            .map(|o| {
+                let name = if o.name.is_empty() { "(unnamed)".to_string() } else { format!("`{}`", o.name) };
+                if o.ours > 0 { format!("{name} ({} migrations, {} of them these files)", o.rows, o.ours) } else { format!("{name} ({} migrations)", o.rows) }
+            })
+            .collect();
+        let mine = others.iter().any(|o| o.ours > 0);
+        let line = format!(
+            "nothing is recorded for {}, but the tracking table records {}: {}",
+            l.options.set.as_deref().map_or_else(|| "this set".to_string(), |n| format!("set `{n}`")),
+            named.join(", "),
+            if mine {
+                "these files are recorded under another set's name; name the sets as the database knows them \
+                 (`--set-dir NAME=DIR`, repeatable, or PROCRASTINATE_SETS, or `sets` in Cargo.toml)"
+            } else {
+                "name every set of the database (`--set-dir NAME=DIR`, repeatable, or PROCRASTINATE_SETS, or `sets` in Cargo.toml)"
+            }
+        );
+        Ok(Some((line, mine)))
+    }
+
     /// When nothing of set `set` is recorded: which of its objects exist anyway (a database
     /// built by schema.sql, Django or Alembic, to adopt with `stamp --detect`). Empty otherwise,
     /// without a query.
@@ -337,8 +389,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         package: g.package,
         set: g.set.clone(),
         settings: procrastinate_migrations::config::Settings {
-            migrations: g.migrations.map(|p| p.to_string_lossy().into_owned()),
-            sets: None,
+            migrations: g.migrations.map(|p| p.to_string_lossy().into_owned().into()),
+            sets: if g.set_dir.is_empty() { None } else { Some(settings::set_dirs(&g.set_dir, "--set-dir")?) },
             database_url_env: None,
             schema: g.schema,
             version_table: g.version_table,
@@ -347,6 +399,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             lock_retries: g.lock_retries,
             lock_wait: g.lock_wait,
             round_trip_timeout: g.round_trip_timeout,
+            out_of_order: g.out_of_order.then_some(true),
         },
     };
     let verbose = g.verbose > 0;
@@ -373,7 +426,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let connects = matches!(
         cli.command,
         Command::Current | Command::Check { .. } | Command::Upgrade { .. } | Command::Plan { .. } | Command::Stamp { .. }
-            | Command::History { .. } | Command::Pending | Command::Sql { offline: false, .. }
+            | Command::History { .. } | Command::Pending | Command::Sql { offline: false, .. } | Command::Heads | Command::Repair
     );
     let early: Option<Early> = (connects && !g.scratch).then(|| {
         let (flag, url_env) = (g.database_url.clone(), resolved.database_url_env.clone());
@@ -417,7 +470,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 return Err(failure);
             }
         };
-        sets.push(Loaded { set, options: s.options.clone() });
+        sets.push(Loaded { set, options: s.options.clone(), reference: s.reference.clone().map(Into::into) });
     }
     let scratch = if g.scratch {
         crate::term::log("starting a throwaway PostgreSQL (removed when this command ends)...");
@@ -468,7 +521,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         ),
         Command::History { range } => history::run(&mut ctx, &range, verbose),
         Command::Pending => history::run(&mut ctx, "current:head", verbose),
-        Command::Heads => heads::run(&ctx),
+        Command::Heads => heads::run(&mut ctx),
+        Command::Repair => heads::repair(&mut ctx),
         Command::Show { rev } => heads::show(&ctx, &rev),
         Command::Check { compatible } => check::run(&mut ctx, compatible),
         Command::Sql { offline, range, from, dry_run } => sql::run(&mut ctx, offline, range, from, dry_run),
@@ -494,6 +548,7 @@ mod tests {
             .map(|n| Loaded {
                 set: MigrationSet::from_files("d".into(), files.clone()).unwrap(),
                 options: db::Options { set: (!n.is_empty()).then(|| n.to_string()), ..db::Options::default() },
+                reference: None,
             })
             .collect();
         let settings = Resolved {

@@ -5,10 +5,11 @@
 
 use super::Ctx;
 use crate::json;
-use crate::scratchpad::Scratchpad;
+use crate::scratchpad::{Built, Dep, Scratchpad};
 use crate::{connect, exit, Failure};
 use procrastinate_migrations::adopt::{self, CatalogMatch};
 use procrastinate_migrations::catalog::{self, Catalog};
+
 use procrastinate_migrations::range::Point;
 use procrastinate_migrations::db::Session;
 use procrastinate_migrations::{db, Revision};
@@ -42,8 +43,19 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
     let mut client = ctx.client()?;
     let mut lines = Vec::new();
     let mut sets = Vec::new();
+    // Where each set is, as this run establishes it (a detected revision counts, also in a dry
+    // run): what the scratch builds of the sets after it build first.
+    let mut established: std::collections::HashMap<usize, Option<Revision>> = std::collections::HashMap::new();
     for (i, point) in targets {
         let status = ctx.status(&mut client, i)?;
+        let mut recorded = Vec::new();
+        for j in 0..i {
+            let at = match established.get(&j) {
+                Some(at) => *at,
+                None => ctx.status(&mut client, j)?.current,
+            };
+            recorded.push(at);
+        }
         let l = &ctx.sets[i];
         let p = ctx.prefix(i);
         let mut obj = json::Stamp {
@@ -54,7 +66,8 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
             current: None,
             purged: f.purge,
         };
-        let mut per_revision: Option<Vec<Catalog>> = None;
+        let deps = ctx.deps(i, &|j| recorded[j]);
+        let mut per_revision: Option<Built> = None;
         let target = match point {
             Some(point) => ctx.resolve(i, point, if f.purge { None } else { status.current })?,
             None => {
@@ -63,10 +76,12 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
                         "{p}already tracked by this tool at {}: nothing to detect",
                         ctx.label(i, status.current)
                     ));
+                    established.insert(i, status.current);
                     sets.push(obj);
                     continue;
                 }
-                let (found, source) = detect(ctx, i, &mut client, &mut pad, &mut per_revision)?;
+                let (found, source) = detect(ctx, i, &deps, &mut client, &mut pad, &mut per_revision)?;
+                established.insert(i, found);
                 lines.push(format!("{p}detected {} from {source}", ctx.label(i, found)));
                 obj.detected = Some(json::rev(found));
                 obj.source = Some(source);
@@ -85,15 +100,15 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
             .map_err(|r| db::Error::refused(r, &l.options))?;
         // Safe: the schema must be the one the set has at the target.
         if target.is_some() {
-            let per = match per_revision.take() {
-                Some(per) => per,
+            let built = match per_revision.take() {
+                Some(built) => built,
                 None => {
                     ctx.log(&format!("{p}building the set's schema at each revision in a scratch database, to compare..."));
-                    pad.catalogs(&l.set.migrations, &l.options)?
+                    pad.catalogs(&deps, &l.set.migrations, &l.options)?
                 }
             };
-            let here = adopt::known_only(&read_catalog(&mut client, &l.options)?, &per);
-            let diff = here.diff(&per[target.map_or(0, |r| r.number() as usize)]);
+            let here = adopt::known_only(&read_catalog(&mut client, &l.options)?.without(&built.base), &built.per);
+            let diff = here.diff(&built.per[target.map_or(0, |r| r.number() as usize)]);
             if !diff.is_empty() {
                 let head = format!(
                     "{p}the database's schema is not the schema of {} ({} objects differ; \"here\" is the database):",
@@ -110,6 +125,7 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
                 ctx.log(&format!("warning: --force: recording it anyway. {head}\n{}", body.join("\n")));
             }
         }
+        established.insert(i, target);
         if f.dry_run {
             lines.push(format!(
                 "{p}dry run: would record {} (nothing was written)",
@@ -118,6 +134,7 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
             obj.recorded = false;
         } else {
             let after = db::stamp(&mut client, &l.set.migrations, target, f.purge, &l.options)?;
+            established.insert(i, after.current);
             lines.push(format!(
                 "stamped {}{}",
                 ctx.label(i, after.current),
@@ -170,9 +187,10 @@ fn read_catalog(client: &mut dyn Session, opts: &db::Options) -> Result<Catalog,
 fn detect(
     ctx: &Ctx,
     i: usize,
+    deps: &[Dep<'_>],
     client: &mut dyn Session,
     pad: &mut Scratchpad,
-    per_revision: &mut Option<Vec<Catalog>>,
+    per_revision: &mut Option<Built>,
 ) -> Result<(Option<Revision>, String), Failure> {
     let l = &ctx.sets[i];
     let migrations = &l.set.migrations;
@@ -207,9 +225,10 @@ fn detect(
         }
     }
     ctx.log(&format!("{}building the set's schema at each revision in a scratch database, to compare...", ctx.prefix(i)));
-    let per = pad.catalogs(migrations, &l.options)?;
-    let here = read_catalog(client, &l.options)?;
-    let found = match adopt::from_catalog(&here, &per) {
+    let built = pad.catalogs(deps, migrations, &l.options)?;
+    let here = read_catalog(client, &l.options)?.without(&built.base);
+    let per = &built.per;
+    let found = match adopt::from_catalog(&here, per) {
         CatalogMatch::Exact(revs) if revs.len() > 1 => {
             // Migrations that change no object compared (data: an UPDATE, an INSERT) leave
             // the same catalog: the schema cannot tell whether they ran. Never guess.
@@ -247,6 +266,6 @@ fn detect(
             ));
         }
     };
-    *per_revision = Some(per);
+    *per_revision = Some(built);
     Ok(found)
 }

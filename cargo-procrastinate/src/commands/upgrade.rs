@@ -29,10 +29,13 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
     }
     // Every set's target first, so that a refusal comes before anything is applied.
     let mut planned: Vec<(usize, Option<Revision>, Revision)> = Vec::new();
+    let mut statuses: std::collections::HashMap<usize, db::Status> = std::collections::HashMap::new();
     match how {
         How::Target(text) => {
             for (i, point) in ctx.targets(&text)? {
-                let current = ctx.status(&mut client, i)?.current;
+                let status = ctx.status(&mut client, i)?;
+                let current = status.current;
+                statuses.insert(i, status);
                 match ctx.resolve(i, point, current)? {
                     Some(target) => planned.push((i, current, target)),
                     None => return Err(Failure::usage("`upgrade base` would undo every migration: downgrades are not supported")),
@@ -41,7 +44,9 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
         }
         How::Goal(goal) => {
             for i in ctx.selected() {
-                let current = ctx.status(&mut client, i)?.current;
+                let status = ctx.status(&mut client, i)?;
+                let current = status.current;
+                statuses.insert(i, status);
                 let reach = ctx.sets[i].releases().reach(current, goal).map_err(|e| Failure::usage(format!("{}--to-version: {e}", ctx.prefix(i))))?;
                 match reach {
                     Reach::To(target) => planned.push((i, current, target)),
@@ -77,6 +82,13 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
                     }
                 }
             }
+        }
+    }
+    // Files recorded under another set's name (a deploy box told one directory where the
+    // database knows sets): running them again would fail halfway, so nothing runs.
+    for &(i, _, _) in &planned {
+        if let Some((line, true)) = ctx.untold(&mut client, i, &statuses[&i])? {
+            return Err(Failure::new(exit::DIVERGED, format!("{}{line}; nothing was changed", ctx.prefix(i))));
         }
     }
     // Said before anything runs: a plain upgrade across releases is the service-interruption path.

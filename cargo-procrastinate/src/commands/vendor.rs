@@ -137,6 +137,13 @@ fn target_dir<'r>(resolved: &'r Resolved, set: Option<&str>) -> Result<&'r Utf8P
         (None, [one]) => one,
         (None, _) => named("procrastinate").ok_or_else(|| Failure::usage("several sets are configured: name the one to vendor into with --set NAME"))?,
     };
+    if chosen.reference.is_some() {
+        return Err(Failure::usage(format!(
+            "the set's files are the installed package's ({}), set by `migrations = {{ python = ... }}`: there is nothing to \
+             vendor into; upgrade the package in that environment instead, or configure a directory to vendor into",
+            chosen.dir
+        )));
+    }
     Ok(&chosen.dir)
 }
 

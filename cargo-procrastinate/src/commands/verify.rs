@@ -21,10 +21,14 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
     let mut code = exit::OK;
     for i in selected.iter().copied() {
         let l = &ctx.sets[i];
-        let reference: PathBuf = match schema_sql {
-            Some(f) => f.to_path_buf(),
-            None => l.set.dir.join(REFERENCE),
+        // The installed package's schema.sql when the files are its (no proof is written into a
+        // Python environment), else the vendored one beside the files.
+        let reference: PathBuf = match (schema_sql, &l.reference) {
+            (Some(f), _) => f.to_path_buf(),
+            (None, Some(installed)) => installed.clone(),
+            (None, None) => l.set.dir.join(REFERENCE),
         };
+        let writes_proof = schema_sql.is_none() && l.reference.is_none();
         if !reference.is_file() {
             if selected.len() == 1 {
                 return Err(Failure::usage(format!(
@@ -39,14 +43,16 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
         let sql = std::fs::read_to_string(&reference).map_err(|e| Failure::usage(format!("cannot read {}: {e}", reference.display())))?;
         ctx.log(&format!("{}applying {} migrations to a scratch database, and {} to another", ctx.prefix(i), l.set.migrations.len(), reference.display()));
         let schema = l.options.schema.as_deref();
-        let built = pad.catalogs(&l.set.migrations, &l.options)?.pop().expect("base and each revision");
-        let wanted = pad.catalog_of_sql(&sql, schema, &l.options.table.name)?;
+        // The sets it depends on (those before it) at their heads, in both scratch databases.
+        let deps = ctx.deps(i, &|j| Some(ctx.sets[j].head()));
+        let built = pad.catalogs(&deps, &l.set.migrations, &l.options)?.per.pop().expect("base and each revision");
+        let wanted = pad.catalog_of_sql(&deps, &sql, schema, &l.options.table.name)?;
         let diff = built.diff(&wanted);
         let head = ctx.label(i, Some(l.head()));
         if diff.is_empty() {
             lines.push(format!("{}ok: {head} builds the schema of {} ({} objects)", ctx.prefix(i), reference.display(), built.objects.len()));
             // The vendored reference's proof, for `upgrade --from-schema` on a deploy box.
-            if schema_sql.is_none() {
+            if writes_proof {
                 let path = Proof::new(&l.set.migrations, &sql, &wanted)
                     .write(&l.set.dir)
                     .map_err(|e| Failure::new(exit::FAILED, format!("cannot write {}: {e}", l.set.dir.join(crate::proof::PROOF).display())))?;

@@ -56,6 +56,9 @@ pub struct Options {
     pub lock_wait: Duration,
     /// Which applied files that changed since `upgrade` may accept (none by default).
     pub accept_changed: AcceptChanged,
+    /// Files that sort before applied ones (from a merged branch) are pending, run first, not
+    /// a divergence (the `out-of-order` setting; off by default).
+    pub out_of_order: bool,
     /// Set (by a signal handler) to stop `upgrade` before its next migration; the migration in
     /// flight is stopped by a cancel request (see `postgres::Client::cancel_token`).
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -73,6 +76,7 @@ impl Default for Options {
             statement_timeout: None,
             lock_retries: 0,
             accept_changed: AcceptChanged::None,
+            out_of_order: false,
             interrupt: None,
         }
     }
@@ -402,7 +406,7 @@ fn db_err(client: &dyn Session, context: impl Into<String>) -> impl FnOnce(postg
 pub fn status(client: &mut dyn Session, migrations: &[Migration], opts: &Options) -> Result<Status, Error> {
     // Two reads, no transaction: the queries name the table in full.
     let applied = status::read_applied(client, opts)?;
-    Ok(Status::compare(applied, migrations))
+    Ok(Status::compare_with(applied, migrations, opts.out_of_order))
 }
 
 /// For an application at start-up, one set: Ok when this build may run on the database (see
@@ -462,6 +466,49 @@ pub fn unadopted(client: &mut dyn Session, migrations: &[Migration], opts: &Opti
     unadopted_within(client, migrations, opts, None)
 }
 
+/// Rows of the tracking table that belong to sets other than this one (a set the run was not
+/// told about: a deploy box given one directory where the package configures `sets`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherSet {
+    /// The set's name as recorded (`""`: the unnamed set).
+    pub name: String,
+    /// How many migrations it records.
+    pub rows: usize,
+    /// How many of them are this set's files (by name): then these files are that set's.
+    pub ours: usize,
+}
+
+/// The sets the tracking table records besides this one and those in `known` (the run's other
+/// sets; see [`OtherSet`]): asked when this set has no rows, so that such a database is not
+/// called `base`. Empty for a table of the first layout.
+pub fn other_sets(client: &mut dyn Session, migrations: &[Migration], opts: &Options, known: &[&str]) -> Result<Vec<OtherSet>, Error> {
+    let mut own: Vec<String> = known.iter().chain([&opts.set_name()]).map(|s| crate::tracking::quote_literal(s)).collect();
+    if opts.claim_unnamed {
+        own.push(crate::tracking::quote_literal(UNNAMED_SET));
+    }
+    let files: Vec<String> = migrations.iter().map(|m| crate::tracking::quote_literal(&m.file_name)).collect();
+    let sql = format!(
+        "SELECT set_name, count(*), count(*) FILTER (WHERE file_name = ANY (ARRAY[{}]::text[])) FROM {} \
+         WHERE set_name NOT IN ({}) GROUP BY set_name ORDER BY set_name",
+        files.join(", "),
+        opts.table.sql(),
+        own.join(", ")
+    );
+    match status::simple_rows(client, &sql) {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .map(|r| OtherSet {
+                name: r[0].clone().unwrap_or_default(),
+                rows: r[1].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0),
+                ours: r[2].as_deref().and_then(|n| n.parse().ok()).unwrap_or(0),
+            })
+            .collect()),
+        // No table, or the first layout (no sets at all).
+        Err(e) if matches!(e.code().map(|c| c.code()), Some("42P01" | "3F000" | "42703")) => Ok(Vec::new()),
+        Err(e) => Err(db_err(client, "cannot read the tracking table's other sets")(e)),
+    }
+}
+
 fn unadopted_within(client: &mut dyn Session, migrations: &[Migration], opts: &Options, within: Option<Duration>) -> Result<Vec<String>, Error> {
     let Some(sql) = compat::adoption_sql(migrations, opts.schema.as_deref()) else { return Ok(Vec::new()) };
     let rows = status::bounded_rows(client, &sql, within).map_err(|e| status::timed_out(client, "cannot look for the set's objects", within, e))?;
@@ -498,5 +545,5 @@ impl Error {
     }
 }
 
-pub use upgrade::{build_from_schema, record_claimed, stamp, upgrade};
+pub use upgrade::{build_from_schema, record_claimed, repair, stamp, upgrade};
 

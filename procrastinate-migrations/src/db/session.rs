@@ -196,7 +196,7 @@ impl Conn {
         let Ok(mut side) = (self.reconnect)() else { return Probe::Unreachable };
         let tag = crate::tracking::quote_literal(&self.tag);
         let sql = format!(
-            "SELECT pid, state, extract(epoch FROM now() - state_change)::float8 FROM pg_stat_activity \
+            "SELECT pid, state FROM pg_stat_activity \
              WHERE left(query, length({tag})) = {tag} AND pid <> pg_backend_pid()"
         );
         let rows = match side.simple_query(&sql) {
@@ -204,17 +204,18 @@ impl Conn {
             Err(_) => return Probe::Unreachable,
         };
         let row = rows.into_iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((r.get(0).unwrap_or("").to_string(), r.get(1).unwrap_or("").to_string(), r.get(2).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0))),
+            SimpleQueryMessage::Row(r) => Some((r.get(0).unwrap_or("").to_string(), r.get(1).unwrap_or("").to_string())),
             _ => None,
         });
         match row {
-            Some((pid, state, idle_for)) if state.starts_with("idle in transaction") && idle_for >= 1.0 => {
+            // We wait for an answer, and it waits for a message: one of them was lost.
+            Some((pid, state)) if state.starts_with("idle in transaction") => {
                 // It waits for a message that will never come, holding the migration lock.
                 let _ = side.simple_query(&format!("SELECT pg_terminate_backend({})", pid.parse::<i32>().unwrap_or(0)));
                 Probe::Stuck
             }
             // Finished, and its answer never came.
-            Some((_, state, _)) if state == "idle" => Probe::Gone,
+            Some((_, state)) if state == "idle" => Probe::Gone,
             Some(_) => Probe::Working,
             None => Probe::Gone,
         }

@@ -38,7 +38,7 @@ pub enum Event<'a> {
     /// or a `-- no-transaction` one alone. Each still has its own transaction and row.
     Applying {
         /// The migrations about to run, in order (at least one).
-        migrations: &'a [Migration],
+        migrations: &'a [&'a Migration],
     },
     /// It ran out of `lock_timeout`; tried again after `after` (`attempt` of `of`).
     Retrying {
@@ -192,13 +192,16 @@ fn upgrade_inner(
     let mut batch_len = 1;
     let mut waiter: Option<lock::Waiter> = None;
     let mut retries = 0;
-    let mut rest = plan.run;
-    while let Some(m) = rest.first() {
+    // Files from a merged branch first (out of order, each alone), then the run in order.
+    let queue: Vec<&Migration> = plan.gaps.iter().copied().chain(plan.run.iter()).collect();
+    let mut rest: &[&Migration] = &queue;
+    let advance = |to: &mut Option<Revision>, r: Revision| *to = (*to).max(Some(r));
+    while let Some(&m) = rest.first() {
         if interrupted() {
             return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to, outside_transaction: false });
         }
         if m.no_transaction() {
-            on_event(Event::Applying { migrations: std::slice::from_ref(m) });
+            on_event(Event::Applying { migrations: &rest[..1] });
             let started = Instant::now();
             match run_outside_transaction(client, m, opts, key, report.to, &interrupted, on_event)? {
                 Some(checksum) => {
@@ -210,17 +213,20 @@ fn upgrade_inner(
                     report.applied.push(m.revision);
                 }
             }
-            report.to = Some(m.revision);
+            advance(&mut report.to, m.revision);
             rest = &rest[1..];
             continue;
         }
         let mut bytes = 0;
         let n = rest
             .iter()
+            .enumerate()
             .take(batch_len)
-            .take_while(|m| {
+            .take_while(|(k, m)| {
                 bytes += m.sql.len();
-                !m.no_transaction() && (bytes <= BATCH_BYTES || bytes == m.sql.len())
+                // Consecutive revisions only: a file run out of order goes alone.
+                let next = *k == 0 || rest[k - 1].revision.number() + 1 == m.revision.number();
+                next && !m.no_transaction() && (bytes <= BATCH_BYTES || bytes == m.sql.len())
             })
             .count();
         let batch = &rest[..n];
@@ -231,7 +237,7 @@ fn upgrade_inner(
         for (m, duration) in batch.iter().zip(ran.durations) {
             on_event(Event::Applied { migration: m, duration });
             report.applied.push(m.revision);
-            report.to = Some(m.revision);
+            advance(&mut report.to, m.revision);
         }
         rest = &rest[done..];
         if done > 0 {
@@ -250,14 +256,14 @@ fn upgrade_inner(
                 waiter.get_or_insert_with(|| lock::Waiter::new(opts.lock_wait, opts.interrupt.clone())).pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
             }
             End::Recorded(checksum) => {
-                let m = &rest[0];
+                let m = rest[0];
                 applied_elsewhere(m, checksum, opts)?;
                 on_event(Event::AppliedElsewhere { migration: m });
-                report.to = Some(m.revision);
+                advance(&mut report.to, m.revision);
                 rest = &rest[1..];
             }
             End::Failed(f) => {
-                let m = &rest[0];
+                let m = rest[0];
                 match f.sqlstate.as_deref() {
                     // A cancel request from the signal handler: say so, not "query canceled".
                     Some("57014") if interrupted() => {
@@ -335,7 +341,7 @@ enum End {
 /// of an error the server gives no position for: nothing is paid for either on success.
 fn run_batch(
     client: &mut dyn Session,
-    batch: &[Migration],
+    batch: &[&Migration],
     opts: &Options,
     key: &str,
     current: Option<Revision>,
@@ -599,6 +605,36 @@ fn what_it_made(client: &mut dyn Session, m: &Migration) -> Option<Made> {
     Some(if valid { Made::Valid(index) } else { Made::Invalid(index) })
 }
 
+/// Records the new names of files recorded under another name with the same checksum (a
+/// branch merge renamed them), under the migration lock: each row keeps its checksum and takes
+/// the file's name and revision. What `repair` does; returns `(recorded, now)` pairs.
+pub fn repair(client: &mut dyn Session, migrations: &[Migration], opts: &Options) -> Result<Vec<(String, String)>, Error> {
+    let table = opts.table.sql();
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let mut renamed = Vec::new();
+    let mut sql = Vec::new();
+    for d in &status.divergences {
+        if let Divergence::Renamed { recorded, file_name, same_checksum: true } = d {
+            let m = migrations.iter().find(|m| *m.file_name == **file_name).expect("a file of the set");
+            let row = status.applied.iter().find(|r| r.file_name == *recorded).expect("a recorded row");
+            sql.push(format!(
+                "UPDATE {table} SET file_name = {}, revision = {} WHERE set_name = {} AND file_name = {} AND checksum = {}",
+                quote_literal(file_name),
+                quote_literal(&m.revision.to_string()),
+                quote_literal(&row.set),
+                quote_literal(recorded),
+                quote_literal(&row.checksum)
+            ));
+            renamed.push((recorded.clone(), file_name.clone()));
+        }
+    }
+    if !sql.is_empty() {
+        in_tx(client, &sql.join(";\n"), "cannot record the new names")?;
+    }
+    client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the new names")(e))?;
+    Ok(renamed)
+}
+
 /// Records `m`, a `-- no-transaction` migration whose claim's process is gone and whose index
 /// exists and is valid (it ran to completion, and was not recorded): checked again here, under
 /// the migration lock, and the claim becomes the migration's row (marked stamped: this tool did
@@ -838,7 +874,7 @@ fn locked_status(
     let applied = results[rows_at].iter().map(|r| Applied::from_text(r)).collect();
     let mut missing: Vec<String> = results[0].iter().filter_map(|r| r[0].clone()).collect();
     missing.dedup();
-    Ok((Status::compare(Some(applied), migrations), missing))
+    Ok((Status::compare_with(Some(applied), migrations, opts.out_of_order), missing))
 }
 
 /// Records one set at `target` (None: base) without running any SQL. `purge` clears that set's
