@@ -254,10 +254,36 @@ pub enum Command {
         /// List the migrations the script would hold (one per line), not the script.
         #[arg(long)]
         dry_run: bool,
+        /// The downgrade script: undo the range's migrations with their down files, last first
+        /// (`sql --offline --down 0002:head` takes a database at head back to 0002).
+        #[arg(long)]
+        down: bool,
+    },
+    /// Create, drop or reset (drop, create, upgrade) the configured database.
+    #[command(
+        subcommand,
+        after_help = "The server and the maintenance database are libpq's: the configured URL's host, port and user,\nconnected to `postgres` (or `template1`).\n\nExamples:\n  cargo procrastinate database create\n  cargo procrastinate database reset --force   # in a script: no question asked"
+    )]
+    Database(DatabaseAction),
+    /// Add [package.metadata.procrastinate] to this package's Cargo.toml (every other line kept)
+    /// and create the sets' directories.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate init                     # Procrastinate's set and yours (db/procrastinate, db/app)\n  cargo procrastinate init --procrastinate-only\n  cargo procrastinate -p worker init           # a member of the workspace"
+    )]
+    Init {
+        /// One set, Procrastinate's (`migrations = ...`), and no set of your own.
+        #[arg(long)]
+        procrastinate_only: bool,
+        /// Procrastinate's set's directory, relative to the package.
+        #[arg(long, value_name = "DIR", default_value = "db/procrastinate")]
+        procrastinate_dir: String,
+        /// Your own set's directory, relative to the package.
+        #[arg(long, value_name = "DIR", default_value = "db/app", conflicts_with = "procrastinate_only")]
+        app_dir: String,
     },
     /// Write the next migration file of a set, correctly named: `{version}_{serial}_{pre|post}_{description}.sql`.
     #[command(
-        after_help = "Examples:\n  cargo procrastinate new \"add the orders table\" --pre\n  cargo procrastinate new \"drop the old column\" --post --version 1.3.0\n  cargo procrastinate new \"index jobs\" --set app"
+        after_help = "The file holds a line `-- cargo-procrastinate: not written yet` until you write its SQL: the set\nbuilds with it, and `upgrade` refuses to run it. A `template` setting gives the text of new files\n({description}, {version}, {phase}, {file} are replaced).\n\nExamples:\n  cargo procrastinate new \"add the orders table\" --pre\n  cargo procrastinate new \"add the orders table\" --reversible   # and its down file\n  cargo procrastinate new \"drop the old column\" --post --version 1.3.0\n  cargo procrastinate new \"index jobs\" --set app"
     )]
     New {
         /// What it does, in a few words (becomes the file's description).
@@ -268,9 +294,15 @@ pub enum Command {
         /// A `post` migration (serial 50..99): apply after deploying the release.
         #[arg(long)]
         post: bool,
-        /// The release it belongs to (default: the package's version).
+        /// The release it belongs to (default: the package's version; each part 0..99).
         #[arg(long, value_name = "X.Y.Z")]
         version: Option<String>,
+        /// Also write its down file (`NAME.down.sql`), which `downgrade` runs to undo it.
+        #[arg(long)]
+        reversible: bool,
+        /// Write it even when a file of the set already has this description.
+        #[arg(long)]
+        force: bool,
     },
     /// Copy a Procrastinate release's SQL set into the set's directory, with its schema.sql
     /// (for `verify`) and a provenance file.
@@ -314,14 +346,42 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Refused: Procrastinate migrations cannot be reversed.
+    /// Undo migrations that have down files (`NAME.down.sql`), last first, each in its own
+    /// transaction (TARGET: -1, -N, a revision to go down to, base, NAME@...).
     #[command(
-        after_help = "Instead: restore the database from a backup taken before the migration, then deploy the\nprevious version of your code."
+        after_help = "A set whose files have no down files (Procrastinate's) cannot be downgraded: restore the\ndatabase from a backup taken before the migration, then deploy the previous version of your code.\n\nExamples:\n  cargo procrastinate downgrade -1             # undo the last migration\n  cargo procrastinate downgrade 0002           # undo everything after 0002\n  cargo procrastinate downgrade app@-1         # with several sets: name the set\n  cargo procrastinate downgrade -1 --dry-run   # what would be undone"
     )]
     Downgrade {
-        /// Any target: every downgrade is refused.
+        /// `-1` (the last migration), `-N`, a revision to go down to (it stays applied), `base`,
+        /// or any of them as NAME@... with several sets.
         #[arg(allow_hyphen_values = true)]
-        target: Option<String>,
+        target: String,
+        /// Undo files changed since they were applied (their down file may not undo what the
+        /// earlier text did).
+        #[arg(long)]
+        force: bool,
+        /// List what would be undone, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `database create|drop|reset`.
+#[derive(Subcommand, Debug)]
+pub enum DatabaseAction {
+    /// Create the configured database (nothing to do when it exists).
+    Create,
+    /// Drop the configured database, after asking (`--force` in scripts).
+    Drop {
+        /// Do not ask, and end other sessions connected to it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop the configured database (after asking), create it, and apply every set.
+    Reset {
+        /// Do not ask, and end other sessions connected to it.
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -104,7 +104,12 @@ impl Target {
     /// Connects with the TLS the mode asks for, every wait bounded (`connect_timeout` for the
     /// set-up, `round_trip` for each round trip); the error names the target, never the password.
     pub fn connect(&self) -> Result<Conn, Failure> {
-        let fail = |e: ConnectError| Failure::connect(format!("cannot connect to {}: {e}", self.display()));
+        let fail = |e: ConnectError| {
+            // A database that does not exist yet: say how to make it.
+            let missing = matches!(&e, ConnectError::Failed(e) if e.code().map(|c| c.code()) == Some("3D000"));
+            let hint = if missing { "; create it with `cargo procrastinate database create`" } else { "" };
+            Failure::connect(format!("cannot connect to {}: {e}{hint}", self.display()))
+        };
         if self.tls == TlsMode::Disable {
             return Conn::connect(&self.config, tokio_postgres::NoTls, self.round_trip).map_err(fail);
         }

@@ -420,6 +420,26 @@ pub struct Vendor {
     pub unchanged: usize,
 }
 
+/// `init`.
+#[derive(Serialize)]
+pub struct Init {
+    /// The manifest that was edited.
+    pub manifest: String,
+    /// The sets it configures, with their directories (created).
+    pub sets: Vec<InitSet>,
+    /// What to do next, in order, as printed.
+    pub next: Vec<String>,
+}
+
+/// A set `init` configured.
+#[derive(Serialize)]
+pub struct InitSet {
+    /// Its name; `null` for the one set of `--procrastinate-only`.
+    pub name: Option<String>,
+    /// Its directory.
+    pub dir: String,
+}
+
 /// `new`.
 #[derive(Serialize)]
 pub struct New {
@@ -431,6 +451,8 @@ pub struct New {
     pub file_name: String,
     /// The revision it takes (`"0039"`).
     pub revision: String,
+    /// `--reversible`: the down file's path; `null` otherwise.
+    pub down: Option<String>,
 }
 
 /// `upgrade`: one event per migration as it happens (reason `migration`), then this per set.
@@ -498,6 +520,22 @@ pub struct UpgradeDryRun {
     pub would_record_revised: Vec<String>,
     /// What a real run says before it starts (see `upgrade`'s `warnings`).
     pub warnings: Vec<String>,
+}
+
+/// `downgrade`, per set.
+#[derive(Serialize)]
+pub struct Downgrade {
+    /// `set` and `head`, at this object's top level.
+    #[serde(flatten)]
+    pub id: SetId,
+    /// `--dry-run`: nothing was changed, `reverted` is what would be.
+    pub dry_run: bool,
+    /// The revision the set was at; `null` for base.
+    pub from: Option<String>,
+    /// The revision it is at now (or would be); `null` for base.
+    pub to: Option<String>,
+    /// The revisions undone, in the order they were (last first).
+    pub reverted: Vec<String>,
 }
 
 /// A migration this `upgrade` applied.

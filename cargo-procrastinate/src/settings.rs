@@ -39,6 +39,8 @@ pub struct ResolvedSet {
     /// The reference schema that comes with the files (`migrations = { python = ... }`: the
     /// installed package's `sql/schema.sql`); `None`: `reference/schema.sql` in `dir`.
     pub reference: Option<Utf8PathBuf>,
+    /// The `template` setting: the text `new` gives a new file.
+    pub template: Option<std::path::PathBuf>,
 }
 
 /// Flags that take part in precedence (the top layer).
@@ -219,6 +221,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         sets.push(ResolvedSet {
             dir: utf8(spec.migrations, "the migration directory")?,
             reference: spec.reference.map(|r| utf8(r, "the reference schema")).transpose()?,
+            template: spec.template,
             options: db::Options {
                 claim_unnamed: i == 0 && spec.name.is_some(),
                 set: spec.name,

@@ -87,3 +87,73 @@ async fn start(url: &str) -> ExitCode {
         }
     }
 }
+
+/// Each test gets a fresh database with the embedded sets applied (`testing::TestDatabase`: a
+/// template built once per run, cloned per test), as `#[sqlx::test]` gives sqlx users.
+#[cfg(test)]
+mod tests {
+    use procrastinate_migrations::testing::TestDatabase;
+
+    /// The server: `PROCRASTINATE_TEST_DATABASE_URL` when set, else a throwaway cluster for this
+    /// test binary.
+    fn server() -> String {
+        static SERVER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        SERVER
+            .get_or_init(|| match std::env::var(procrastinate_migrations::testing::SERVER_ENV) {
+                Ok(url) if !url.is_empty() => url,
+                _ => {
+                    let scratch = Box::leak(Box::new(pg_scratch::Scratch::start().expect("a throwaway PostgreSQL")));
+                    scratch.url("postgres")
+                }
+            })
+            .clone()
+    }
+
+    fn database() -> TestDatabase {
+        TestDatabase::on_server(&server(), super::migrations::SETS).expect("a test database")
+    }
+
+    #[test]
+    fn each_test_gets_a_fresh_migrated_database() {
+        let (a, b) = (database(), database());
+        assert_ne!(a.name(), b.name());
+        let mut client = a.client().unwrap();
+        // The sets are applied: the start-up check passes, and the app's tables are there.
+        procrastinate_migrations::db::verify_sets(&mut client, super::migrations::SETS).unwrap();
+        client.batch_execute("INSERT INTO accounts (email, status) VALUES ('a@example.com', 'active')").unwrap();
+        let count = |db: &TestDatabase| -> i64 { db.client().unwrap().query_one("SELECT count(*) FROM accounts", &[]).unwrap().get(0) };
+        assert_eq!((count(&a), count(&b)), (1, 0), "each test has its own database");
+        let name = a.name().to_string();
+        drop(client);
+        drop(a);
+        let mut admin = b.client().unwrap();
+        let left: i64 = admin.query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&name]).unwrap().get(0);
+        assert_eq!(left, 0, "dropped at the end of a test that passed");
+    }
+
+    #[test]
+    fn a_failed_test_keeps_its_database_for_a_look() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let failed = std::thread::spawn(move || {
+            let db = database();
+            tx.send(db.name().to_string()).unwrap();
+            panic!("this test fails on purpose");
+        })
+        .join();
+        assert!(failed.is_err());
+        let name = rx.recv().unwrap();
+        let other = database();
+        let mut admin = other.client().unwrap();
+        let kept: i64 = admin.query_one("SELECT count(*) FROM pg_database WHERE datname = $1", &[&name]).unwrap().get(0);
+        assert_eq!(kept, 1, "the failed test's database is kept");
+        admin.batch_execute(&format!("DROP DATABASE \"{name}\"")).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn async_tests_get_one_too() {
+        let db = TestDatabase::new_async_on(server(), super::migrations::SETS).await.unwrap();
+        let (client, connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        procrastinate_migrations::db_async::verify_sets(&client, super::migrations::SETS).await.unwrap();
+    }
+}

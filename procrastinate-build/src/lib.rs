@@ -371,7 +371,8 @@ fn set_items(g: &GenSet<'_>, pm: &str) -> String {
              description: ::std::borrow::Cow::Borrowed({desc:?}),\n    \
              file_name: ::std::borrow::Cow::Borrowed({file:?}),\n    \
              checksum: {pm}::Checksum([{bytes}]),\n    \
-             sql: ::std::borrow::Cow::Borrowed(include_str!({path:?})),\n}};\n",
+             sql: ::std::borrow::Cow::Borrowed(include_str!({path:?})),\n    \
+             down: {down},\n}};\n",
             file = m.file_name,
             phase = m.phase,
             version = m.version,
@@ -388,6 +389,14 @@ fn set_items(g: &GenSet<'_>, pm: &str) -> String {
             desc = m.description,
             bytes = bytes.join(", "),
             path = path.display().to_string(),
+            down = match &m.down {
+                Some(_) => {
+                    let name = format!("{}{}", m.file_name.trim_end_matches(".sql"), procrastinate_migrations::DOWN_SUFFIX);
+                    let down = std::fs::canonicalize(set.dir.join(&name)).unwrap_or_else(|_| set.dir.join(&name));
+                    format!("::std::option::Option::Some(::std::borrow::Cow::Borrowed(include_str!({:?})))", down.display().to_string())
+                }
+                None => "::std::option::Option::None".to_string(),
+            },
         );
     }
     let _ = writeln!(out, "/// Every migration, in revision order.\n#[allow(dead_code)]\npub const MIGRATIONS: &[{pm}::Migration] = &[");

@@ -93,6 +93,9 @@ pub struct Settings {
     /// Files that sort before applied ones (from a merged branch) run, first, instead of being
     /// refused (off by default).
     pub out_of_order: Option<bool>,
+    /// The file `new` copies into a new migration (`{description}`, `{version}`, `{phase}`,
+    /// `{file}` replaced), relative to the manifest.
+    pub template: Option<String>,
 }
 
 /// One entry of `sets = [...]`: `{ name = "app", migrations = "db/app" }`, optionally with its
@@ -115,12 +118,14 @@ pub struct SetSettings {
     pub statement_timeout: Option<String>,
     /// This set's own `out-of-order` (otherwise the package's).
     pub out_of_order: Option<bool>,
+    /// This set's own `template` for `new` (otherwise the package's).
+    pub template: Option<String>,
 }
 
 impl Settings {
     /// Every key as written in TOML: the README must document each one (a test checks).
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout", "out-of-order"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout", "out-of-order", "template"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -142,6 +147,7 @@ impl Settings {
             lock_wait: over.lock_wait.or(self.lock_wait),
             round_trip_timeout: over.round_trip_timeout.or(self.round_trip_timeout),
             out_of_order: over.out_of_order.or(self.out_of_order),
+            template: over.template.or(self.template),
         }
     }
 
@@ -164,9 +170,12 @@ impl Settings {
             python => python,
         };
         self.migrations = self.migrations.map(abs);
+        let file = |t: String| base.join(t).to_string_lossy().into_owned();
+        self.template = self.template.map(file);
         if let Some(sets) = &mut self.sets {
             for set in sets {
                 set.migrations = abs(std::mem::take(&mut set.migrations));
+                set.template = set.template.take().map(file);
             }
         }
         self
@@ -193,6 +202,8 @@ pub struct SetSpec {
     /// The reference schema that comes with the files: the installed package's `schema.sql`
     /// for [`Source::Python`]; `None` for a directory (then `reference/schema.sql` beside it).
     pub reference: Option<PathBuf>,
+    /// The set's `template` for `new`, else the package's.
+    pub template: Option<PathBuf>,
 }
 
 /// The directory of a source's files, and the reference schema that comes with them (running
@@ -225,6 +236,7 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             statement_timeout: None,
             out_of_order: merged.out_of_order.unwrap_or(false),
             reference,
+            template: merged.template.as_ref().map(PathBuf::from),
         }]));
     };
     if sets.is_empty() {
@@ -256,6 +268,7 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             lock_timeout: set.lock_timeout.clone(),
             statement_timeout: set.statement_timeout.clone(),
             out_of_order: set.out_of_order.or(merged.out_of_order).unwrap_or(false),
+            template: set.template.as_ref().or(merged.template.as_ref()).map(PathBuf::from),
         });
     }
     Ok(Some(specs))

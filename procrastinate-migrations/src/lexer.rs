@@ -167,9 +167,7 @@ fn tokens(text: &str) -> Vec<Tok<'_>> {
             let start = if escapes { i + 2 } else { i + 1 };
             let mut j = start;
             while j < b.len() {
-                if escapes && b[j] == b'\\' {
-                    j += 2;
-                } else if b[j] == b'\'' && b.get(j + 1) == Some(&b'\'') {
+                if (escapes && b[j] == b'\\') || (b[j] == b'\'' && b.get(j + 1) == Some(&b'\'')) {
                     j += 2;
                 } else if b[j] == b'\'' {
                     break;
@@ -179,7 +177,7 @@ fn tokens(text: &str) -> Vec<Tok<'_>> {
             }
             out.push(Tok::Str(&text[start..j.min(b.len())]));
             i = j + 1;
-        } else if c == b'$' && b.get(i + 1).is_some_and(|&x| x == b'$' || (is_ident_start(x) && x != b'$')) {
+        } else if c == b'$' && b.get(i + 1).is_some_and(|&x| x == b'$' || is_ident_start(x)) {
             let tag_end = b[i + 1..].iter().position(|&x| x == b'$').map(|n| i + 1 + n);
             let Some(tag_end) = tag_end.filter(|&e| b[i + 1..e].iter().all(|&x| is_ident_char(x) && x != b'$')) else {
                 out.push(Tok::Other(&text[i..i + 1]));

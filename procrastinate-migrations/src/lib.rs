@@ -67,7 +67,10 @@ pub mod db;
 #[cfg(feature = "tokio-postgres")]
 pub mod db_async;
 
-pub use migration::{label, Checksum, Migration, Phase, Revision, Version};
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use migration::{label, Checksum, Migration, Phase, Revision, Version, DOWN_SUFFIX, NOT_WRITTEN};
 pub use set::{MigrationSet, Problem, SetDef, SetError};
 
 /// Includes the module that `procrastinate-build` wrote to `OUT_DIR` (`MIGRATIONS`, `HEAD`, and a

@@ -11,6 +11,14 @@ use std::str::FromStr;
 /// The first line that marks a file to run outside a transaction.
 pub const NO_TRANSACTION: &str = "-- no-transaction";
 
+/// The line `new` writes into a file it creates: the file is a valid part of the set (it
+/// builds, `heads` lists it), and `upgrade` refuses to run it until the line is gone.
+pub const NOT_WRITTEN: &str = "-- cargo-procrastinate: not written yet";
+
+/// A down file's name ends so: `01.00.00_01_pre_add_orders.down.sql` reverses
+/// `01.00.00_01_pre_add_orders.sql` (`downgrade` runs it). It is not a migration of its own.
+pub const DOWN_SUFFIX: &str = ".down.sql";
+
 /// Position of a migration in its set: `0001` is the first file in bytewise order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Revision(u32);
@@ -204,6 +212,8 @@ pub struct Migration {
     pub checksum: Checksum,
     /// The file's SQL, as it runs.
     pub sql: Cow<'static, str>,
+    /// The SQL that reverses it, from its down file (`NAME.down.sql`), if it has one.
+    pub down: Option<Cow<'static, str>>,
 }
 
 impl Migration {
@@ -217,6 +227,11 @@ impl Migration {
     /// transaction, as `CREATE INDEX CONCURRENTLY` must, and so holds one statement only.
     pub fn no_transaction(&self) -> bool {
         self.sql.lines().next().is_some_and(|l| l.trim() == NO_TRANSACTION)
+    }
+
+    /// Still holds the line `new` writes ([`NOT_WRITTEN`]): `upgrade` refuses to run it.
+    pub fn not_written(&self) -> bool {
+        self.sql.lines().any(|l| l.trim() == NOT_WRITTEN)
     }
 
     /// `0030 03.00.00_01_pre_cancel_notification.sql`: how logs and errors name a migration.

@@ -157,6 +157,10 @@ impl MigrationSet {
         // Bytewise order of names is the order of the set (not locale order, not version order).
         files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         let mut problems = Vec::new();
+        // Down files (`NAME.down.sql`) reverse the migration `NAME.sql`; they are not migrations.
+        let (downs, files): (Vec<_>, Vec<_>) = files.into_iter().partition(|(n, _)| n.ends_with(crate::migration::DOWN_SUFFIX));
+        let mut downs: HashMap<String, (String, Vec<u8>)> =
+            downs.into_iter().map(|(n, b)| (format!("{}.sql", n.trim_end_matches(crate::migration::DOWN_SUFFIX)), (n, b))).collect();
         let mut seen: HashMap<(crate::Version, u8), String> = HashMap::new();
         // Two branches that each took the next serial of a release, merged: (first, second).
         let mut duplicates: Vec<(String, String, crate::Version, crate::Phase)> = Vec::new();
@@ -205,7 +209,10 @@ impl MigrationSet {
                     problem(Some(line), format!("header {e}"));
                 }
             }
+            let not_written = sql.lines().any(|l| l.trim() == crate::migration::NOT_WRITTEN);
             match lexer::statements(&sql) {
+                // `new`'s marker: a file waiting for its SQL is part of the set (upgrade refuses it).
+                Ok(statements) if statements.is_empty() && not_written => {}
                 Ok(statements) if statements.is_empty() => {
                     problem(None, "empty: the file holds no SQL statement".into());
                 }
@@ -227,7 +234,24 @@ impl MigrationSet {
             {
                 p.excerpt = p.line.map(|line| Excerpt::at_line(&sql, line));
             }
+            let down = match downs.remove(&file_name) {
+                None => None,
+                Some((down_name, bytes)) => match String::from_utf8(bytes) {
+                    Ok(down) => match lexer::statements(&down) {
+                        Ok(_) => Some(Cow::Owned(down.strip_prefix('\u{feff}').unwrap_or(&down).to_string())),
+                        Err(e) => {
+                            problems.push(Problem { file: Some(down_name), line: Some(e.line), message: e.message, excerpt: Some(Excerpt::at_line(&down, e.line)) });
+                            None
+                        }
+                    },
+                    Err(_) => {
+                        problems.push(Problem { file: Some(down_name), line: None, message: "not UTF-8".into(), excerpt: None });
+                        None
+                    }
+                },
+            };
             migrations.push(Migration {
+                down,
                 revision: Revision::new(index as u32 + 1),
                 version: parsed.version,
                 serial: parsed.serial,
@@ -236,6 +260,17 @@ impl MigrationSet {
                 file_name: Cow::Owned(file_name.clone()),
                 checksum: Checksum::of_text(&sql),
                 sql: Cow::Owned(sql),
+            });
+        }
+        // A down file reverses a migration of the set, or it is a mistake.
+        let mut orphans: Vec<(String, (String, Vec<u8>))> = downs.into_iter().collect();
+        orphans.sort();
+        for (up, (down_name, _)) in orphans {
+            problems.push(Problem {
+                file: Some(down_name),
+                line: None,
+                message: format!("a down file without its migration: `{up}` is not in the set (down files are named after the file they reverse)"),
+                excerpt: None,
             });
         }
         // Which file to rename, and to what: the second of the two, to the next serial of its

@@ -281,7 +281,7 @@ impl Status {
             .filter(|(_, n)| **n > 1)
             .map(|(f, n)| Divergence::Duplicated { file_name: f.to_string(), rows: *n })
             .collect();
-        duplicated.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        duplicated.sort_by_key(|a| a.to_string());
         let last = migrations.iter().rposition(|m| rows.contains_key(&*m.file_name));
         let current = last.map(|i| migrations[i].revision);
         let files: HashSet<&str> = migrations.iter().map(|m| &*m.file_name).collect();
@@ -429,6 +429,58 @@ pub enum Refusal {
         /// What was asked for (`None`: base).
         target: Option<Revision>,
     },
+    /// A downgrade's target is not below what is recorded.
+    NothingToUndo {
+        /// The revision the database records (`None`: base).
+        current: Option<Revision>,
+        /// What was asked for.
+        target: Option<Revision>,
+    },
+    /// A migration's down file still holds the line `new` writes.
+    DownNotWritten {
+        /// Its revision.
+        revision: Revision,
+        /// The migration's file.
+        file_name: String,
+    },
+    /// A migration to undo has no down file.
+    NoDown {
+        /// Its revision.
+        revision: Revision,
+        /// Its file.
+        file_name: String,
+        /// Whether no file of the set has one (Procrastinate's, say).
+        none_in_set: bool,
+    },
+}
+
+/// The planner for `downgrade`: the migrations to undo, from the current one down to (not
+/// including) `target`, in that order, each with its down file. A changed file (its recorded
+/// checksum is not the file's) is a divergence unless `force`: the down file may not undo what
+/// the earlier text did.
+pub fn plan_downgrade<'m>(migrations: &'m [Migration], status: &Status, target: Option<Revision>, force: bool) -> Result<Vec<&'m Migration>, Refusal> {
+    let blocking: Vec<Divergence> = status
+        .divergences
+        .iter()
+        .filter(|d| !(force && matches!(d, Divergence::Changed { revision, .. } if Some(*revision) > target)))
+        .cloned()
+        .collect();
+    if !blocking.is_empty() {
+        return Err(Refusal::Diverged(blocking));
+    }
+    if status.current <= target {
+        return Err(Refusal::NothingToUndo { current: status.current, target });
+    }
+    let from = target.map_or(0, |r| r.number() as usize);
+    let to = status.current.map_or(0, |r| r.number() as usize);
+    let undo: Vec<&Migration> = migrations[from..to].iter().rev().collect();
+    if let Some(m) = undo.iter().find(|m| m.down.is_none()) {
+        return Err(Refusal::NoDown { revision: m.revision, file_name: m.file_name.to_string(), none_in_set: migrations.iter().all(|m| m.down.is_none()) });
+    }
+    if let Some(m) = undo.iter().find(|m| m.down.as_deref().is_some_and(|d| d.lines().any(|l| l.trim() == crate::NOT_WRITTEN))) {
+        return Err(Refusal::DownNotWritten { revision: m.revision, file_name: m.file_name.to_string() });
+    }
+    Ok(undo)
 }
 
 /// What `upgrade` does to one set: accept these changed files, record the revised text of

@@ -155,8 +155,12 @@ fn waiting_for_another_upgrade_is_bounded_and_names_the_holder() {
 
 #[test]
 fn downgrade_is_refused_with_the_advice() {
-    let run = cli_in(&std::env::temp_dir(), &["downgrade", "-1"], &[]).code(2);
-    assert!(run.stderr.contains("downgrade is not supported") && run.stderr.contains("backup"), "{}", run.stderr);
+    // A set without down files (the example's, as Procrastinate's): refused, nothing changed.
+    let db = TestDb::new("downgrade_refused");
+    cli(&db, &example_set(), &["upgrade"]).ok();
+    let run = cli(&db, &example_set(), &["downgrade", "-1"]).code(2);
+    assert!(run.stderr.contains("has no down files") && run.stderr.contains("backup"), "{}", run.stderr);
+    assert_eq!(cli(&db, &example_set(), &["current"]).ok().stdout.trim(), "0003 (head)");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod dependent;
 mod failures;
 mod faults;
 mod fixtures;
+mod own;
 mod pgbouncer;
 mod sets;
 mod settings;

@@ -211,6 +211,55 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     if wanted("build script code generation") {
         codegen(&work)?;
     }
+    if wanted("per-test database") {
+        per_test(&scratch, &up.migrations)?;
+    }
+    Ok(())
+}
+
+/// `testing::TestDatabase` in process, 3.10.0's set: a clone of the template database (built
+/// once, before the timing), against what a test does without it (an empty database, then
+/// every migration applied).
+fn per_test(scratch: &pg_scratch::Scratch, dir: &Path) -> Result<()> {
+    use procrastinate_migrations::{compat::Window, testing::TestDatabase, SetDef};
+    let set = procrastinate_migrations::MigrationSet::from_dir(dir)?;
+    let migrations: &'static [procrastinate_migrations::Migration] = Vec::leak(set.migrations);
+    let sets: &'static [SetDef] = Vec::leak(vec![SetDef {
+        name: None,
+        migrations,
+        schema: None,
+        version_table: procrastinate_migrations::config::DEFAULT_VERSION_TABLE,
+        window: Window::of(migrations),
+    }]);
+    let server = scratch.url("postgres");
+    drop(TestDatabase::on_server(&server, sets)?);
+    let opts = procrastinate_migrations::db::Options::for_set(&sets[0], true)?;
+    let (mut clone, mut built) = (Vec::new(), Vec::new());
+    for i in 0..11 {
+        let t = Instant::now();
+        let db = TestDatabase::on_server(&server, sets)?;
+        clone.push(t.elapsed());
+        drop(db);
+        let name = format!("per_test_{i}");
+        let t = Instant::now();
+        scratch.create_database(&name)?;
+        let mut client = postgres::Client::connect(&scratch.url(&name), postgres::NoTls)?;
+        procrastinate_migrations::db::upgrade(&mut client as &mut dyn procrastinate_migrations::db::Session, migrations, None, &opts, &mut |_| {})?;
+        built.push(t.elapsed());
+    }
+    clone.sort();
+    built.sort();
+    let (c, b) = (clone[5], built[5]);
+    println!("per-test database, 3.10.0's 38 files (in process, 11 rounds)");
+    println!("  {:<46} median {:>9.2} ms (range {:.2}..{:.2})", "TestDatabase (template clone)", Stats::ms(c), Stats::ms(clone[0]), Stats::ms(clone[10]));
+    println!(
+        "  {:<46} median {:>9.2} ms (range {:.2}..{:.2})  ratio {:.2}",
+        "CREATE DATABASE, then upgrade",
+        Stats::ms(b),
+        Stats::ms(built[0]),
+        Stats::ms(built[10]),
+        c.as_secs_f64() / b.as_secs_f64()
+    );
     Ok(())
 }
 

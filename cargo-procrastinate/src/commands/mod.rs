@@ -4,8 +4,11 @@
 
 mod check;
 mod current;
+mod database;
+mod downgrade;
 mod heads;
 mod history;
+mod init;
 mod new;
 mod plan;
 mod sql;
@@ -32,6 +35,8 @@ struct Loaded {
     /// The reference schema that comes with the files, when not `reference/schema.sql` beside
     /// them (the installed package's).
     reference: Option<std::path::PathBuf>,
+    /// The `template` setting (`new`).
+    template: Option<std::path::PathBuf>,
 }
 
 impl Loaded {
@@ -84,9 +89,10 @@ impl Ctx {
         crate::term::log(line);
     }
 
-    /// Several sets are configured: revisions are written `NAME@REV` everywhere.
+    /// Several sets are configured (loaded or left out for having no file yet): revisions are
+    /// written `NAME@REV` everywhere.
     fn multi(&self) -> bool {
-        self.sets.len() > 1
+        self.sets.len() > 1 || self.settings.sets.len() > 1
     }
 
     /// The sets a command works on, in application order, with their index.
@@ -184,7 +190,7 @@ impl Ctx {
         Ok(sets.into_iter().map(|i| (i, point)).collect())
     }
 
-    fn target(&self) -> Result<Option<Target>, Failure> {
+    pub(super) fn target(&self) -> Result<Option<Target>, Failure> {
         if self.scratch.is_none() {
             return configured_target(
                 self.database_url.as_deref(),
@@ -233,7 +239,7 @@ impl Ctx {
         }
     }
 
-    fn no_database(&self) -> Failure {
+    pub(super) fn no_database(&self) -> Failure {
         Failure::usage(format!(
             "no database configured: pass --database-url URL, set {} (or put it in a .env file), \
              set PGHOST/PGDATABASE/... or PGSERVICE, or use --scratch for a throwaway local PostgreSQL",
@@ -349,19 +355,12 @@ impl Ctx {
 /// server if asked, then the subcommand. `Ok` is the exit code (`check` behind is not an error).
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     let g = cli.global;
-    // Refused before anything is read or started: nothing to configure for a no.
-    if let Command::Downgrade { .. } = cli.command {
-        return Err(Failure::usage(
-            "downgrade is not supported: Procrastinate migrations cannot be reversed safely (schema downgrades \
-             can lose data). Restore the database from a backup taken before the migration, then deploy the \
-             previous version.",
-        ));
-    }
     // Positionals that take `-3:current` take anything with a leading `-`: a misspelt flag is
     // said now, before anything is read or connected.
     let positional = match &cli.command {
         Command::Sql { range, .. } => range.as_deref(),
         Command::Upgrade { target, .. } => target.as_deref(),
+        Command::Downgrade { target, .. } => Some(target.as_str()),
         Command::History { range } => Some(range.as_str()),
         _ => None,
     };
@@ -384,6 +383,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         crate::term::data(&crate::cli::completions(shell));
         return Ok(exit::OK);
     }
+    // init writes the settings the rest reads: nothing to resolve yet.
+    if let Command::Init { procrastinate_only, procrastinate_dir, app_dir } = &cli.command {
+        return init::run(init::Options {
+            manifest_path: g.manifest_path.as_deref(),
+            package: g.package.as_deref(),
+            procrastinate_only: *procrastinate_only,
+            procrastinate_dir,
+            app_dir,
+            json: g.message_format == MessageFormat::Json,
+        });
+    }
     let flags = FlagLayer {
         manifest_path: g.manifest_path,
         package: g.package,
@@ -400,6 +410,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             lock_wait: g.lock_wait,
             round_trip_timeout: g.round_trip_timeout,
             out_of_order: g.out_of_order.then_some(true),
+            template: None,
         },
     };
     let verbose = g.verbose > 0;
@@ -427,6 +438,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         cli.command,
         Command::Current | Command::Check { .. } | Command::Upgrade { .. } | Command::Plan { .. } | Command::Stamp { .. }
             | Command::History { .. } | Command::Pending | Command::Sql { offline: false, .. } | Command::Heads | Command::Repair
+            | Command::Downgrade { .. }
     );
     let early: Option<Early> = (connects && !g.scratch).then(|| {
         let (flag, url_env) = (g.database_url.clone(), resolved.database_url_env.clone());
@@ -440,12 +452,21 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     });
     let mut sets = Vec::with_capacity(resolved.sets.len());
     let writes_first = matches!(cli.command, Command::New { .. });
+    let several = resolved.sets.len() > 1;
     for s in &resolved.sets {
         let set = match MigrationSet::from_dir(&s.dir) {
             Ok(set) => set,
             // `new` reads the names itself: the set may be empty, or hold a file just written
             // by `new` and not yet filled in.
             Err(_) if writes_first => MigrationSet { dir: s.dir.clone().into_std_path_buf(), migrations: Vec::new() },
+            // A set whose directory holds no file yet (just after `init`, before `vendor` or
+            // `new`) is left out, said so; the others go on.
+            Err(e) if several && e.problems.len() == 1 && e.problems[0].file.is_none() && e.problems[0].message.starts_with("no migration files") => {
+                let name = s.options.set.as_deref().unwrap_or("(unnamed)");
+                let how = if name == "procrastinate" { "`cargo procrastinate vendor --version X.Y.Z` fills it" } else { "`cargo procrastinate new DESCRIPTION --set NAME` writes its first file" };
+                crate::term::log(&format!("warning: set `{name}` has no migration files yet ({}): left out; {how}", s.dir));
+                continue;
+            }
             Err(e) => {
                 let of = s
                     .options
@@ -470,7 +491,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 return Err(failure);
             }
         };
-        sets.push(Loaded { set, options: s.options.clone(), reference: s.reference.clone().map(Into::into) });
+        sets.push(Loaded { set, options: s.options.clone(), reference: s.reference.clone().map(Into::into), template: s.template.clone() });
+    }
+    if sets.is_empty() {
+        return Err(Failure::usage("no set has migration files yet: `cargo procrastinate vendor --version X.Y.Z` fills Procrastinate's, `new` writes a file of yours"));
     }
     let scratch = if g.scratch {
         crate::term::log("starting a throwaway PostgreSQL (removed when this command ends)...");
@@ -510,9 +534,9 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             upgrade::run(&mut ctx, how, &accept_changed, from_schema, dry_run)
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
-        Command::New { description, pre, post, version } => {
+        Command::New { description, pre, post, version, reversible, force } => {
             let phase = if pre { procrastinate_migrations::Phase::Pre } else if post { procrastinate_migrations::Phase::Post } else { procrastinate_migrations::Phase::Unmarked };
-            new::run(&ctx, &description, phase, version.as_deref())
+            new::run(&ctx, &description, phase, version.as_deref(), reversible, force)
         }
         Command::Verify { schema_sql, server } => verify::run(&mut ctx, schema_sql.as_deref(), server.as_deref()),
         Command::Stamp { target, purge, detect, dry_run, force, server, claimed } => stamp::run(
@@ -525,8 +549,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Repair => heads::repair(&mut ctx),
         Command::Show { rev } => heads::show(&ctx, &rev),
         Command::Check { compatible } => check::run(&mut ctx, compatible),
-        Command::Sql { offline, range, from, dry_run } => sql::run(&mut ctx, offline, range, from, dry_run),
-        Command::Downgrade { .. } | Command::Vendor { .. } | Command::Completions { .. } => unreachable!("handled above"),
+        Command::Sql { offline, range, from, dry_run, down } => sql::run(&mut ctx, offline, range, from, dry_run, down),
+        Command::Downgrade { target, force, dry_run } => downgrade::run(&mut ctx, &target, force, dry_run),
+        Command::Database(action) => database::run(&mut ctx, action),
+        Command::Vendor { .. } | Command::Completions { .. } | Command::Init { .. } => unreachable!("handled above"),
     }?;
     if show_after && !ctx.json {
         // The scratch database disappears with this process: show what it ended up as.
@@ -549,6 +575,7 @@ mod tests {
                 set: MigrationSet::from_files("d".into(), files.clone()).unwrap(),
                 options: db::Options { set: (!n.is_empty()).then(|| n.to_string()), ..db::Options::default() },
                 reference: None,
+                template: None,
             })
             .collect();
         let settings = Resolved {

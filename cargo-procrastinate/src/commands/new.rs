@@ -6,7 +6,7 @@ use procrastinate_migrations::{Phase, Version};
 use super::Ctx;
 use crate::{exit, Failure};
 
-pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&str>) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&str>, reversible: bool, force: bool) -> Result<i32, Failure> {
     let i = match (ctx.only, ctx.sets.len()) {
         (Some(i), _) => i,
         (None, 1) => 0,
@@ -17,14 +17,33 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
         Some(v) => v.parse().map_err(|e| Failure::usage(format!("--version: {e}")))?,
         None => package_version(ctx)?,
     };
+    // File names write each part in two digits: checked before anything is written.
+    if version.major > 99 || version.minor > 99 || version.patch > 99 {
+        return Err(Failure::usage(format!(
+            "release {}: file names write each part of a release in two digits (00..99), so the largest is 99.99.99",
+            version.human()
+        )));
+    }
     let description = slug(description).ok_or_else(|| Failure::usage("the description needs a letter or a digit"))?;
     // The names in the directory, parsed as the resolver would (the set itself may not resolve
-    // yet: a file written by `new` is empty until filled in).
+    // yet).
     let mut names: Vec<String> = std::fs::read_dir(&l.set.dir)
-        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.ends_with(".sql") && !n.starts_with('.')).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sql") && !n.ends_with(procrastinate_migrations::DOWN_SUFFIX) && !n.starts_with('.'))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
-    let same: Vec<u8> = names.iter().filter_map(|n| procrastinate_migrations::name::parse(n).ok()).filter(|p| p.version == version).map(|p| p.serial).collect();
+    let parsed: Vec<_> = names.iter().filter_map(|n| procrastinate_migrations::name::parse(n).ok()).collect();
+    if let Some(same) = parsed.iter().find(|p| p.description == description).filter(|_| !force) {
+        return Err(Failure::usage(format!(
+            "a file of the set already has the description `{description}` (release {}): give another, or pass --force",
+            same.version.human()
+        )));
+    }
+    let same: Vec<u8> = parsed.iter().filter(|p| p.version == version).map(|p| p.serial).collect();
     let (lo, hi) = match phase {
         Phase::Post => (50, 99),
         _ => (1, 49),
@@ -45,8 +64,9 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
         )));
     }
     let path = l.set.dir.join(&name);
-    std::fs::create_dir_all(&l.set.dir).map_err(|e| Failure::new(exit::FAILED, format!("cannot create {}: {e}", l.set.dir.display())))?;
-    if path.exists() {
+    let down_name = format!("{}{}", name.trim_end_matches(".sql"), procrastinate_migrations::DOWN_SUFFIX);
+    let down_path = l.set.dir.join(&down_name);
+    if path.exists() || (reversible && down_path.exists()) {
         return Err(Failure::usage(format!("{} exists already", path.display())));
     }
     let what = match phase {
@@ -54,12 +74,33 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
         Phase::Post => "post: apply after deploying this release",
         Phase::Unmarked => "no phase",
     };
-    std::fs::write(&path, format!("-- {description} ({what}).\n")).map_err(|e| {
-        Failure::new(
-            exit::FAILED,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })?;
+    let fill = |text: &str| {
+        text.replace("{description}", &description).replace("{version}", &version.human()).replace("{phase}", phase.as_str()).replace("{file}", &name)
+    };
+    let body = match &l.template {
+        Some(t) => fill(&std::fs::read_to_string(t).map_err(|e| Failure::usage(format!("setting `template`: cannot read {}: {e}", t.display())))?),
+        None => format!(
+            "-- {description} ({what}), release {}.\n{}\n-- Each file runs whole in one transaction; `SET LOCAL` for settings.\n",
+            version.human(),
+            procrastinate_migrations::NOT_WRITTEN
+        ),
+    };
+    let write = |path: &std::path::Path, text: &str| {
+        std::fs::write(path, text).map_err(|e| Failure::new(exit::FAILED, format!("cannot write {}: {e}", path.display())))
+    };
+    std::fs::create_dir_all(&l.set.dir).map_err(|e| Failure::new(exit::FAILED, format!("cannot create {}: {e}", l.set.dir.display())))?;
+    write(&path, &body)?;
+    if reversible {
+        write(&down_path, &format!("-- Undoes {name}: `cargo procrastinate downgrade` runs it, in one transaction.\n{}\n", procrastinate_migrations::NOT_WRITTEN))?;
+    }
+    // What was written must leave a set that resolves (a template may not): else it goes again.
+    if let Err(e) = procrastinate_migrations::MigrationSet::from_dir(&l.set.dir) {
+        if e.problems.iter().any(|p| p.file.as_deref() == Some(name.as_str()) || p.file.as_deref() == Some(down_name.as_str())) {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&down_path);
+            return Err(Failure::usage(format!("the new file would not be a valid migration (nothing was written): {e}")));
+        }
+    }
     if ctx.json {
         crate::json::emit(
             "new",
@@ -67,14 +108,21 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
                 set: l.options.set.clone(),
                 path: path.display().to_string(),
                 file_name: name.clone(),
-                revision: procrastinate_migrations::Revision::new(names.len() as u32 + 1)
-                    .to_string(),
+                revision: procrastinate_migrations::Revision::new(names.len() as u32 + 1).to_string(),
+                down: reversible.then(|| down_path.display().to_string()),
             },
         );
     } else {
         crate::term::data_line(&path.display().to_string());
+        if reversible {
+            crate::term::data_line(&down_path.display().to_string());
+        }
     }
-    ctx.log("the next build picks it up (procrastinate-build watches the directory)");
+    ctx.log(&format!(
+        "write its SQL{}, and remove the line `{}`: until then `upgrade` refuses to run it (the build picks it up as it is)",
+        if reversible { " and the down file's" } else { "" },
+        procrastinate_migrations::NOT_WRITTEN
+    ));
     Ok(exit::OK)
 }
 

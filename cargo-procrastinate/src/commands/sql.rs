@@ -2,14 +2,14 @@
 
 use procrastinate_migrations::range::Range;
 use procrastinate_migrations::script::{self, Part};
-use procrastinate_migrations::Revision;
+use procrastinate_migrations::{db, Revision};
 
 use std::io::Write;
 
 use super::Ctx;
 use crate::{exit, Failure};
 
-pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Option<String>, dry_run: bool) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Option<String>, dry_run: bool, down: bool) -> Result<i32, Failure> {
     let range_text = match (range, from) {
         (Some(r), _) => r,
         (None, Some(f)) => format!("{f}:head"),
@@ -52,6 +52,28 @@ pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Opt
         ctx.print_sets("sql", &lines.join("\n"), &(), &sets);
         return Ok(exit::OK);
     }
+    // A file `new` wrote and nobody filled in never goes into a script.
+    for &(i, from, to) in &bounds {
+        let l = &ctx.sets[i];
+        for m in &l.set.migrations[from as usize..to as usize] {
+            let unwritten = if down { m.down.as_deref().is_some_and(|d| d.lines().any(|x| x.trim() == procrastinate_migrations::NOT_WRITTEN)) } else { m.not_written() };
+            if down && m.down.is_none() {
+                return Err(db::Error::refused(
+                    procrastinate_migrations::state::Refusal::NoDown { revision: m.revision, file_name: m.file_name.to_string(), none_in_set: l.set.migrations.iter().all(|m| m.down.is_none()) },
+                    &l.options,
+                )
+                .into());
+            }
+            if unwritten {
+                return Err(Failure::usage(format!(
+                    "{} {} is not written yet (it still holds `{}`): write it first",
+                    ctx.label(i, Some(m.revision)),
+                    m.file_name,
+                    procrastinate_migrations::NOT_WRITTEN
+                )));
+            }
+        }
+    }
     let multi = ctx.multi();
     let parts: Vec<Part<'_>> = bounds
         .into_iter()
@@ -73,7 +95,8 @@ pub(super) fn run(ctx: &mut Ctx, offline: bool, range: Option<String>, from: Opt
     // (`| head`) has what it wanted: that is not a failure.
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let written = script::write(&parts, &range_text, &mut |chunk| out.write_all(chunk.as_bytes())).and_then(|()| out.flush());
+    let render = if down { script::write_down } else { script::write };
+    let written = render(&parts, &range_text, &mut |chunk| out.write_all(chunk.as_bytes())).and_then(|()| out.flush());
     match written {
         Ok(()) => Ok(exit::OK),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(exit::OK),

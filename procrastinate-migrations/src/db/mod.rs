@@ -536,14 +536,42 @@ impl Error {
         match r {
             Refusal::Diverged(divergences) => Error::Diverged { set: opts.set.clone(), divergences },
             Refusal::Backwards { current, target } => Error::Refused(format!(
-                "the database is at {}, after the target {}: downgrades are not supported; \
-                 restore a backup taken before the migration instead (or `stamp --purge` to rewrite the records)",
+                "the database is at {}, after the target {}: `upgrade` goes forward only; `downgrade {}` undoes \
+                 migrations that have down files (or `stamp --purge` to rewrite the records)",
                 opts.label(Some(current)),
+                opts.label(target),
                 opts.label(target)
             )),
+            Refusal::NothingToUndo { current, target } => Error::Refused(format!(
+                "nothing to undo: the database is at {}, not after {}",
+                opts.label(current),
+                opts.label(target)
+            )),
+            Refusal::DownNotWritten { revision, file_name } => Error::Refused(format!(
+                "the down file of {} {file_name} is not written yet (it still holds `{}`): write it, then downgrade; nothing was changed",
+                opts.label(Some(revision)),
+                crate::NOT_WRITTEN
+            )),
+            Refusal::NoDown { revision, file_name, none_in_set } => {
+                let set = opts.set.as_ref().map_or_else(|| "the set".to_string(), |s| format!("set `{s}`"));
+                if none_in_set {
+                    Error::Refused(format!(
+                        "{set} has no down files: its migrations cannot be reversed (Procrastinate's cannot: schema \
+                         downgrades can lose data). Restore the database from a backup taken before the migration, \
+                         then deploy the previous version of your code"
+                    ))
+                } else {
+                    Error::Refused(format!(
+                        "{} {file_name} has no down file (`{}{}`), so it cannot be undone; nothing was changed",
+                        opts.label(Some(revision)),
+                        file_name.trim_end_matches(".sql"),
+                        crate::DOWN_SUFFIX
+                    ))
+                }
+            }
         }
     }
 }
 
-pub use upgrade::{build_from_schema, record_claimed, repair, stamp, upgrade};
+pub use upgrade::{build_from_schema, downgrade, record_claimed, repair, stamp, upgrade, DowngradeReport};
 

@@ -182,7 +182,7 @@ impl Conn {
     fn abandon(&mut self, waited: Duration, why: String) -> postgres::Error {
         self.driver.abort();
         let driver = &mut self.driver;
-        let _ = self.rt.block_on(async { driver.await });
+        let _ = self.rt.block_on(driver);
         self.abandoned = Some(Abandoned { waited, why });
         // The client now fails at once: that is the error of the round trip given up.
         self.rt.block_on(self.client().simple_query("")).err().unwrap_or_else(postgres::Error::__private_api_timeout)

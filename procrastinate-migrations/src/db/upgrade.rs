@@ -156,6 +156,16 @@ fn upgrade_inner(
             return Err(Error::refused(r, opts));
         }
     };
+    // A file `new` wrote and nobody filled in yet never runs.
+    if let Some(m) = plan.gaps.iter().copied().chain(plan.run.iter()).find(|m| m.not_written()) {
+        let _ = client.batch_execute("ROLLBACK");
+        return Err(Error::Refused(format!(
+            "{} {} is not written yet: it still holds `{}`, the line `new` writes; write its SQL and remove that line (nothing was changed)",
+            opts.label(Some(m.revision)),
+            m.file_name,
+            crate::NOT_WRITTEN
+        )));
+    }
     let record = |m: &Migration| {
         format!(
             "UPDATE {} SET checksum = {} WHERE set_name = {} AND file_name = {}",
@@ -408,7 +418,7 @@ fn run_batch(
     let Ok(after) = after else {
         // The connection is gone: which of the batch committed is unknown here; the caller may
         // read it on a new connection.
-        let mut failure = MigrationFailure::new(opts, &batch[0], &e, None, current);
+        let mut failure = MigrationFailure::new(opts, batch[0], &e, None, current);
         failure.outcome = super::Outcome::Unknown { read: None };
         failure.abandoned = client.abandoned().cloned();
         if batch.len() > 1 {
@@ -451,7 +461,7 @@ fn run_batch(
             Some(Guard::Recorded(checksum)) => End::Recorded(checksum),
             Some(Guard::Standby | Guard::ReadOnly) | None => {
                 let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
-                End::Failed(failure(client, &batch[done], &e, starts[done], took, opts, at))
+                End::Failed(failure(client, batch[done], &e, starts[done], took, opts, at))
             }
         }
     };
@@ -603,6 +613,72 @@ fn what_it_made(client: &mut dyn Session, m: &Migration) -> Option<Made> {
     let rows = super::status::simple_rows(client, &sql).ok()?;
     let valid = rows.first()?.first()?.as_deref()? == "t";
     Some(if valid { Made::Valid(index) } else { Made::Invalid(index) })
+}
+
+/// What a `downgrade` of one set did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DowngradeReport {
+    /// Where the set was (`None`: base).
+    pub from: Option<Revision>,
+    /// Where it is now.
+    pub to: Option<Revision>,
+    /// The revisions undone, in the order they were.
+    pub reverted: Vec<Revision>,
+}
+
+/// Takes one set of the database down to `target` (`None`: base): each migration after it,
+/// last first, has its down file run and its tracking row removed, in a transaction of its own
+/// under the migration lock. What runs is what [`crate::state::plan_downgrade`] says, on the
+/// status read under the lock; `force` accepts files changed since they were applied.
+/// `on_undone` is told of each migration undone, with how long it took.
+pub fn downgrade(
+    client: &mut dyn Session,
+    migrations: &[Migration],
+    target: Option<Revision>,
+    force: bool,
+    opts: &Options,
+    on_undone: &mut dyn FnMut(&Migration, Duration),
+) -> Result<DowngradeReport, Error> {
+    let key = &opts.table.lock_key();
+    let (set, table) = (opts.set_name(), opts.table.sql());
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let undo = match crate::state::plan_downgrade(migrations, &status, target, force) {
+        Ok(undo) => undo,
+        Err(r) => {
+            let _ = client.batch_execute("ROLLBACK");
+            return Err(Error::refused(r, opts));
+        }
+    };
+    client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the tracking table")(e))?;
+    let mut report = DowngradeReport { from: status.current, to: status.current, reverted: Vec::new() };
+    for m in undo {
+        let down = m.down.as_deref().expect("the planner checked");
+        let row = format!("set_name = {} AND file_name = {}", quote_literal(set), quote_literal(&m.file_name));
+        let guard = guard_sql(key, &opts.local_settings(), None);
+        let prefix = format!(
+            "{BEGIN};\n{guard};\nSELECT current_setting('cargo_procrastinate.undone elsewhere') WHERE NOT EXISTS (SELECT FROM {table} WHERE {row});\n"
+        );
+        let sql = format!("{prefix}{down}\n;\nDELETE FROM {table} WHERE {row};\nCOMMIT");
+        let started = Instant::now();
+        if let Err(e) = client.batch_execute(&sql) {
+            let took = started.elapsed();
+            let _ = client.batch_execute("ROLLBACK");
+            // The failure points into the down file.
+            let as_file = Migration {
+                file_name: format!("{}{}", m.file_name.trim_end_matches(".sql"), crate::DOWN_SUFFIX).into(),
+                sql: down.to_string().into(),
+                down: None,
+                ..m.clone()
+            };
+            let mut failure = failure(client, &as_file, &e, prefix.chars().count(), took, opts, report.to);
+            failure.message.push_str(&format!(" (undoing {}: rolled back, it stays applied)", opts.label(Some(m.revision))));
+            return Err(Error::Failed(failure));
+        }
+        on_undone(m, started.elapsed());
+        report.reverted.push(m.revision);
+        report.to = m.revision.number().checked_sub(1).filter(|n| *n > 0).map(Revision::new);
+    }
+    Ok(report)
 }
 
 /// Records the new names of files recorded under another name with the same checksum (a
