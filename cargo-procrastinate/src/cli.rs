@@ -52,9 +52,10 @@ pub struct Global {
     /// a deploy box); also PROCRASTINATE_SETS="procrastinate=db/p,app=db/app".
     #[arg(long, global = true, value_name = "NAME=DIR", conflicts_with = "migrations")]
     pub set_dir: Vec<String>,
-    /// PostgreSQL schema that migrations and tracking live in (setting `schema`).
-    #[arg(long, global = true)]
-    pub schema: Option<String>,
+    /// PostgreSQL schema that migrations and tracking live in (setting `schema`). On `check`,
+    /// `--schema` alone compares the database's schema with what its migrations build.
+    #[arg(long, global = true, value_name = "NAME", num_args = 0..=1)]
+    pub schema: Option<Option<String>>,
     /// Tracking table, optionally schema-qualified (setting `version-table`).
     #[arg(long, global = true, value_name = "TABLE")]
     pub version_table: Option<String>,
@@ -227,15 +228,35 @@ pub enum Command {
         /// The revision: `0030`, `head`, `+1` (after current: none here, so the first), NAME@REV.
         rev: String,
     },
-    /// Exit 0 only if the database is at head and every applied file is unchanged (--compatible: may this build run on it).
+    /// Exit 0 only if the database is at head and every applied file is unchanged (--compatible: may this build run on it; --schema: is its schema what its migrations build).
     #[command(
-        after_help = "Plain `check` is strict, for CI: at head or not. During a zero-downtime deploy the database is\nbetween a release's pre and post migrations: a readiness probe wants `check --compatible`, the\napplication's own start-up check (same code, same window), or the rollout stalls before `--phase post`.\n\nExamples:\n  cargo procrastinate check                    # CI: exit 0 at head, 4 behind, 5 diverged\n  cargo procrastinate check --compatible       # probe: exit 0 if this build runs on it, 4 needs an upgrade, 5 too new\n  cargo procrastinate check -q || echo \"migrate first\""
+        after_help = "Plain `check` is strict, for CI: at head or not. During a zero-downtime deploy the database is\nbetween a release's pre and post migrations: a readiness probe wants `check --compatible`, the\napplication's own start-up check (same code, same window), or the rollout stalls before `--phase post`.\n`check --schema` looks for drift: the live schema against what the recorded migrations build in a\nscratch database (an index dropped or a column added by hand), each difference under its set.\n\nExamples:\n  cargo procrastinate check                    # CI: exit 0 at head, 4 behind, 5 diverged\n  cargo procrastinate check --compatible       # probe: exit 0 if this build runs on it, 4 needs an upgrade, 5 too new\n  cargo procrastinate check --schema           # drift: exit 0 when the schema is what the migrations build, 5 otherwise\n  cargo procrastinate check -q || echo \"migrate first\""
     )]
     Check {
         /// The start-up check's verdict instead: exit 0 when a build of these files may run on the
         /// database (its post migrations may be pending, the next release's pre applied).
         #[arg(long)]
         compatible: bool,
+        /// With --schema: build the comparison schema on this server instead of an embedded PostgreSQL.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+    /// Compare two schemas: each `db` (the configured database), a database URL, a set at a
+    /// revision (`head`, `app@0002`), or a SQL file; exit 0 when the same, 5 when they differ.
+    #[command(
+        after_help = "A revision is built in a scratch database on top of the sets before its set, at their heads; a SQL\nfile is run there the same way. The schema compared is the set's (`--set`, else the last set's).\n`--sql` prints the statements from FROM to TO instead: pre and post, online where PostgreSQL allows,\neach hazard named above its statement.\n\nExamples:\n  cargo procrastinate diff db head                       # drift against the files' head\n  cargo procrastinate diff app@head db/schema.sql --sql  # what a migration to the desired schema holds\n  cargo procrastinate diff 0029 0038                     # what a range of migrations changed\n  cargo procrastinate diff postgres://prod/app postgres://staging/app"
+    )]
+    Diff {
+        /// One side ("here").
+        from: String,
+        /// The other side ("there").
+        to: String,
+        /// Print the statements from FROM to TO instead of the differences.
+        #[arg(long)]
+        sql: bool,
+        /// Build revisions and SQL files on this server instead of an embedded PostgreSQL.
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
     },
     /// Print the SQL that `upgrade` would run, as a script for psql.
     #[command(
@@ -283,7 +304,7 @@ pub enum Command {
     },
     /// Write the next migration file of a set, correctly named: `{version}_{serial}_{pre|post}_{description}.sql`.
     #[command(
-        after_help = "The file holds a line `-- cargo-procrastinate: not written yet` until you write its SQL: the set\nbuilds with it, and `upgrade` refuses to run it. A `template` setting gives the text of new files\n({description}, {version}, {phase}, {file} are replaced).\n\nExamples:\n  cargo procrastinate new \"add the orders table\" --pre\n  cargo procrastinate new \"add the orders table\" --reversible   # and its down file\n  cargo procrastinate new \"drop the old column\" --post --version 1.3.0\n  cargo procrastinate new \"index jobs\" --set app"
+        after_help = "The file holds a line `-- cargo-procrastinate: not written yet` until you write its SQL: the set\nbuilds with it, and `upgrade` refuses to run it. A `template` setting gives the text of new files\n({description}, {version}, {phase}, {file} are replaced).\n\nExamples:\n  cargo procrastinate new \"add the orders table\" --pre\n  cargo procrastinate new \"add the orders table\" --reversible   # and its down file\n  cargo procrastinate new \"drop the old column\" --post --version 1.3.0\n  cargo procrastinate new \"index jobs\" --set app\n  cargo procrastinate new evolve --autogenerate  # from the `desired-schema` setting"
     )]
     New {
         /// What it does, in a few words (becomes the file's description).
@@ -303,6 +324,13 @@ pub enum Command {
         /// Write it even when a file of the set already has this description.
         #[arg(long)]
         force: bool,
+        /// Write the migrations from the set's head to its `desired-schema` (pre and post files,
+        /// online where PostgreSQL allows, hazards named), then prove them in a scratch database.
+        #[arg(long, conflicts_with_all = ["pre", "post", "reversible"])]
+        autogenerate: bool,
+        /// With --autogenerate: build the schemas on this server instead of an embedded PostgreSQL.
+        #[arg(long, value_name = "URL", requires = "autogenerate")]
+        server: Option<String>,
     },
     /// Copy a Procrastinate release's SQL set into the set's directory, with its schema.sql
     /// (for `verify`) and a provenance file.

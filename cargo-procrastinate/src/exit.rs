@@ -31,7 +31,7 @@ pub const ALL: &[(i32, &str)] = &[
     (USAGE, "bad arguments, settings or migration set; a refused request (downgrade, stamp backwards)"),
     (CONNECT, "cannot connect or authenticate"),
     (BEHIND, "`check`: the database is behind head"),
-    (DIVERGED, "the database and the files disagree (changed, inserted, gone or renamed file; the database is ahead), or a schema does not match (`verify`, `stamp`); nothing was changed"),
+    (DIVERGED, "the database and the files disagree (changed, inserted, gone or renamed file; the database is ahead), or a schema does not match (`verify`, `stamp`, `check --schema`, `diff`, an unproved `new --autogenerate`); nothing else was changed"),
     (LOCKED, "gave up waiting for another process's migration lock (`lock-wait`)"),
     (TIMED_OUT, "gave up waiting for the server's answer (`round-trip-timeout`: the server or a proxy stopped answering, or the answer was lost); the message says what is known of the database"),
     (INTERRUPTED, "interrupted (SIGINT, SIGTERM): the migration in flight was cancelled and rolled back; a second signal exits at once"),

@@ -387,16 +387,166 @@ pub struct Ok {
     pub ok: bool,
 }
 
-/// One object that differs between what the migrations built and the reference.
+/// One object that differs between two schemas (`verify`, `check --schema`, `diff`): the same
+/// facts as the text line.
 #[derive(Serialize)]
 pub struct Difference {
-    /// `missing`, `extra` or `differs`.
+    /// `missing` (there only), `extra` (here only) or `differs`.
     pub change: &'static str,
-    /// `relation`, `column`, `index`, `constraint`, `trigger`, `sequence`, `view`, `type` or
-    /// `function`.
+    /// `table`, `column`, `constraint`, `index`, `sequence`, `view`, `materialized view`,
+    /// `function`, `procedure`, `aggregate`, `trigger`, `type`, `extension`, `comment`, `owner`
+    /// or `privileges`.
     pub kind: String,
     /// The object's name (`table.column` for a column, constraint or trigger).
     pub name: String,
+    /// For `missing` and `extra`: what the object is, in a few words (`numeric NOT NULL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// For `differs`: each attribute that differs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<AttributeDifference>,
+}
+
+/// One attribute of an object that differs; `null` on the side that does not have it.
+#[derive(Serialize)]
+pub struct AttributeDifference {
+    /// `type`, `not null`, `default`, `using`, `definition`, `body`...
+    pub attribute: String,
+    /// Its value here (the database for `check --schema`, FROM for `diff`).
+    pub here: Option<String>,
+    /// Its value there (the migrations, the reference, TO).
+    pub there: Option<String>,
+}
+
+impl From<&procrastinate_migrations::catalog::Difference> for Difference {
+    fn from(d: &procrastinate_migrations::catalog::Difference) -> Difference {
+        use procrastinate_migrations::catalog::Change;
+        let (summary, attributes) = match &d.change {
+            Change::Missing(o) | Change::Extra(o) => (Some(o.summary()), Vec::new()),
+            Change::Changed { attrs, .. } => (
+                None,
+                attrs.iter().map(|a| AttributeDifference { attribute: a.attr.clone(), here: a.here.clone(), there: a.there.clone() }).collect(),
+            ),
+        };
+        Difference { change: d.change.word(), kind: d.kind.to_string(), name: d.name.clone(), summary, attributes }
+    }
+}
+
+/// `check --schema`, one set: its part of the live schema against what its recorded
+/// migrations build.
+#[derive(Serialize)]
+pub struct SchemaCheck {
+    /// The set's name and head.
+    #[serde(flatten)]
+    pub id: SetId,
+    /// Whether nothing of the set differs.
+    pub ok: bool,
+    /// 0, or 5 when something differs.
+    pub exit_code: i32,
+    /// The revision recorded, which the comparison builds to; `null`: base.
+    pub current: Option<String>,
+    /// The schema compared, in the database.
+    pub schema: String,
+    /// What differs ("here" is the database, "there" what its migrations build).
+    pub differences: Vec<Difference>,
+}
+
+/// `check --schema`'s top-level fields.
+#[derive(Serialize)]
+pub struct SchemaVerdict {
+    /// Whether every set's schema is what its migrations build, and nothing else is there.
+    pub ok: bool,
+    /// The command's exit code.
+    pub exit_code: i32,
+    /// Differences no set's migrations account for (objects made by hand).
+    pub unowned: Vec<Difference>,
+}
+
+/// `diff FROM TO`.
+#[derive(Serialize)]
+pub struct Diff {
+    /// FROM, as given.
+    pub from: String,
+    /// TO, as given.
+    pub to: String,
+    /// The schema compared.
+    pub schema: String,
+    /// Whether they are the same.
+    pub same: bool,
+    /// What differs ("here" is FROM, "there" TO).
+    pub differences: Vec<Difference>,
+    /// With `--sql`: the statements from FROM to TO, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statements: Option<Vec<Statement>>,
+}
+
+/// One generated statement (`diff --sql`, `new --autogenerate`).
+#[derive(Serialize)]
+pub struct Statement {
+    /// `pre` or `post`.
+    pub phase: &'static str,
+    /// Whether it runs outside any transaction (`CREATE INDEX CONCURRENTLY`).
+    pub no_transaction: bool,
+    /// The object it changes (`column orders.total`).
+    pub object: String,
+    /// The statement.
+    pub sql: String,
+    /// What can hurt, if anything.
+    pub hazard: Option<Hazard>,
+}
+
+/// A generated statement's hazard.
+#[derive(Serialize)]
+pub struct Hazard {
+    /// `data-loss`, `table-rewrite`, `lock`, `backfill`, `validation`, `invalid-index`,
+    /// `dependents` or `manual`.
+    pub code: &'static str,
+    /// What happens, and the safe way.
+    pub message: String,
+}
+
+impl From<&procrastinate_migrations::catalog::plan::Step> for Statement {
+    fn from(s: &procrastinate_migrations::catalog::plan::Step) -> Statement {
+        use procrastinate_migrations::catalog::plan::{Phase, Slot};
+        Statement {
+            phase: if s.phase == Phase::Pre { "pre" } else { "post" },
+            no_transaction: s.slot == Slot::Concurrent,
+            object: s.object.clone(),
+            sql: s.sql.clone(),
+            hazard: s.hazard.as_ref().map(|h| Hazard { code: h.code, message: h.text.clone() }),
+        }
+    }
+}
+
+/// `new --autogenerate`.
+#[derive(Serialize)]
+pub struct Autogenerate {
+    /// The set written to; `null` for the one set of a plain `migrations = "dir"`.
+    pub set: Option<String>,
+    /// The desired schema's file.
+    pub desired_schema: String,
+    /// The files written, in the order they run; empty when the head has the desired schema.
+    pub files: Vec<GeneratedFile>,
+    /// Whether applying them on top of the head gave exactly the desired schema (checked in a
+    /// scratch database); `true` when nothing was written.
+    pub proved: bool,
+    /// What still differs after them ("here" is what they build, "there" the desired schema).
+    pub remaining: Vec<Difference>,
+}
+
+/// One file `new --autogenerate` wrote.
+#[derive(Serialize)]
+pub struct GeneratedFile {
+    /// Its path.
+    pub path: String,
+    /// Its name.
+    pub file_name: String,
+    /// `pre` or `post`.
+    pub phase: &'static str,
+    /// Whether it is a `-- no-transaction` file.
+    pub no_transaction: bool,
+    /// Its statements.
+    pub statements: Vec<Statement>,
 }
 
 /// `vendor`.

@@ -15,9 +15,6 @@ pub const PROOF: &str = "reference/verified.toml";
 /// Where `vendor` puts a release's `schema.sql`, inside the set's directory.
 pub const REFERENCE: &str = "reference/schema.sql";
 
-/// The kinds of catalog objects that `schema.sql` creates by name (columns, indexes and the
-/// rest belong to them): a database that has any of these names is not fresh.
-const NAMED_KINDS: [&str; 5] = ["relation", "sequence", "view", "type", "function"];
 
 /// What `verify` proved.
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
@@ -37,7 +34,9 @@ impl Proof {
         let mut objects: Vec<String> = catalog
             .objects
             .iter()
-            .filter(|o| NAMED_KINDS.contains(&o.kind.as_str()))
+            // Created by name (columns, indexes and the rest belong to them): a database that
+            // has any of these names is not fresh.
+            .filter(|o| o.kind.is_named())
             .map(|o| o.name.split('(').next().unwrap_or(&o.name).to_string())
             .collect();
         objects.sort();

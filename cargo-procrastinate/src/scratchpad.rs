@@ -108,6 +108,56 @@ impl Scratchpad {
     }
 }
 
+/// One layer of a scratch build ([`Scratchpad::layers`]).
+pub enum Layer<'a> {
+    /// A set, up to a revision (`upto: None`: nothing of it).
+    Set(Dep<'a>),
+    /// SQL (a desired schema, a `schema.sql`), run with `search_path` set to `schema`.
+    Sql {
+        /// The text, run as one batch.
+        sql: &'a str,
+        /// The schema it goes in (created when missing); `None`: `public`.
+        schema: Option<&'a str>,
+        /// The file it came from, for errors.
+        label: String,
+    },
+}
+
+impl Scratchpad {
+    /// Builds `layers` in one new scratch database, in order, and reads the catalog of each of
+    /// `schemas` after each layer (`[layer][schema]`), leaving out every tracking table of
+    /// `tables`. Whole catalogs: what the layers before made counts too.
+    pub fn layers(&mut self, layers: &[Layer<'_>], schemas: &[&str], tables: &[&str], options: catalog::Options) -> Result<Vec<Vec<Catalog>>, Failure> {
+        let mut client = self.database("layers")?;
+        let mut out = Vec::with_capacity(layers.len());
+        for layer in layers {
+            match layer {
+                Layer::Set(d) => {
+                    if let Some(upto) = d.upto {
+                        db::upgrade(&mut *client, d.migrations, Some(upto), d.opts, &mut |_| {})
+                            .map_err(|e| scratch_failure(e.into(), &d.label))?;
+                    }
+                }
+                Layer::Sql { sql, schema, label } => {
+                    let failed = |e: postgres::Error| Failure::new(crate::exit::FAILED, format!("{label} failed to apply in a scratch database: {}", db::describe(&e)));
+                    let s = procrastinate_migrations::tracking::quote_ident(schema.unwrap_or("public"));
+                    client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}")).map_err(failed)?;
+                    client.batch_execute(sql).map_err(failed)?;
+                    client.batch_execute("RESET search_path").map_err(failed)?;
+                }
+            }
+            let mut per_schema = Vec::with_capacity(schemas.len());
+            for schema in schemas {
+                let c = catalog::read_with(&mut *client, schema, tables, options)
+                    .map_err(|e| Failure::new(crate::exit::FAILED, format!("cannot read the catalog: {}", db::describe(&e))))?;
+                per_schema.push(c);
+            }
+            out.push(per_schema);
+        }
+        Ok(out)
+    }
+}
+
 /// A set that a scratch build applies first: an earlier set of `sets`, which the set being
 /// built depends on (its tables reference theirs), up to `upto`.
 pub struct Dep<'a> {

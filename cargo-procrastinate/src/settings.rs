@@ -41,6 +41,19 @@ pub struct ResolvedSet {
     pub reference: Option<Utf8PathBuf>,
     /// The `template` setting: the text `new` gives a new file.
     pub template: Option<std::path::PathBuf>,
+    /// The `desired-schema` setting (`new --autogenerate`).
+    pub desired_schema: Option<std::path::PathBuf>,
+    /// What schema comparisons leave out and whether they compare privileges.
+    pub compare: Compare,
+}
+
+/// The `compare-ignore` and `compare-privileges` settings of a set.
+#[derive(Clone, Debug, Default)]
+pub struct Compare {
+    /// Patterns of objects left out (see `Catalog::ignoring`).
+    pub ignore: Vec<String>,
+    /// Owners and privileges compared too.
+    pub privileges: bool,
 }
 
 /// Flags that take part in precedence (the top layer).
@@ -222,6 +235,8 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
             dir: utf8(spec.migrations, "the migration directory")?,
             reference: spec.reference.map(|r| utf8(r, "the reference schema")).transpose()?,
             template: spec.template,
+            desired_schema: spec.desired_schema,
+            compare: Compare { ignore: spec.compare_ignore, privileges: spec.compare_privileges },
             options: db::Options {
                 claim_unnamed: i == 0 && spec.name.is_some(),
                 set: spec.name,

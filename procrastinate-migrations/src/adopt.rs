@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::catalog::{Catalog, Diff};
+use crate::catalog::{Catalog, Diff, Kind};
 use crate::migration::{Migration, Revision};
 
 /// Django's migrations of app `procrastinate`, in order, with the SQL file each runs (`None`:
@@ -156,10 +156,12 @@ pub fn from_catalog(db: &Catalog, per_revision: &[Catalog]) -> CatalogMatch {
     CatalogMatch::Closest { revision: rev(k), diff }
 }
 
-/// `db` with only the objects (by kind and name) that some revision's catalog has.
+/// `db` with only the objects that some revision's catalog has (by kind and name), or that
+/// belong to a table some revision has: a column, index or trigger added to the set's table by
+/// hand counts, the application's own tables do not.
 pub fn known_only(db: &Catalog, per_revision: &[Catalog]) -> Catalog {
-    let known: HashSet<(&str, &str)> = per_revision.iter().flat_map(|c| c.objects.iter().map(|o| (o.kind.as_str(), o.name.as_str()))).collect();
-    db.only(|o| known.contains(&(o.kind.as_str(), o.name.as_str())))
+    let known: HashSet<(Kind, &str)> = per_revision.iter().flat_map(|c| c.objects.iter().map(|o| (o.kind, o.name.as_str()))).collect();
+    db.only(|o| known.contains(&(o.kind, o.name.as_str())) || o.parent().is_some_and(|t| known.contains(&(Kind::Table, t))))
 }
 
 #[cfg(test)]
@@ -213,11 +215,15 @@ mod tests {
 
     #[test]
     fn the_catalog_finds_the_revision_or_the_closest() {
-        let o = |n: &str| Object { kind: "relation".into(), name: n.into(), definition: "r".into() };
+        let o = |n: &str| Object::new(Kind::Table, n);
         let per = vec![Catalog::default(), Catalog::new(vec![o("a")]), Catalog::new(vec![o("a"), o("b")])];
         let db = Catalog::new(vec![o("a"), o("orders")]);
         assert!(matches!(from_catalog(&db, &per), CatalogMatch::Exact(v) if v == [Some(Revision::new(1))]));
         let odd = Catalog::new(vec![o("b")]);
         assert!(matches!(from_catalog(&odd, &per), CatalogMatch::Closest { revision: Some(r), .. } if r == Revision::new(2)));
+        // A column added by hand to a table of the set counts; a table of the application's does not.
+        let hack = Object::new(Kind::Column, "a.hack").with(".parent", "a").with("type", "integer");
+        let drifted = Catalog::new(vec![o("a"), hack, o("orders")]);
+        assert!(matches!(from_catalog(&drifted, &per), CatalogMatch::Closest { revision: Some(r), ref diff } if r == Revision::new(1) && diff.len() == 1));
     }
 }

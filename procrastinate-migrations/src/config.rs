@@ -96,6 +96,16 @@ pub struct Settings {
     /// The file `new` copies into a new migration (`{description}`, `{version}`, `{phase}`,
     /// `{file}` replaced), relative to the manifest.
     pub template: Option<String>,
+    /// The schema the team wants, as SQL, relative to the manifest: `new --autogenerate`
+    /// writes the migrations that reach it.
+    pub desired_schema: Option<String>,
+    /// Objects that schema comparisons (`check --schema`, `diff`, `verify`, autogenerate) leave
+    /// out: names, `*` matching any run of characters, optionally after a kind
+    /// (`"index legacy_*"`).
+    pub compare_ignore: Option<Vec<String>>,
+    /// Compare owners and privileges too (off: a scratch database's objects belong to whoever
+    /// built them).
+    pub compare_privileges: Option<bool>,
 }
 
 /// One entry of `sets = [...]`: `{ name = "app", migrations = "db/app" }`, optionally with its
@@ -120,12 +130,17 @@ pub struct SetSettings {
     pub out_of_order: Option<bool>,
     /// This set's own `template` for `new` (otherwise the package's).
     pub template: Option<String>,
+    /// This set's `desired-schema` (`new --autogenerate`).
+    pub desired_schema: Option<String>,
+    /// Patterns this set's comparisons leave out, besides the package's `compare-ignore`.
+    pub compare_ignore: Option<Vec<String>>,
 }
 
 impl Settings {
     /// Every key as written in TOML: the README must document each one (a test checks).
     pub const KEYS: &'static [&'static str] =
-        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout", "out-of-order", "template"];
+        &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout", "out-of-order", "template", "desired-schema",
+          "compare-ignore", "compare-privileges"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -148,6 +163,9 @@ impl Settings {
             round_trip_timeout: over.round_trip_timeout.or(self.round_trip_timeout),
             out_of_order: over.out_of_order.or(self.out_of_order),
             template: over.template.or(self.template),
+            desired_schema: over.desired_schema.or(self.desired_schema),
+            compare_ignore: over.compare_ignore.or(self.compare_ignore),
+            compare_privileges: over.compare_privileges.or(self.compare_privileges),
         }
     }
 
@@ -172,10 +190,12 @@ impl Settings {
         self.migrations = self.migrations.map(abs);
         let file = |t: String| base.join(t).to_string_lossy().into_owned();
         self.template = self.template.map(file);
+        self.desired_schema = self.desired_schema.map(file);
         if let Some(sets) = &mut self.sets {
             for set in sets {
                 set.migrations = abs(std::mem::take(&mut set.migrations));
                 set.template = set.template.take().map(file);
+                set.desired_schema = set.desired_schema.take().map(file);
             }
         }
         self
@@ -204,6 +224,12 @@ pub struct SetSpec {
     pub reference: Option<PathBuf>,
     /// The set's `template` for `new`, else the package's.
     pub template: Option<PathBuf>,
+    /// The set's `desired-schema` (the package's for the one set of `migrations`).
+    pub desired_schema: Option<PathBuf>,
+    /// The package's `compare-ignore` and the set's own.
+    pub compare_ignore: Vec<String>,
+    /// The package's `compare-privileges`.
+    pub compare_privileges: bool,
 }
 
 /// The directory of a source's files, and the reference schema that comes with them (running
@@ -237,10 +263,18 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             out_of_order: merged.out_of_order.unwrap_or(false),
             reference,
             template: merged.template.as_ref().map(PathBuf::from),
+            desired_schema: merged.desired_schema.as_ref().map(PathBuf::from),
+            compare_ignore: merged.compare_ignore.clone().unwrap_or_default(),
+            compare_privileges: merged.compare_privileges.unwrap_or(false),
         }]));
     };
     if sets.is_empty() {
         return Err("`sets` is empty: list at least one `{ name = \"...\", migrations = \"...\" }`".into());
+    }
+    if merged.desired_schema.is_some() {
+        return Err("`desired-schema` describes one set's schema: with `sets`, put it in that set's entry \
+                    (`{ name = \"app\", migrations = \"db/app\", desired-schema = \"db/schema.sql\" }`)"
+            .into());
     }
     let mut specs: Vec<SetSpec> = Vec::with_capacity(sets.len());
     for set in sets {
@@ -269,6 +303,11 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             statement_timeout: set.statement_timeout.clone(),
             out_of_order: set.out_of_order.or(merged.out_of_order).unwrap_or(false),
             template: set.template.as_ref().or(merged.template.as_ref()).map(PathBuf::from),
+            // A package-level `desired-schema` describes one set's schema: with several sets,
+            // each names its own.
+            desired_schema: set.desired_schema.as_ref().map(PathBuf::from),
+            compare_ignore: merged.compare_ignore.iter().flatten().chain(set.compare_ignore.iter().flatten()).cloned().collect(),
+            compare_privileges: merged.compare_privileges.unwrap_or(false),
         });
     }
     Ok(Some(specs))

@@ -58,7 +58,7 @@ fn an_app_set_that_references_procrastinate_is_adopted_and_stamped() {
     let without = by_hand("dependent_adopt_without", false);
     run(root, &without, &["stamp", "procrastinate@head"]).ok();
     let refused = run(root, &without, &["stamp", "app@head"]).code(5);
-    assert!(refused.stderr.contains("missing relation orders"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("table orders: only in that revision"), "{}", refused.stderr);
     // --detect in one go records both, in order.
     let fresh = by_hand("dependent_adopt_detect", true);
     run(root, &fresh, &["stamp", "--detect"]).ok();

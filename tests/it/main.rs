@@ -11,6 +11,7 @@ mod faults;
 mod fixtures;
 mod own;
 mod pgbouncer;
+mod schema_diff;
 mod sets;
 mod settings;
 mod support;

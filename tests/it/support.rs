@@ -125,7 +125,7 @@ pub fn catalog(db: &TestDb, schema: &str) -> Catalog {
 #[track_caller]
 pub fn assert_same_catalog(a: &Catalog, b: &Catalog) {
     let diff = a.diff(b);
-    assert!(diff.is_empty(), "catalogs differ (the first is \"here\"):\n{diff}");
+    assert!(diff.is_empty(), "catalogs differ:\n{}", diff.render("the first", "the second"));
 }
 
 /// The first row of `sql` as text, through any session (the CLI's bounded `Conn` too).

@@ -2,10 +2,14 @@
 //! progress to stderr. Every command works on the configured sets in application order, or on
 //! the one `--set` (or a `NAME@REV` target) names.
 
+mod autogenerate;
 mod check;
+mod compare;
 mod current;
 mod database;
+mod diff;
 mod downgrade;
+mod drift;
 mod heads;
 mod history;
 mod init;
@@ -37,6 +41,10 @@ struct Loaded {
     reference: Option<std::path::PathBuf>,
     /// The `template` setting (`new`).
     template: Option<std::path::PathBuf>,
+    /// The `desired-schema` setting (`new --autogenerate`).
+    desired_schema: Option<std::path::PathBuf>,
+    /// The `compare-*` settings.
+    compare: crate::settings::Compare,
 }
 
 impl Loaded {
@@ -402,7 +410,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             migrations: g.migrations.map(|p| p.to_string_lossy().into_owned().into()),
             sets: if g.set_dir.is_empty() { None } else { Some(settings::set_dirs(&g.set_dir, "--set-dir")?) },
             database_url_env: None,
-            schema: g.schema,
+            schema: g.schema.clone().flatten(),
             version_table: g.version_table,
             lock_timeout: g.lock_timeout,
             statement_timeout: g.statement_timeout,
@@ -410,9 +418,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             lock_wait: g.lock_wait,
             round_trip_timeout: g.round_trip_timeout,
             out_of_order: g.out_of_order.then_some(true),
-            template: None,
+            ..Default::default()
         },
     };
+    // `check --schema` alone is the drift check; anywhere else `--schema` names a schema.
+    let schema_check = matches!(g.schema, Some(None));
+    if schema_check && !matches!(cli.command, Command::Check { compatible: false, .. }) {
+        return Err(Failure::usage("--schema needs a schema name (alone, on `check`, it compares the database's schema with its migrations')"));
+    }
     let verbose = g.verbose > 0;
     let resolved = settings::resolve(flags)?;
     // vendor fills a directory that may not hold a set yet: it needs the settings, not the files.
@@ -451,7 +464,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         })
     });
     let mut sets = Vec::with_capacity(resolved.sets.len());
-    let writes_first = matches!(cli.command, Command::New { .. });
+    let writes_first = matches!(cli.command, Command::New { autogenerate: false, .. });
     let several = resolved.sets.len() > 1;
     for s in &resolved.sets {
         let set = match MigrationSet::from_dir(&s.dir) {
@@ -491,7 +504,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 return Err(failure);
             }
         };
-        sets.push(Loaded { set, options: s.options.clone(), reference: s.reference.clone().map(Into::into), template: s.template.clone() });
+        sets.push(Loaded {
+            set,
+            options: s.options.clone(),
+            reference: s.reference.clone().map(Into::into),
+            template: s.template.clone(),
+            desired_schema: s.desired_schema.clone(),
+            compare: s.compare.clone(),
+        });
     }
     if sets.is_empty() {
         return Err(Failure::usage("no set has migration files yet: `cargo procrastinate vendor --version X.Y.Z` fills Procrastinate's, `new` writes a file of yours"));
@@ -534,10 +554,14 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             upgrade::run(&mut ctx, how, &accept_changed, from_schema, dry_run)
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
-        Command::New { description, pre, post, version, reversible, force } => {
+        Command::New { description, version, force, autogenerate: true, server, .. } => {
+            autogenerate::run(&mut ctx, &description, version.as_deref(), force, server.as_deref())
+        }
+        Command::New { description, pre, post, version, reversible, force, .. } => {
             let phase = if pre { procrastinate_migrations::Phase::Pre } else if post { procrastinate_migrations::Phase::Post } else { procrastinate_migrations::Phase::Unmarked };
             new::run(&ctx, &description, phase, version.as_deref(), reversible, force)
         }
+        Command::Diff { from, to, sql, server } => diff::run(&mut ctx, &from, &to, sql, server.as_deref()),
         Command::Verify { schema_sql, server } => verify::run(&mut ctx, schema_sql.as_deref(), server.as_deref()),
         Command::Stamp { target, purge, detect, dry_run, force, server, claimed } => stamp::run(
             &mut ctx,
@@ -548,7 +572,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Heads => heads::run(&mut ctx),
         Command::Repair => heads::repair(&mut ctx),
         Command::Show { rev } => heads::show(&ctx, &rev),
-        Command::Check { compatible } => check::run(&mut ctx, compatible),
+        Command::Check { compatible: false, server } if schema_check => drift::run(&mut ctx, server.as_deref()),
+        Command::Check { server: Some(_), .. } => {
+            return Err(Failure::usage("--server goes with `check --schema` (the scratch builds' server)"));
+        }
+        Command::Check { compatible, .. } => check::run(&mut ctx, compatible),
         Command::Sql { offline, range, from, dry_run, down } => sql::run(&mut ctx, offline, range, from, dry_run, down),
         Command::Downgrade { target, force, dry_run } => downgrade::run(&mut ctx, &target, force, dry_run),
         Command::Database(action) => database::run(&mut ctx, action),
@@ -576,6 +604,8 @@ mod tests {
                 options: db::Options { set: (!n.is_empty()).then(|| n.to_string()), ..db::Options::default() },
                 reference: None,
                 template: None,
+                desired_schema: None,
+                compare: Default::default(),
             })
             .collect();
         let settings = Resolved {

@@ -7,62 +7,20 @@ use super::Ctx;
 use crate::{exit, Failure};
 
 pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&str>, reversible: bool, force: bool) -> Result<i32, Failure> {
-    let i = match (ctx.only, ctx.sets.len()) {
-        (Some(i), _) => i,
-        (None, 1) => 0,
-        (None, _) => return Err(Failure::usage("several sets are configured: name the one with --set NAME")),
-    };
+    let i = the_set(ctx)?;
     let l = &ctx.sets[i];
-    let version: Version = match version {
-        Some(v) => v.parse().map_err(|e| Failure::usage(format!("--version: {e}")))?,
-        None => package_version(ctx)?,
-    };
-    // File names write each part in two digits: checked before anything is written.
-    if version.major > 99 || version.minor > 99 || version.patch > 99 {
-        return Err(Failure::usage(format!(
-            "release {}: file names write each part of a release in two digits (00..99), so the largest is 99.99.99",
-            version.human()
-        )));
-    }
+    let version = release(ctx, version)?;
     let description = slug(description).ok_or_else(|| Failure::usage("the description needs a letter or a digit"))?;
-    // The names in the directory, parsed as the resolver would (the set itself may not resolve
-    // yet).
-    let mut names: Vec<String> = std::fs::read_dir(&l.set.dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".sql") && !n.ends_with(procrastinate_migrations::DOWN_SUFFIX) && !n.starts_with('.'))
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    let parsed: Vec<_> = names.iter().filter_map(|n| procrastinate_migrations::name::parse(n).ok()).collect();
-    if let Some(same) = parsed.iter().find(|p| p.description == description).filter(|_| !force) {
-        return Err(Failure::usage(format!(
-            "a file of the set already has the description `{description}` (release {}): give another, or pass --force",
-            same.version.human()
-        )));
-    }
-    let same: Vec<u8> = parsed.iter().filter(|p| p.version == version).map(|p| p.serial).collect();
-    let (lo, hi) = match phase {
-        Phase::Post => (50, 99),
-        _ => (1, 49),
-    };
-    let serial = same.iter().copied().filter(|s| (lo..=hi).contains(s)).max().map_or(lo, |s| s + 1);
-    if serial > hi {
-        return Err(Failure::usage(format!("release {} has no {} serial left ({lo:02}..{hi:02} are taken)", version.human(), phase)));
-    }
+    let names = Names::read(&l.set.dir);
+    names.check_description(&description, force)?;
+    let serial = names.next_serial(version, phase)?;
     let marker = match phase {
         Phase::Pre => "pre_",
         Phase::Post => "post_",
         Phase::Unmarked => "",
     };
     let name = format!("{version}_{serial:02}_{marker}{description}.sql");
-    if let Some(last) = names.last().filter(|last| last.as_bytes() > name.as_bytes()) {
-        return Err(Failure::usage(format!(
-            "`{name}` would sort before `{last}`, which is already in the set (and may be applied): use a later release with --version"
-        )));
-    }
+    names.check_order(&name)?;
     let path = l.set.dir.join(&name);
     let down_name = format!("{}{}", name.trim_end_matches(".sql"), procrastinate_migrations::DOWN_SUFFIX);
     let down_path = l.set.dir.join(&down_name);
@@ -108,7 +66,7 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
                 set: l.options.set.clone(),
                 path: path.display().to_string(),
                 file_name: name.clone(),
-                revision: procrastinate_migrations::Revision::new(names.len() as u32 + 1).to_string(),
+                revision: procrastinate_migrations::Revision::new(names.names.len() as u32 + 1).to_string(),
                 down: reversible.then(|| down_path.display().to_string()),
             },
         );
@@ -126,6 +84,94 @@ pub(super) fn run(ctx: &Ctx, description: &str, phase: Phase, version: Option<&s
     Ok(exit::OK)
 }
 
+/// The set `new` writes to: `--set`'s, or the only one.
+pub(super) fn the_set(ctx: &Ctx) -> Result<usize, Failure> {
+    match (ctx.only, ctx.sets.len()) {
+        (Some(i), _) => Ok(i),
+        (None, 1) => Ok(0),
+        (None, _) => Err(Failure::usage("several sets are configured: name the one with --set NAME")),
+    }
+}
+
+/// The release a new file belongs to: `--version`, else the package's; each part at most 99
+/// (file names write it in two digits), checked before anything is written.
+pub(super) fn release(ctx: &Ctx, version: Option<&str>) -> Result<Version, Failure> {
+    let version: Version = match version {
+        Some(v) => v.parse().map_err(|e| Failure::usage(format!("--version: {e}")))?,
+        None => package_version(ctx)?,
+    };
+    if version.major > 99 || version.minor > 99 || version.patch > 99 {
+        return Err(Failure::usage(format!(
+            "release {}: file names write each part of a release in two digits (00..99), so the largest is 99.99.99",
+            version.human()
+        )));
+    }
+    Ok(version)
+}
+
+/// The migration files already in a set's directory, parsed as the resolver would (the set
+/// itself may not resolve yet).
+pub(super) struct Names {
+    /// Sorted.
+    pub names: Vec<String>,
+    /// Each well-formed name's release, serial and description.
+    parsed: Vec<(Version, u8, String)>,
+}
+
+impl Names {
+    pub(super) fn read(dir: &std::path::Path) -> Names {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".sql") && !n.ends_with(procrastinate_migrations::DOWN_SUFFIX) && !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        let parsed = names
+            .iter()
+            .filter_map(|n| procrastinate_migrations::name::parse(n).ok())
+            .map(|p| (p.version, p.serial, p.description.to_string()))
+            .collect();
+        Names { names, parsed }
+    }
+
+    /// The same description twice is refused unless forced.
+    pub(super) fn check_description(&self, description: &str, force: bool) -> Result<(), Failure> {
+        match self.parsed.iter().find(|p| p.2 == description).filter(|_| !force) {
+            Some(same) => Err(Failure::usage(format!(
+                "a file of the set already has the description `{description}` (release {}): give another, or pass --force",
+                same.0.human()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The next free serial of `phase` in `version` (pre and unmarked 01..49, post 50..99).
+    pub(super) fn next_serial(&self, version: Version, phase: Phase) -> Result<u8, Failure> {
+        let (lo, hi) = match phase {
+            Phase::Post => (50, 99),
+            _ => (1, 49),
+        };
+        let serial = self.parsed.iter().filter(|p| p.0 == version).map(|p| p.1).filter(|s| (lo..=hi).contains(s)).max().map_or(lo, |s| s + 1);
+        if serial > hi {
+            return Err(Failure::usage(format!("release {} has no {} serial left ({lo:02}..{hi:02} are taken)", version.human(), phase)));
+        }
+        Ok(serial)
+    }
+
+    /// A new name must sort after every file there (which may be applied already).
+    pub(super) fn check_order(&self, name: &str) -> Result<(), Failure> {
+        match self.names.last().filter(|last| last.as_bytes() > name.as_bytes()) {
+            Some(last) => Err(Failure::usage(format!(
+                "`{name}` would sort before `{last}`, which is already in the set (and may be applied): use a later release with --version"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The package's own version, from its manifest.
 fn package_version(ctx: &Ctx) -> Result<Version, Failure> {
     let manifest = ctx.settings.manifest_dir.as_ref().map(|d| d.join("Cargo.toml"));
@@ -138,7 +184,7 @@ fn package_version(ctx: &Ctx) -> Result<Version, Failure> {
 }
 
 /// `Add order lines!` -> `add_order_lines`.
-fn slug(text: &str) -> Option<String> {
+pub(super) fn slug(text: &str) -> Option<String> {
     let mut out = String::new();
     for c in text.chars() {
         if c.is_ascii_alphanumeric() {

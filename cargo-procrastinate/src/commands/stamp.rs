@@ -111,11 +111,11 @@ pub(super) fn run(ctx: &mut Ctx, f: Flags<'_>) -> Result<i32, Failure> {
             let diff = here.diff(&built.per[target.map_or(0, |r| r.number() as usize)]);
             if !diff.is_empty() {
                 let head = format!(
-                    "{p}the database's schema is not the schema of {} ({} objects differ; \"here\" is the database):",
+                    "{p}the database's schema is not the schema of {} ({}):",
                     ctx.label(i, target),
-                    diff.len()
+                    diff.count()
                 );
-                let body: Vec<String> = diff.to_string().lines().map(|l| format!("  {l}")).collect();
+                let body: Vec<String> = diff.render("the database", "that revision").lines().map(|l| format!("  {l}")).collect();
                 if !f.force {
                     return Err(Failure::new(
                         exit::DIVERGED,
@@ -253,14 +253,14 @@ fn detect(
         }
         CatalogMatch::Exact(revs) => (revs[0], "the catalog (it is exactly the schema of that revision)".to_string()),
         CatalogMatch::Closest { revision, diff } => {
-            let body: Vec<String> = diff.to_string().lines().map(|l| format!("  {l}")).collect();
+            let body: Vec<String> = diff.render("the database", "that revision").lines().map(|l| format!("  {l}")).collect();
             return Err(Failure::new(
                 exit::DIVERGED,
                 format!(
-                    "{}no revision has exactly this schema, so nothing is guessed or recorded; the closest is {}, from which it differs in {} objects (\"here\" is the database):\n{}",
+                    "{}no revision has exactly this schema, so nothing is guessed or recorded; the closest is {}, from which {}:\n{}",
                     ctx.prefix(i),
                     ctx.label(i, revision),
-                    diff.len(),
+                    diff.count(),
                     body.join("\n")
                 ),
             ));

@@ -45,8 +45,9 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
         let schema = l.options.schema.as_deref();
         // The sets it depends on (those before it) at their heads, in both scratch databases.
         let deps = ctx.deps(i, &|j| Some(ctx.sets[j].head()));
-        let built = pad.catalogs(&deps, &l.set.migrations, &l.options)?.per.pop().expect("base and each revision");
-        let wanted = pad.catalog_of_sql(&deps, &sql, schema, &l.options.table.name)?;
+        let ignore = &l.compare.ignore;
+        let built = pad.catalogs(&deps, &l.set.migrations, &l.options)?.per.pop().expect("base and each revision").ignoring(ignore);
+        let wanted = pad.catalog_of_sql(&deps, &sql, schema, &l.options.table.name)?.ignoring(ignore);
         let diff = built.diff(&wanted);
         let head = ctx.label(i, Some(l.head()));
         if diff.is_empty() {
@@ -63,30 +64,19 @@ pub(super) fn run(ctx: &mut Ctx, schema_sql: Option<&Path>, server: Option<&str>
             // `upgrade --from-schema` checks them before it trusts the file.
             code = exit::DIVERGED;
             lines.push(format!(
-                "{}{head} does not build the schema of {}: {} objects differ (\"here\" is what the migrations built)",
+                "{}{head} does not build the schema of {}: {}",
                 ctx.prefix(i),
                 reference.display(),
-                diff.len()
+                diff.count()
             ));
-            lines.extend(diff.to_string().lines().map(|l| format!("  {l}")));
+            lines.extend(diff.render("the migrations", "the reference").lines().map(|l| format!("  {l}")));
         }
-        let difference = |change, o: &procrastinate_migrations::catalog::Object| json::Difference {
-            change,
-            kind: o.kind.clone(),
-            name: o.name.clone(),
-        };
         sets.push(json::Verify {
             id: ctx.set_id(i),
             reference: reference.display().to_string(),
             ok: diff.is_empty(),
             objects: built.objects.len(),
-            differences: diff
-                .missing
-                .iter()
-                .map(|o| difference("missing", o))
-                .chain(diff.extra.iter().map(|o| difference("extra", o)))
-                .chain(diff.changed.iter().map(|(o, _)| difference("differs", o)))
-                .collect(),
+            differences: diff.differences.iter().map(json::Difference::from).collect(),
         });
     }
     if sets.is_empty() {

@@ -211,7 +211,12 @@ impl Conn {
             // We wait for an answer, and it waits for a message: one of them was lost.
             Some((pid, state)) if state.starts_with("idle in transaction") => {
                 // It waits for a message that will never come, holding the migration lock.
-                let _ = side.simple_query(&format!("SELECT pg_terminate_backend({})", pid.parse::<i32>().unwrap_or(0)));
+                // Ended, and waited for (up to 5 s, PostgreSQL 14+), so that when the run says the
+                // lock is let go, it is.
+                let pid = pid.parse::<i32>().unwrap_or(0);
+                if side.simple_query(&format!("SELECT pg_terminate_backend({pid}, 5000)")).is_err() {
+                    let _ = side.simple_query(&format!("SELECT pg_terminate_backend({pid})"));
+                }
                 Probe::Stuck
             }
             // Finished, and its answer never came.
