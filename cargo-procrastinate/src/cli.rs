@@ -149,6 +149,9 @@ pub enum Command {
         /// List what would run (and what would be accepted or recorded), and change nothing.
         #[arg(long, conflicts_with = "from_schema")]
         dry_run: bool,
+        /// Review the files about to run first (as `lint`): an error-level finding applies nothing.
+        #[arg(long)]
+        lint: bool,
     },
     /// The zero-downtime deploy steps from the database's state, one release at a time, with
     /// the command for each.
@@ -239,6 +242,28 @@ pub enum Command {
         compatible: bool,
         /// With --schema: build the comparison schema on this server instead of an embedded PostgreSQL.
         #[arg(long, value_name = "URL")]
+        server: Option<String>,
+    },
+    /// Review migration files: statements that lock, rewrite, fail, or break the previous
+    /// release's code in a `pre` file (FILES, a RANGE, or what the database has pending).
+    #[command(
+        after_help = "Rules come from squawk (its PostgreSQL parser and linter) and from this tool (the phase rule: a\ndropped column is an error in a `pre` file, allowed in `post`; `-- no-transaction` files; locks held\nacross slow statements). Allow a rule for one statement with `-- cargo-procrastinate: allow RULE`\nabove it, or for a set with the `lint-allow` setting. Exit 0, or 8 when a finding is an error.\n\nExamples:\n  cargo procrastinate lint                          # what the database has pending (every file without one)\n  cargo procrastinate lint db/app/01.02.00_01_pre_orders.sql\n  cargo procrastinate lint app@0003:head --trace    # and what each file locks, on a scratch server\n  cargo procrastinate lint --sarif > lint.sarif     # for code scanning\n  cargo procrastinate upgrade --lint                # refuse to apply a file with an error"
+    )]
+    Lint {
+        /// Files, or one range (`0029:head`, `app@0002:head`); default: the pending files.
+        targets: Vec<String>,
+        /// Also run each file in a scratch database at the revision before it, with rows in the
+        /// tables it touches, and report what each statement locked, for how long, and what it rewrote.
+        #[arg(long)]
+        trace: bool,
+        /// With --trace: rows put in each table the file touches.
+        #[arg(long, value_name = "N", default_value_t = 10_000, requires = "trace")]
+        rows: usize,
+        /// Print SARIF 2.1.0 (for code scanning) instead.
+        #[arg(long)]
+        sarif: bool,
+        /// With --trace: build the scratch databases on this server instead of an embedded PostgreSQL.
+        #[arg(long, value_name = "URL", requires = "trace")]
         server: Option<String>,
     },
     /// Compare two schemas: each `db` (the configured database), a database URL, a set at a

@@ -21,6 +21,9 @@ pub const LOCKED: i32 = 6;
 /// or the answer lost): the connection was given up; the message says what is known.
 pub const TIMED_OUT: i32 = 7;
 
+/// `lint` found an error-level finding (or `upgrade --lint` did, and applied nothing).
+pub const LINT: i32 = 8;
+
 /// Interrupted by SIGINT or SIGTERM: the migration in flight was cancelled and rolled back.
 pub const INTERRUPTED: i32 = 130;
 
@@ -34,5 +37,6 @@ pub const ALL: &[(i32, &str)] = &[
     (DIVERGED, "the database and the files disagree (changed, inserted, gone or renamed file; the database is ahead), or a schema does not match (`verify`, `stamp`, `check --schema`, `diff`, an unproved `new --autogenerate`); nothing else was changed"),
     (LOCKED, "gave up waiting for another process's migration lock (`lock-wait`)"),
     (TIMED_OUT, "gave up waiting for the server's answer (`round-trip-timeout`: the server or a proxy stopped answering, or the answer was lost); the message says what is known of the database"),
+    (LINT, "`lint` found an error-level finding; with `upgrade --lint`, nothing was applied"),
     (INTERRUPTED, "interrupted (SIGINT, SIGTERM): the migration in flight was cancelled and rolled back; a second signal exits at once"),
 ];

@@ -549,6 +549,25 @@ pub struct GeneratedFile {
     pub statements: Vec<Statement>,
 }
 
+/// `lint`.
+#[derive(Serialize)]
+pub struct Lint {
+    /// Whether no finding is an error.
+    pub ok: bool,
+    /// 0, or 8 when a finding is an error.
+    pub exit_code: i32,
+    /// `1 error, 2 warnings in 3 files`.
+    pub summary: String,
+    /// The files reviewed, in order.
+    pub files: Vec<String>,
+    /// Each finding: `rule`, `level`, `file`, `line`, `column`, `message`, `why`, `safe`, and
+    /// the `excerpt` (as in `error` objects).
+    pub findings: Vec<crate::lint::Finding>,
+    /// With `--trace`: each file's statements, their time, the locks they took (`relation`,
+    /// `mode`, `blocks`, `held_ms`) and the tables they rewrote.
+    pub traces: Vec<crate::lint::trace::FileTrace>,
+}
+
 /// `vendor`.
 #[derive(Serialize)]
 pub struct Vendor {

@@ -13,6 +13,7 @@ pub mod commands;
 pub mod connect;
 pub mod exit;
 pub mod json;
+pub mod lint;
 pub mod proof;
 pub mod release;
 pub mod scratchpad;

@@ -108,6 +108,36 @@ impl Scratchpad {
     }
 }
 
+/// Applies one layer in a scratch database.
+fn apply(client: &mut dyn Session, layer: &Layer<'_>) -> Result<(), Failure> {
+    match layer {
+        Layer::Set(d) => {
+            if let Some(upto) = d.upto {
+                db::upgrade(client, d.migrations, Some(upto), d.opts, &mut |_| {}).map_err(|e| scratch_failure(e.into(), &d.label))?;
+            }
+        }
+        Layer::Sql { sql, schema, label } => {
+            let failed = |e: postgres::Error| Failure::new(crate::exit::FAILED, format!("{label} failed to apply in a scratch database: {}", db::describe(&e)));
+            let s = procrastinate_migrations::tracking::quote_ident(schema.unwrap_or("public"));
+            client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}")).map_err(failed)?;
+            client.batch_execute(sql).map_err(failed)?;
+            client.batch_execute("RESET search_path").map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+impl Scratchpad {
+    /// A new scratch database with `layers` applied, connected.
+    pub fn built(&mut self, label: &str, layers: &[Layer<'_>]) -> Result<Box<dyn Session>, Failure> {
+        let mut client = self.database(label)?;
+        for layer in layers {
+            apply(&mut *client, layer)?;
+        }
+        Ok(client)
+    }
+}
+
 /// One layer of a scratch build ([`Scratchpad::layers`]).
 pub enum Layer<'a> {
     /// A set, up to a revision (`upto: None`: nothing of it).
@@ -123,7 +153,42 @@ pub enum Layer<'a> {
     },
 }
 
+/// How to open another connection to a scratch database, on any thread.
+#[derive(Clone)]
+pub enum Connector {
+    /// The embedded server's.
+    Embedded(Box<postgres::Config>),
+    /// `--server`'s, with the database's name.
+    Server(Box<Target>),
+}
+
+impl Connector {
+    /// A new connection.
+    pub fn connect(&self) -> Result<Box<dyn Session>, Failure> {
+        match self {
+            Connector::Embedded(config) => Ok(Box::new(
+                config.connect(postgres::NoTls).map_err(|e| Failure::connect(format!("cannot connect to the scratch database: {}", db::describe(&e))))?,
+            )),
+            Connector::Server(target) => Ok(Box::new(target.connect()?)),
+        }
+    }
+}
+
 impl Scratchpad {
+    /// How to connect again to the database [`database`](Self::database) made last.
+    pub fn connector(&self) -> Option<Connector> {
+        let name = self.created.last()?;
+        match &self.place {
+            Place::Embedded(Some(s)) => Some(Connector::Embedded(Box::new(s.config(name)))),
+            Place::Embedded(None) => None,
+            Place::Server(admin) => {
+                let mut target = (**admin).clone();
+                target.config.dbname(name);
+                Some(Connector::Server(Box::new(target)))
+            }
+        }
+    }
+
     /// Builds `layers` in one new scratch database, in order, and reads the catalog of each of
     /// `schemas` after each layer (`[layer][schema]`), leaving out every tracking table of
     /// `tables`. Whole catalogs: what the layers before made counts too.
@@ -131,21 +196,7 @@ impl Scratchpad {
         let mut client = self.database("layers")?;
         let mut out = Vec::with_capacity(layers.len());
         for layer in layers {
-            match layer {
-                Layer::Set(d) => {
-                    if let Some(upto) = d.upto {
-                        db::upgrade(&mut *client, d.migrations, Some(upto), d.opts, &mut |_| {})
-                            .map_err(|e| scratch_failure(e.into(), &d.label))?;
-                    }
-                }
-                Layer::Sql { sql, schema, label } => {
-                    let failed = |e: postgres::Error| Failure::new(crate::exit::FAILED, format!("{label} failed to apply in a scratch database: {}", db::describe(&e)));
-                    let s = procrastinate_migrations::tracking::quote_ident(schema.unwrap_or("public"));
-                    client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}; SET search_path TO {s}")).map_err(failed)?;
-                    client.batch_execute(sql).map_err(failed)?;
-                    client.batch_execute("RESET search_path").map_err(failed)?;
-                }
-            }
+            apply(&mut *client, layer)?;
             let mut per_schema = Vec::with_capacity(schemas.len());
             for schema in schemas {
                 let c = catalog::read_with(&mut *client, schema, tables, options)

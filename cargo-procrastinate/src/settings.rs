@@ -45,6 +45,8 @@ pub struct ResolvedSet {
     pub desired_schema: Option<std::path::PathBuf>,
     /// What schema comparisons leave out and whether they compare privileges.
     pub compare: Compare,
+    /// The `lint-allow` setting: rules allowed for the set's files.
+    pub lint_allow: Vec<String>,
 }
 
 /// The `compare-ignore` and `compare-privileges` settings of a set.
@@ -237,6 +239,7 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
             template: spec.template,
             desired_schema: spec.desired_schema,
             compare: Compare { ignore: spec.compare_ignore, privileges: spec.compare_privileges },
+            lint_allow: spec.lint_allow,
             options: db::Options {
                 claim_unnamed: i == 0 && spec.name.is_some(),
                 set: spec.name,

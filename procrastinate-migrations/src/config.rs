@@ -106,6 +106,8 @@ pub struct Settings {
     /// Compare owners and privileges too (off: a scratch database's objects belong to whoever
     /// built them).
     pub compare_privileges: Option<bool>,
+    /// `lint` rules allowed for every file (each by name).
+    pub lint_allow: Option<Vec<String>>,
 }
 
 /// One entry of `sets = [...]`: `{ name = "app", migrations = "db/app" }`, optionally with its
@@ -134,13 +136,15 @@ pub struct SetSettings {
     pub desired_schema: Option<String>,
     /// Patterns this set's comparisons leave out, besides the package's `compare-ignore`.
     pub compare_ignore: Option<Vec<String>>,
+    /// `lint` rules allowed for this set's files, besides the package's `lint-allow`.
+    pub lint_allow: Option<Vec<String>>,
 }
 
 impl Settings {
     /// Every key as written in TOML: the README must document each one (a test checks).
     pub const KEYS: &'static [&'static str] =
         &["migrations", "sets", "database-url-env", "schema", "version-table", "lock-timeout", "statement-timeout", "lock-retries", "lock-wait", "round-trip-timeout", "out-of-order", "template", "desired-schema",
-          "compare-ignore", "compare-privileges"];
+          "compare-ignore", "compare-privileges", "lint-allow"];
 
     /// `over` wins wherever it sets a key. `migrations` and `sets` are one choice: a layer that
     /// sets either replaces both.
@@ -166,6 +170,7 @@ impl Settings {
             desired_schema: over.desired_schema.or(self.desired_schema),
             compare_ignore: over.compare_ignore.or(self.compare_ignore),
             compare_privileges: over.compare_privileges.or(self.compare_privileges),
+            lint_allow: over.lint_allow.or(self.lint_allow),
         }
     }
 
@@ -230,6 +235,8 @@ pub struct SetSpec {
     pub compare_ignore: Vec<String>,
     /// The package's `compare-privileges`.
     pub compare_privileges: bool,
+    /// The package's `lint-allow` and the set's own.
+    pub lint_allow: Vec<String>,
 }
 
 /// The directory of a source's files, and the reference schema that comes with them (running
@@ -266,6 +273,7 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             desired_schema: merged.desired_schema.as_ref().map(PathBuf::from),
             compare_ignore: merged.compare_ignore.clone().unwrap_or_default(),
             compare_privileges: merged.compare_privileges.unwrap_or(false),
+            lint_allow: merged.lint_allow.clone().unwrap_or_default(),
         }]));
     };
     if sets.is_empty() {
@@ -308,6 +316,7 @@ pub fn set_specs(merged: &Settings) -> Result<Option<Vec<SetSpec>>, String> {
             desired_schema: set.desired_schema.as_ref().map(PathBuf::from),
             compare_ignore: merged.compare_ignore.iter().flatten().chain(set.compare_ignore.iter().flatten()).cloned().collect(),
             compare_privileges: merged.compare_privileges.unwrap_or(false),
+            lint_allow: merged.lint_allow.iter().flatten().chain(set.lint_allow.iter().flatten()).cloned().collect(),
         });
     }
     Ok(Some(specs))

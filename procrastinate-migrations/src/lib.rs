@@ -70,7 +70,7 @@ pub mod db_async;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use migration::{label, Checksum, Migration, Phase, Revision, Version, DOWN_SUFFIX, NOT_WRITTEN};
+pub use migration::{label, Checksum, Migration, Phase, Revision, Version, DOWN_SUFFIX, NOT_WRITTEN, NO_TRANSACTION};
 pub use set::{MigrationSet, Problem, SetDef, SetError};
 
 /// Includes the module that `procrastinate-build` wrote to `OUT_DIR` (`MIGRATIONS`, `HEAD`, and a

@@ -9,6 +9,7 @@ mod dependent;
 mod failures;
 mod faults;
 mod fixtures;
+mod lint;
 mod own;
 mod pgbouncer;
 mod schema_diff;

@@ -124,9 +124,13 @@ fn the_published_crates_package() {
     assert!(out.status.success(), "cargo package failed:\n{}", String::from_utf8_lossy(&out.stderr));
     for name in crates {
         let manifest = read(&format!("{name}/Cargo.toml"));
-        for key in ["repository.workspace", "readme.workspace", "keywords.workspace", "categories.workspace", "rust-version.workspace"] {
+        for key in ["repository.workspace", "readme.workspace", "keywords.workspace", "categories.workspace"] {
             assert!(manifest.contains(key), "{name}/Cargo.toml lacks `{key}`");
         }
+        // The libraries an application compiles keep the workspace's MSRV; the CLI needs what
+        // squawk's parser needs.
+        let msrv = if name == "cargo-procrastinate" { "rust-version = \"1.94\"" } else { "rust-version.workspace" };
+        assert!(manifest.contains(msrv), "{name}/Cargo.toml lacks `{msrv}`");
         for license in ["LICENSE-MIT", "LICENSE-APACHE"] {
             assert!(root().join(name).join(license).is_file(), "{name} lacks {license}");
         }

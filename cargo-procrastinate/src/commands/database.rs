@@ -20,7 +20,7 @@ pub(super) fn run(ctx: &mut Ctx, action: DatabaseAction) -> Result<i32, Failure>
         DatabaseAction::Reset { force } => {
             drop(ctx, &target, &name, force)?;
             create(ctx, &target, &name)?;
-            super::upgrade::run(ctx, super::upgrade::How::Target("head".into()), &[], false, false)
+            super::upgrade::run(ctx, super::upgrade::How::Target("head".into()), &[], false, false, false)
         }
     }
 }

@@ -13,6 +13,7 @@ mod drift;
 mod heads;
 mod history;
 mod init;
+mod lint;
 mod new;
 mod plan;
 mod sql;
@@ -45,6 +46,8 @@ struct Loaded {
     desired_schema: Option<std::path::PathBuf>,
     /// The `compare-*` settings.
     compare: crate::settings::Compare,
+    /// The `lint-allow` setting.
+    lint_allow: Vec<String>,
 }
 
 impl Loaded {
@@ -427,7 +430,16 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         return Err(Failure::usage("--schema needs a schema name (alone, on `check`, it compares the database's schema with its migrations')"));
     }
     let verbose = g.verbose > 0;
-    let resolved = settings::resolve(flags)?;
+    let resolved = match settings::resolve(flags) {
+        Ok(r) => r,
+        // Files reviewed outside any configured package: no set is needed for that.
+        Err(e) => match &cli.command {
+            Command::Lint { targets, trace: false, sarif, .. } if !targets.is_empty() && targets.iter().all(|t| lint::is_file(t)) => {
+                return lint::files_alone(targets, *sarif, g.message_format == MessageFormat::Json).map_err(|f| if f.code == exit::USAGE { f } else { e });
+            }
+            _ => return Err(e),
+        },
+    };
     // vendor fills a directory that may not hold a set yet: it needs the settings, not the files.
     if let Command::Vendor { wheel, python, version, allow_changes } = &cli.command {
         let source = match (wheel, python, version) {
@@ -452,6 +464,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Current | Command::Check { .. } | Command::Upgrade { .. } | Command::Plan { .. } | Command::Stamp { .. }
             | Command::History { .. } | Command::Pending | Command::Sql { offline: false, .. } | Command::Heads | Command::Repair
             | Command::Downgrade { .. }
+            | Command::Lint { .. }
     );
     let early: Option<Early> = (connects && !g.scratch).then(|| {
         let (flag, url_env) = (g.database_url.clone(), resolved.database_url_env.clone());
@@ -511,6 +524,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             template: s.template.clone(),
             desired_schema: s.desired_schema.clone(),
             compare: s.compare.clone(),
+            lint_allow: s.lint_allow.clone(),
         });
     }
     if sets.is_empty() {
@@ -544,14 +558,17 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
     let code = match cli.command {
         Command::Current => current::run(&mut ctx),
-        Command::Upgrade { target, phase, to_version, accept_changed, from_schema, dry_run } => {
+        Command::Upgrade { target, phase, to_version, accept_changed, from_schema, dry_run, lint } => {
             let how = match (phase, to_version) {
                 (Some(PhaseArg::Pre), _) => upgrade::How::Goal(Goal::Pre),
                 (Some(PhaseArg::Post), _) => upgrade::How::Goal(Goal::Post),
                 (None, Some(v)) => upgrade::How::Goal(Goal::ToVersion(v.parse().map_err(|e| Failure::usage(format!("--to-version: {e}")))?)),
                 (None, None) => upgrade::How::Target(target.unwrap_or_else(|| "head".into())),
             };
-            upgrade::run(&mut ctx, how, &accept_changed, from_schema, dry_run)
+            upgrade::run(&mut ctx, how, &accept_changed, from_schema, dry_run, lint)
+        }
+        Command::Lint { targets, trace, rows, sarif, server } => {
+            lint::run(&mut ctx, lint::Flags { targets: &targets, trace, rows, sarif, server: server.as_deref() })
         }
         Command::Plan { to } => plan::run(&mut ctx, to.as_deref()),
         Command::New { description, version, force, autogenerate: true, server, .. } => {
@@ -606,6 +623,7 @@ mod tests {
                 template: None,
                 desired_schema: None,
                 compare: Default::default(),
+                lint_allow: Vec::new(),
             })
             .collect();
         let settings = Resolved {

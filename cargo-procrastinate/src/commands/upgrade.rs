@@ -16,7 +16,7 @@ pub(super) enum How {
     Goal(Goal),
 }
 
-pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool, dry_run: bool) -> Result<i32, Failure> {
+pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool, dry_run: bool, lint: bool) -> Result<i32, Failure> {
     // Checked before anything runs; each set then accepts only what names it.
     for i in ctx.selected() {
         accept_for(ctx, i, accept)?;
@@ -113,6 +113,18 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
         }
     }
 
+    // `--lint`: the files about to run are reviewed first; an error stops everything.
+    if lint {
+        let mut files = Vec::new();
+        for &(i, current, target) in &planned {
+            let status = &statuses[&i];
+            let l = &ctx.sets[i];
+            let gaps = status.gaps.iter().map(|r| &l.set.migrations[r.index()]);
+            let upto = |m: &&procrastinate_migrations::Migration| m.revision.number() > current.map_or(0, Revision::number) && m.revision <= target;
+            files.extend(gaps.chain(status.pending(&l.set.migrations).iter().filter(upto)).map(|m| (i, m)));
+        }
+        super::lint::check(ctx, &files)?;
+    }
     if dry_run {
         return dry(ctx, &mut client, &planned, accept, &mut warnings);
     }
