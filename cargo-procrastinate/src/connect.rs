@@ -8,16 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use std::future::Future;
-use std::pin::Pin;
-
 use procrastinate_migrations::db::{Conn, ConnectError};
 use tokio_postgres::config::Host;
-use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Config};
-use postgres_openssl::MakeTlsConnector;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use procrastinate_migrations::conninfo;
 
@@ -108,19 +103,13 @@ impl Target {
             // A database that does not exist yet: say how to make it.
             let missing = matches!(&e, ConnectError::Failed(e) if e.code().map(|c| c.code()) == Some("3D000"));
             let hint = if missing { "; create it with `cargo procrastinate database create`" } else { "" };
-            Failure::connect(format!("cannot connect to {}: {e}{hint}", self.display()))
+            Failure::connect(format!("cannot connect to {}: {}{hint}", self.display(), crate::tls::explain(&e.to_string())))
         };
         if self.tls == TlsMode::Disable {
             return Conn::connect(&self.config, tokio_postgres::NoTls, self.round_trip).map_err(fail);
         }
-        if self.verifies() || self.client_cert.is_some() {
-            // The certificates are read up front, so that a missing one is named clearly.
-            let connector = self.tls_connector()?;
-            return Conn::connect(&self.config, connector, self.round_trip).map_err(fail);
-        }
-        // prefer/require without verification: nothing of TLS is built until the server has
-        // accepted it (a server without TLS, under `prefer`, never costs the context).
-        Conn::connect(&self.config, LazyTls { tls: self.tls }, self.round_trip).map_err(fail)
+        // The certificates are read up front, so that a missing one is named clearly.
+        Conn::connect(&self.config, self.tls_connector()?, self.round_trip).map_err(fail)
     }
 
     /// Asks the server to cancel the statement in flight on the connection of `token`, and
@@ -141,12 +130,9 @@ impl Target {
             };
             let sent = if plain {
                 token.cancel_query_raw(stream, tokio_postgres::NoTls).await
-            } else if self.verifies() || self.client_cert.is_some() {
+            } else {
                 let mut connector = self.tls_connector().map_err(|f| f.message)?;
                 let tls = MakeTlsConnect::<cancel::Raw>::make_tls_connect(&mut connector, &name).map_err(|e| e.to_string())?;
-                token.cancel_query_raw(stream, tls).await
-            } else {
-                let tls = MakeTlsConnect::<cancel::Raw>::make_tls_connect(&mut LazyTls { tls: self.tls }, &name).map_err(|e| e.to_string())?;
                 token.cancel_query_raw(stream, tls).await
             };
             sent.map_err(|e| procrastinate_migrations::db::describe(&e))?;
@@ -167,124 +153,15 @@ impl Target {
             || (self.tls == TlsMode::Require && self.root_cert.is_some())
     }
 
-    fn tls_connector(&self) -> Result<MakeTlsConnector, Failure> {
-        let tls_err = |e: openssl::error::ErrorStack| Failure::connect(format!("cannot set up TLS: {e}"));
-        let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(tls_err)?;
-        if self.verifies() {
-            match &self.root_cert {
-                Some(path) if path.as_os_str() == "system" => system_store(&mut builder).map_err(tls_err)?,
-                Some(path) => builder.set_ca_file(path).map_err(|e| {
-                    Failure::connect(format!("cannot read sslrootcert {}: {e}", path.display()))
-                })?,
-                None => {
-                    let default = home_root_cert();
-                    if !default.is_file() {
-                        return Err(Failure::connect(format!(
-                            "sslmode=verify-ca/verify-full needs a root certificate: set sslrootcert=PATH in the URL \
-                             (or `system`), PGSSLROOTCERT, or create {}",
-                            default.display()
-                        )));
-                    }
-                    builder.set_ca_file(&default).map_err(tls_err)?;
-                }
-            }
-            builder.set_verify(SslVerifyMode::PEER);
-        } else {
+    fn tls_connector(&self) -> Result<MakeRustlsConnect, Failure> {
+        let verify = match self.tls {
+            TlsMode::VerifyFull => crate::tls::Verify::Full(&self.root_cert),
+            _ if self.verifies() => crate::tls::Verify::Chain(&self.root_cert),
             // prefer/require without a root certificate: encrypted, not authenticated (libpq's
             // behaviour too).
-            builder.set_verify(SslVerifyMode::NONE);
-        }
-        if let Some(c) = &self.client_cert {
-            c.load(&mut builder)?;
-        }
-        let mut connector = MakeTlsConnector::new(builder.build());
-        let check_host = self.tls == TlsMode::VerifyFull;
-        connector.set_callback(move |config, _domain| {
-            config.set_verify_hostname(check_host);
-            Ok(())
-        });
-        Ok(connector)
-    }
-}
-
-impl ClientCert {
-    /// Loads the certificate and its key, refusing a key that others can read (libpq's rule:
-    /// u=rw (0600) or less, or u=rw,g=r (0640) for a key owned by root).
-    fn load(&self, builder: &mut openssl::ssl::SslConnectorBuilder) -> Result<(), Failure> {
-        use std::os::unix::fs::MetadataExt;
-        let cert_err = |what: &str, path: &Path, e: &dyn std::fmt::Display| Failure::connect(format!("cannot read {what} {}: {e}", path.display()));
-        builder.set_certificate_chain_file(&self.cert).map_err(|e| cert_err("sslcert", &self.cert, &e))?;
-        let meta = std::fs::metadata(&self.key).map_err(|e| cert_err("sslkey", &self.key, &e))?;
-        let mode = meta.mode() & 0o777;
-        let allowed = if meta.uid() == 0 { 0o640 } else { 0o600 };
-        if mode & !allowed != 0 {
-            return Err(Failure::connect(format!(
-                "private key file {} has group or world access ({mode:o}); it must be u=rw (0600) or less, \
-                 or u=rw,g=r (0640) when owned by root",
-                self.key.display()
-            )));
-        }
-        let pem = std::fs::read(&self.key).map_err(|e| cert_err("sslkey", &self.key, &e))?;
-        let key = match &self.password {
-            Some(pw) => openssl::pkey::PKey::private_key_from_pem_passphrase(&pem, pw.as_bytes()),
-            None => openssl::pkey::PKey::private_key_from_pem(&pem),
-        }
-        .map_err(|_| {
-            let why = if self.password.is_some() { "wrong sslpassword, or not a PEM private key" } else { "not a PEM private key, or encrypted (give sslpassword)" };
-            Failure::connect(format!("cannot read sslkey {}: {why}", self.key.display()))
-        })?;
-        builder.set_private_key(&key).map_err(|e| Failure::connect(format!("sslkey {}: {e}", self.key.display())))?;
-        builder.check_private_key().map_err(|_| {
-            Failure::connect(format!("sslkey {} is not the key of sslcert {}", self.key.display(), self.cert.display()))
-        })
-    }
-}
-
-/// TLS that is set up only once the server has said yes to it: encrypted, not authenticated
-/// (`prefer` and `require` without a root certificate, as in libpq).
-#[derive(Clone, Copy, Debug)]
-struct LazyTls {
-    tls: TlsMode,
-}
-
-/// [`LazyTls`] for one host.
-struct LazyConnect {
-    domain: String,
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl<S> MakeTlsConnect<S> for LazyTls
-where
-    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + 'static + Sync + Send,
-{
-    type Stream = postgres_openssl::TlsStream<S>;
-    type TlsConnect = LazyConnect;
-    type Error = BoxError;
-
-    fn make_tls_connect(&mut self, domain: &str) -> Result<LazyConnect, BoxError> {
-        debug_assert!(matches!(self.tls, TlsMode::Prefer | TlsMode::Require));
-        Ok(LazyConnect { domain: domain.to_string() })
-    }
-}
-
-impl<S> TlsConnect<S> for LazyConnect
-where
-    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + 'static + Sync + Send,
-{
-    type Stream = postgres_openssl::TlsStream<S>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, BoxError>> + Send>>;
-
-    fn connect(self, stream: S) -> Self::Future {
-        Box::pin(async move {
-            // Built here, after the server accepted TLS; no certificate store: nothing verifies.
-            let mut builder = SslConnector::builder(SslMethod::tls_client())?;
-            builder.set_verify(SslVerifyMode::NONE);
-            let mut ssl = builder.build().configure()?;
-            ssl.set_verify_hostname(false);
-            postgres_openssl::TlsConnector::new(ssl, &self.domain).connect(stream).await
-        })
+            _ => crate::tls::Verify::Nothing,
+        };
+        Ok(MakeRustlsConnect::new(crate::tls::config(verify, self.client_cert.as_ref())?))
     }
 }
 
@@ -366,28 +243,6 @@ mod cancel {
             Poll::Ready(Ok(()))
         }
     }
-}
-
-/// `sslrootcert=system`: the store psql would use. OpenSSL's default paths honour SSL_CERT_FILE
-/// and SSL_CERT_DIR, but a vendored OpenSSL's compiled-in ones point where its build put them
-/// (/usr/local/ssl), so the distribution's own store is added too.
-fn system_store(builder: &mut openssl::ssl::SslConnectorBuilder) -> Result<(), openssl::error::ErrorStack> {
-    builder.set_default_verify_paths()?;
-    distribution_store(builder)
-}
-
-/// The store where the distribution keeps it, as `openssl_probe` finds it (Debian's
-/// /etc/ssl/certs, Fedora's /etc/pki/tls, ...).
-fn distribution_store(builder: &mut openssl::ssl::SslContextBuilder) -> Result<(), openssl::error::ErrorStack> {
-    let found = openssl_probe::probe();
-    if found.cert_file.is_some() || found.cert_dir.is_some() {
-        builder.load_verify_locations(found.cert_file.as_deref(), found.cert_dir.as_deref())?;
-    }
-    Ok(())
-}
-
-fn home_root_cert() -> PathBuf {
-    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".postgresql/root.crt")
 }
 
 /// Finds the URL by precedence and builds the target. `Ok(None)`: nothing configured anywhere.
@@ -505,23 +360,6 @@ pub fn parse(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Target
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    /// A vendored OpenSSL's compiled-in store is not the machine's: the distribution's is added.
-    #[test]
-    fn the_system_store_is_the_distributions() {
-        let bundle = Path::new("/etc/ssl/certs/ca-certificates.crt");
-        if !bundle.is_file() {
-            eprintln!("skipped: no Debian CA bundle on this machine");
-            return;
-        }
-        // A bare context: SslConnector::builder would load the default paths, which cargo's
-        // SSL_CERT_FILE points at the bundle.
-        let mut builder = openssl::ssl::SslContext::builder(SslMethod::tls_client()).unwrap();
-        distribution_store(&mut builder).unwrap();
-        let trusted = builder.build().cert_store().all_certificates().len();
-        let in_bundle = std::fs::read_to_string(bundle).unwrap().matches("BEGIN CERTIFICATE").count();
-        assert!(trusted >= in_bundle && in_bundle > 0, "{trusted} certificates in the store, {in_bundle} in {}", bundle.display());
-    }
 
     fn no_env(_: &str) -> Option<String> {
         None

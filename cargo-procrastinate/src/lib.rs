@@ -20,6 +20,7 @@ pub mod scratchpad;
 pub mod settings;
 pub mod signals;
 pub mod term;
+pub mod tls;
 
 use std::fmt;
 

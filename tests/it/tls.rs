@@ -3,48 +3,38 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
-use openssl::x509::{X509Name, X509};
+use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
 
 use crate::support::*;
 
-fn key() -> PKey<Private> {
-    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+fn key() -> KeyPair {
+    KeyPair::generate().unwrap()
 }
 
-fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, san_dns: Option<&str>) -> X509 {
-    let mut name = X509Name::builder().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509::builder().unwrap();
-    b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(rand_serial()).unwrap().to_asn1_integer().unwrap()).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+fn cert(cn: &str, key: &KeyPair, issuer: Option<(&Certificate, &KeyPair)>, san_dns: Option<&str>) -> Certificate {
+    let mut params = CertificateParams::new(san_dns.map(|d| vec![d.to_string()]).unwrap_or_default()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    let now = std::time::SystemTime::now();
+    params.not_before = now.into();
+    params.not_after = (now + std::time::Duration::from_secs(2 * 86_400)).into();
     match issuer {
-        Some((ca, _)) => b.set_issuer_name(ca.subject_name()).unwrap(),
+        Some((ca, ca_key)) => params.signed_by(key, ca, ca_key).unwrap(),
         None => {
-            b.set_issuer_name(&name).unwrap();
-            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.self_signed(key).unwrap()
         }
     }
-    if let Some(dns) = san_dns {
-        let ext = SubjectAlternativeName::new().dns(dns).build(&b.x509v3_context(issuer.map(|i| &**i.0), None)).unwrap();
-        b.append_extension(ext).unwrap();
-    }
-    b.sign(issuer.map_or(key, |i| i.1), MessageDigest::sha256()).unwrap();
-    b.build()
 }
 
-fn rand_serial() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+/// The key as PKCS#8 PEM, encrypted with `password` (PBES2: PBKDF2-SHA256, AES-256-CBC).
+fn encrypted_pem(key: &KeyPair, password: &str) -> String {
+    use pkcs8::der::EncodePem;
+    let der = key.serialize_der();
+    let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).unwrap();
+    let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, b"saltsalt", &[7; 16]).unwrap();
+    let encrypted = info.encrypt_with_params(params, password).unwrap();
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(encrypted.as_bytes()).unwrap();
+    info.to_pem(pkcs8::LineEnding::LF).unwrap()
 }
 
 /// Writes a file the server (running as the data directory's owner) may read.
@@ -61,16 +51,16 @@ fn write_owned(dir: &Path, name: &str, bytes: &[u8]) -> String {
 /// A scratch server with TLS on, its certificate (for `localhost`) from a throwaway CA, which
 /// it also trusts for client certificates; `hba` lines go before the default rules. Returns
 /// the server and the CA (certificate and key).
-fn tls_server(hba: &[&str]) -> (pg_scratch::Scratch, (X509, PKey<Private>)) {
+fn tls_server(hba: &[&str]) -> (pg_scratch::Scratch, (Certificate, KeyPair)) {
     let server = pg_scratch::Scratch::start().unwrap();
     let dir = server.socket_dir().to_path_buf();
     let ca_key = key();
     let ca = cert("cargo-procrastinate test CA", &ca_key, None, None);
     let server_key = key();
     let server_cert = cert("localhost", &server_key, Some((&ca, &ca_key)), Some("localhost"));
-    let crt = write_owned(&dir, "server.crt", &server_cert.to_pem().unwrap());
-    let key_path = write_owned(&dir, "server.key", &server_key.private_key_to_pem_pkcs8().unwrap());
-    let ca_path = write_owned(&dir, "ca.crt", &ca.to_pem().unwrap());
+    let crt = write_owned(&dir, "server.crt", server_cert.pem().as_bytes());
+    let key_path = write_owned(&dir, "server.key", server_key.serialize_pem().as_bytes());
+    let ca_path = write_owned(&dir, "ca.crt", ca.pem().as_bytes());
     let mut admin = server.config("postgres").connect(postgres::NoTls).unwrap();
     if !hba.is_empty() {
         let file: String = admin.query_one("SHOW hba_file", &[]).unwrap().get(0);
@@ -102,9 +92,9 @@ fn sslmode_is_honoured_with_real_tls() {
     let (server, ca) = tls_server(&[]);
     let ca_dir = tempfile::tempdir().unwrap();
     let ca_file = ca_dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.0.to_pem().unwrap()).unwrap();
+    std::fs::write(&ca_file, ca.0.pem()).unwrap();
     let other_ca = ca_dir.path().join("other.pem");
-    std::fs::write(&other_ca, cert("someone else", &key(), None, None).to_pem().unwrap()).unwrap();
+    std::fs::write(&other_ca, cert("someone else", &key(), None, None).pem()).unwrap();
 
     let url = |host: &str, query: &str| {
         format!("postgres://postgres:{}@{host}:{}/postgres?{query}", server.password(), server.port())
@@ -163,15 +153,11 @@ fn a_client_certificate_and_the_application_name() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         path.to_str().unwrap().to_string()
     };
-    let ca_file = write("ca.pem", &ca.to_pem().unwrap(), 0o644);
-    let cert_file = write("client.crt", &client_cert.to_pem().unwrap(), 0o644);
-    let key_file = write("client.key", &client_key.private_key_to_pem_pkcs8().unwrap(), 0o600);
-    let secret_key = write(
-        "secret.key",
-        &client_key.private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_256_cbc(), b"s3cret").unwrap(),
-        0o600,
-    );
-    let loose_key = write("loose.key", &client_key.private_key_to_pem_pkcs8().unwrap(), 0o644);
+    let ca_file = write("ca.pem", ca.pem().as_bytes(), 0o644);
+    let cert_file = write("client.crt", client_cert.pem().as_bytes(), 0o644);
+    let key_file = write("client.key", client_key.serialize_pem().as_bytes(), 0o600);
+    let secret_key = write("secret.key", encrypted_pem(&client_key, "s3cret").as_bytes(), 0o600);
+    let loose_key = write("loose.key", client_key.serialize_pem().as_bytes(), 0o644);
     let base = format!("postgres://certuser@localhost:{}/postgres?sslmode=verify-full&sslrootcert={ca_file}", server.port());
 
     // Who the server says we are, and under which name.

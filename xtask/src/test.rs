@@ -1,6 +1,6 @@
 //! `cargo xtask test`: the README's test command. On a fresh machine of this project's kind it
 //! first provides what the tests need and the machine may lack (PostgreSQL's server, PgBouncer,
-//! pip, perl and make for OpenSSL), from Debian's packages when run as root, or says
+//! pip), from Debian's packages when run as root, or says
 //! exactly what to install otherwise; then runs `cargo test --workspace` with any extra
 //! arguments, and ends with the totals of every test binary.
 
@@ -16,13 +16,6 @@ const NEEDS: &[Need] = &[
     Need("PostgreSQL's server (initdb, postgres)", has_postgres, "postgresql"),
     Need("PgBouncer", || on_path("pgbouncer") || Path::new("/usr/sbin/pgbouncer").is_file(), "pgbouncer"),
     Need("pip (Procrastinate's wheels)", || succeeds("python3", &["-m", "pip", "--version"]), "python3-pip"),
-    // The CLI links OpenSSL built from source (its default `vendored-openssl` feature), whose
-    // Configure wants perl with IPC::Cmd (Debian's perl, not just perl-base) and make.
-    Need(
-        "perl and make (OpenSSL built from source)",
-        || succeeds("perl", &["-MIPC::Cmd", "-MFindBin", "-e", "1"]) && succeeds("make", &["--version"]),
-        "perl make",
-    ),
 ];
 
 pub fn test(args: &[String]) -> Result<()> {
