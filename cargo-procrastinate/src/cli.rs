@@ -26,73 +26,73 @@ pub struct Cli {
 #[derive(ClapArgs, Debug)]
 pub struct Global {
     /// Path to Cargo.toml (default: the nearest one from the current directory up).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, value_name = "PATH", help_heading = "Package options")]
     pub manifest_path: Option<PathBuf>,
     /// Package whose [package.metadata.procrastinate] to use.
-    #[arg(short = 'p', long, global = true, value_name = "SPEC")]
+    #[arg(short = 'p', long, global = true, value_name = "SPEC", help_heading = "Package options")]
     pub package: Option<String>,
     /// Database URL (default: $DATABASE_URL, then a .env file, then PG* variables and
     /// PGSERVICE).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = "Connection options")]
     pub database_url: Option<String>,
     /// Read no `.env` file (by default the nearest one from the current directory up to the
     /// workspace root supplies the database URL variable).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection options")]
     pub no_dotenv: bool,
     /// Run against a throwaway local PostgreSQL started (and removed) by this command.
-    #[arg(long, global = true, conflicts_with = "database_url")]
+    #[arg(long, global = true, conflicts_with = "database_url", help_heading = "Connection options")]
     pub scratch: bool,
     /// Work on this set only (of the `sets` setting); targets may also say `NAME@REV`.
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Package options")]
     pub set: Option<String>,
     /// Directory of migration files (setting `migrations`).
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = "Package options")]
     pub migrations: Option<PathBuf>,
     /// A named set and its directory, repeatable, in order (setting `sets`, without Cargo.toml:
     /// a deploy box); also PROCRASTINATE_SETS="procrastinate=db/p,app=db/app".
-    #[arg(long, global = true, value_name = "NAME=DIR", conflicts_with = "migrations")]
+    #[arg(long, global = true, value_name = "NAME=DIR", conflicts_with = "migrations", help_heading = "Package options")]
     pub set_dir: Vec<String>,
     /// PostgreSQL schema that migrations and tracking live in (setting `schema`). On `check`,
     /// `--schema` alone compares the database's schema with what its migrations build.
-    #[arg(long, global = true, value_name = "NAME", num_args = 0..=1)]
+    #[arg(long, global = true, value_name = "NAME", num_args = 0..=1, help_heading = "Package options")]
     pub schema: Option<Option<String>>,
     /// Tracking table, optionally schema-qualified (setting `version-table`).
-    #[arg(long, global = true, value_name = "TABLE")]
+    #[arg(long, global = true, value_name = "TABLE", help_heading = "Package options")]
     pub version_table: Option<String>,
     /// Longest a migration waits for a table lock, e.g. 5s (setting `lock-timeout`).
-    #[arg(long, global = true, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION", help_heading = "Migrations options")]
     pub lock_timeout: Option<String>,
     /// Longest one statement of a migration may run, e.g. 30min, 0 for no limit (setting
     /// `statement-timeout`; default: the server's).
-    #[arg(long, global = true, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION", help_heading = "Migrations options")]
     pub statement_timeout: Option<String>,
     /// Try a migration that ran out of lock-timeout again, up to N times, backing off 1s, 2s,
     /// 4s... (setting `lock-retries`, default 0).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", help_heading = "Migrations options")]
     pub lock_retries: Option<u32>,
     /// Longest to wait for another upgrade's migration lock, e.g. 10min (setting `lock-wait`).
-    #[arg(long, global = true, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION", help_heading = "Migrations options")]
     pub lock_wait: Option<String>,
     /// Longest to wait for the server's answer to one of the tool's own statements, and how often
     /// a long migration is checked on (setting `round-trip-timeout`, default 30s).
-    #[arg(long, global = true, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION", help_heading = "Connection options")]
     pub round_trip_timeout: Option<String>,
     /// Run files that sort before applied ones (from a merged branch) first, instead of refusing
     /// them (setting `out-of-order`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Migrations options")]
     pub out_of_order: bool,
     /// Output format for data on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = MessageFormat::Human, help_heading = "Output options")]
     pub message_format: MessageFormat,
     /// No progress on stderr (errors are still printed).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Output options")]
     pub quiet: bool,
     /// More detail: checksums and timings in `history`, each migration's checksum as it starts.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Output options")]
     pub verbose: u8,
     /// Colour on stderr: auto (when a terminal), always, never (default: $CARGO_TERM_COLOR,
     /// then NO_COLOR, then auto).
-    #[arg(long, global = true, value_enum, value_name = "WHEN")]
+    #[arg(long, global = true, value_enum, value_name = "WHEN", help_heading = "Output options")]
     pub color: Option<crate::term::ColorChoice>,
 }
 
@@ -399,6 +399,14 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff) of the tool, or of one command, from this binary.
+    #[command(
+        after_help = "Examples:\n  cargo procrastinate man | man -l -\n  cargo procrastinate man upgrade | man -l -\n  cargo procrastinate man > ~/.local/share/man/man1/cargo-procrastinate.1"
+    )]
+    Man {
+        /// A command (`upgrade`, `lint`...); default: the tool's own page.
+        command: Option<String>,
+    },
     /// Undo migrations that have down files (`NAME.down.sql`), last first, each in its own
     /// transaction (TARGET: -1, -N, a revision to go down to, base, NAME@...).
     #[command(
@@ -438,11 +446,63 @@ pub enum DatabaseAction {
     },
 }
 
-/// The completion script for `shell`, from the same definition the parser uses.
+/// The completion script for `shell`, from the same definition the parser uses. Cargo runs the
+/// binary as `cargo-procrastinate procrastinate ARGS`, and people type `cargo-procrastinate
+/// ARGS` too: the script completes both (the commands sit at the top and again under
+/// `procrastinate`), and for bash it also completes `cargo procrastinate ARGS`, handing every
+/// other `cargo` command to the completion cargo had.
 pub fn completions(shell: clap_complete::Shell) -> String {
+    let inner = Cli::command().name("procrastinate").bin_name("cargo-procrastinate procrastinate");
+    let mut root = Cli::command().name("cargo-procrastinate").bin_name("cargo-procrastinate").subcommand(inner);
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut command(), "cargo-procrastinate", &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    clap_complete::generate(shell, &mut root, "cargo-procrastinate", &mut out);
+    let mut script = String::from_utf8_lossy(&out).into_owned();
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete spells the `-` of the binary's name two ways (`cargo__procrastinate`
+        // where it sets the command, `cargo__subcmd__procrastinate` in the arms that read it),
+        // so nothing below the first word would complete: one spelling.
+        script = script.replace("cargo__subcmd__procrastinate", "cargo__procrastinate");
+        script.push_str(BASH_CARGO);
+    }
+    script
+}
+
+/// `cargo procrastinate ...` in bash: the words go to this tool's completion as cargo passes
+/// them to the binary; anything else to cargo's own completion (found when this was sourced,
+/// or `_cargo` when bash-completion loads it later).
+const BASH_CARGO: &str = r#"
+_cargo_procrastinate_cargo_previous=$(complete -p cargo 2>/dev/null | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+[ "$_cargo_procrastinate_cargo_previous" = _cargo_procrastinate_cargo ] && _cargo_procrastinate_cargo_previous=
+_cargo_procrastinate_cargo() {
+    if [[ ${COMP_WORDS[1]} == procrastinate ]]; then
+        local COMP_WORDS=(cargo-procrastinate "${COMP_WORDS[@]:1}")
+        _cargo__procrastinate cargo-procrastinate "$2" "$3"
+        return
+    fi
+    local previous=${_cargo_procrastinate_cargo_previous:-_cargo}
+    if declare -F "$previous" >/dev/null; then
+        "$previous" "$@"
+    fi
+}
+complete -F _cargo_procrastinate_cargo -o bashdefault -o default cargo
+"#;
+
+/// The man page (roff) of the tool, or of one of its commands.
+pub fn man(name: Option<&str>) -> Result<Vec<u8>, String> {
+    let mut cmd = command().name("cargo-procrastinate");
+    // Global flags reach each command's page only once the definition is built.
+    cmd.build();
+    let page = match name {
+        None => cmd,
+        Some(n) => {
+            let sub = cmd.find_subcommand(n).cloned().ok_or_else(|| format!("no command is named `{n}` (see `cargo procrastinate --help`)"))?;
+            let full: &'static str = Box::leak(format!("cargo-procrastinate-{n}").into_boxed_str());
+            sub.name(full)
+        }
+    };
+    let mut bytes = Vec::new();
+    clap_mangen::Man::new(page).render(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// Parses `std::env::args`, dropping the `procrastinate` that cargo inserts.

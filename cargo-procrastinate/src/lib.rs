@@ -127,3 +127,10 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// The README's Rust snippets that stand alone, compiled as doctests (with this crate's
+/// dev-dependencies: the library's `sqlx` and `tokio-postgres` sides) so that they cannot go
+/// stale; those that need a build script are built by `tests/it/build.rs`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}

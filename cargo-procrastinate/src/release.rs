@@ -25,6 +25,9 @@ pub struct Release {
     /// `procrastinate/sql/schema.sql`: the schema the release's migrations should build, which
     /// `verify` compares with.
     pub schema_sql: Vec<u8>,
+    /// Upstream's license (the wheel's `*.dist-info/licenses/LICENSE*`, or `LICENSE*`), which
+    /// goes with its files; `None` when the source has none.
+    pub license: Option<Vec<u8>>,
 }
 
 const MIGRATIONS: &str = "procrastinate/sql/migrations/";
@@ -39,13 +42,17 @@ pub fn from_wheel(path: &Path) -> Result<Release, Failure> {
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).map_err(|e| bad(format!("{} is not a wheel (zip): {e}", path.display())))?;
     let mut migrations = BTreeMap::new();
-    let (mut schema_sql, mut version) = (None, None);
+    let (mut schema_sql, mut version, mut license) = (None, None, None);
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         let name = entry.name().to_string();
+        let is_license = name.starts_with("procrastinate-")
+            && name.contains(".dist-info/")
+            && name.rsplit('/').next().is_some_and(|f| f.to_ascii_uppercase().starts_with("LICENSE"));
         let wanted = name == SCHEMA
             || name.strip_prefix(MIGRATIONS).is_some_and(|f| f.ends_with(".sql") && !f.contains('/'))
-            || (name.ends_with(".dist-info/METADATA") && name.starts_with("procrastinate-"));
+            || (name.ends_with(".dist-info/METADATA") && name.starts_with("procrastinate-"))
+            || is_license;
         if !wanted {
             continue;
         }
@@ -53,6 +60,8 @@ pub fn from_wheel(path: &Path) -> Result<Release, Failure> {
         entry.read_to_end(&mut content).map_err(|e| bad(format!("{}: {name}: {e}", path.display())))?;
         if name == SCHEMA {
             schema_sql = Some(content);
+        } else if is_license {
+            license = Some(content);
         } else if let Some(file) = name.strip_prefix(MIGRATIONS) {
             migrations.insert(file.to_string(), content);
         } else {
@@ -66,6 +75,7 @@ pub fn from_wheel(path: &Path) -> Result<Release, Failure> {
         Some(Checksum::of(&bytes).to_string()),
         migrations,
         schema_sql,
+        license,
     )
 }
 
@@ -83,8 +93,20 @@ pub fn from_python(python: &str) -> Result<Release, Failure> {
         }
     }
     let schema = std::fs::read(&found.schema_sql).ok();
-    let dir = found.migrations.parent().and_then(Path::parent).map_or_else(String::new, |d| d.display().to_string());
-    finish(found.version, format!("the package installed for {python} ({dir})"), None, migrations, schema)
+    let package = found.migrations.parent().and_then(Path::parent);
+    let dir = package.map_or_else(String::new, |d| d.display().to_string());
+    // The license sits in the distribution's metadata, beside the package.
+    let license = package.and_then(Path::parent).and_then(|site| {
+        let dist = std::fs::read_dir(site).ok()?.flatten().find(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&format!("procrastinate-{}", found.version)) && n.ends_with(".dist-info")
+        })?;
+        let places = [dist.path().join("licenses"), dist.path()];
+        places.iter().find_map(|p| {
+            std::fs::read_dir(p).ok()?.flatten().find(|e| e.file_name().to_string_lossy().to_ascii_uppercase().starts_with("LICENSE")).and_then(|e| std::fs::read(e.path()).ok())
+        })
+    });
+    finish(found.version, format!("the package installed for {python} ({dir})"), None, migrations, schema, license)
 }
 
 /// Downloads the wheel of `version` with pip into a temporary directory and reads it.
@@ -128,12 +150,13 @@ fn finish(
     wheel_sha256: Option<String>,
     migrations: BTreeMap<String, Vec<u8>>,
     schema_sql: Option<Vec<u8>>,
+    license: Option<Vec<u8>>,
 ) -> Result<Release, Failure> {
     if migrations.is_empty() {
         return Err(bad(format!("{origin}: no {MIGRATIONS}*.sql")));
     }
     let schema_sql = schema_sql.ok_or_else(|| bad(format!("{origin}: no {SCHEMA}")))?;
-    Ok(Release { version, origin, wheel_sha256, migrations, schema_sql })
+    Ok(Release { version, origin, wheel_sha256, migrations, schema_sql, license })
 }
 
 fn last_lines(stderr: &[u8]) -> String {

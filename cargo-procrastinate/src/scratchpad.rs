@@ -62,7 +62,7 @@ impl Scratchpad {
     /// sets it depends on, built first to their revisions): `per[0]` is base (empty), `per[k]`
     /// after revision k, each without the objects of `base` (the dependencies' own, as they
     /// are: not the set's to compare). Built in one scratch database, one migration at a time;
-    /// cached on disk (see [`cache_file`]): the same files, schema and server version give the
+    /// cached on disk (see `cache_file`): the same files, schema and server version give the
     /// same catalogs, and building them applies every migration.
     pub fn catalogs(&mut self, deps: &[Dep<'_>], migrations: &[Migration], opts: &db::Options) -> Result<Built, Failure> {
         let mut client = self.database("catalogs")?;

@@ -206,7 +206,8 @@ pub fn resolve(flags: FlagLayer) -> Result<Resolved, Failure> {
         return Err(Failure::usage(format!(
             "no migration directory: set `migrations = \"...\"` (or `sets = [...]`) under [package.metadata.procrastinate] \
              in {}, or pass --migrations DIR",
-            manifest.map_or("Cargo.toml".into(), |m| m.to_string())
+            // The package's own manifest (`-p web`: web's), not the workspace root's.
+            manifest_dir.as_ref().map(|d| d.join("Cargo.toml").to_string()).or_else(|| manifest.map(|m| m.to_string())).unwrap_or_else(|| "Cargo.toml".into())
         )));
     };
     let duration = |key: &str, value: Option<String>, default: &str| {

@@ -418,21 +418,17 @@ pub fn file_header(sql: &str) -> Vec<(&'static str, &str, usize)> {
     out
 }
 
-/// Parses `5s`, `500ms`, `2min`, `1h`, or bare seconds.
+/// Parses a duration as humantime does (`5s`, `500ms`, `2min`, `1h 30m`), or bare seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("`{s}` is not a duration (e.g. `5s`, `500ms`, `2min`)"))?;
-    let scale: u64 = match unit.trim() {
-        "ms" => 1,
-        "" | "s" => 1000,
-        "min" | "m" => 60_000,
-        "h" => 3_600_000,
-        other => return Err(format!("unknown unit `{other}` in `{s}` (use ms, s, min or h)")),
-    };
-    let ms = n.checked_mul(scale).ok_or_else(|| format!("`{s}` is too long a duration"))?;
-    Ok(std::time::Duration::from_millis(ms))
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = s.parse().map_err(|_| format!("`{s}` is too long a duration"))?;
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => format!("`{s}` is too long a duration"),
+        e => format!("`{s}` is not a duration (e.g. `5s`, `500ms`, `2min`): {e}"),
+    })
 }
 
 #[cfg(test)]

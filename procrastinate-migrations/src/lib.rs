@@ -49,6 +49,7 @@ pub mod config;
 pub mod conninfo;
 pub mod deploy;
 pub mod diagnostic;
+mod events;
 pub mod installed;
 pub mod lexer;
 pub mod manifest;
@@ -57,6 +58,7 @@ pub mod name;
 pub mod range;
 pub mod script;
 mod set;
+pub mod startup;
 pub mod state;
 pub mod tracking;
 pub mod upstream;
@@ -66,6 +68,9 @@ pub mod db;
 
 #[cfg(feature = "tokio-postgres")]
 pub mod db_async;
+
+#[cfg(feature = "sqlx")]
+pub mod db_sqlx;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -115,16 +115,10 @@ impl TestDatabase {
     }
 }
 
-/// Runs `work` on a thread of its own and waits for it without blocking the runtime's thread
-/// (a current-thread runtime included).
+/// Runs `work` on a thread of its own and waits for it without blocking the runtime.
 #[cfg(feature = "tokio-postgres")]
 async fn off_runtime(work: impl FnOnce() -> Result<TestDatabase, Error> + Send + 'static) -> Result<TestDatabase, Error> {
-    let handle = std::thread::spawn(work);
-    while !handle.is_finished() {
-        tokio::task::yield_now().await;
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    handle.join().map_err(|_| Error("the set-up panicked".into()))?
+    crate::db_async::off_runtime(work).await
 }
 
 impl Drop for TestDatabase {

@@ -55,6 +55,10 @@ fn vendor_a_release_then_verify_it() {
     let wheel_sha = procrastinate_migrations::Checksum::of(&std::fs::read(v3_10().wheel).unwrap()).to_string();
     assert!(provenance.contains("release = \"3.10.0\"") && provenance.contains(&wheel_sha), "{provenance}");
     assert!(provenance.contains("\"00.00.00_01_initial.sql\" = \""), "{provenance}");
+    // Upstream's license goes with its files, recorded with its checksum.
+    let license = std::fs::read_to_string(dir.join("reference/LICENSE.md")).unwrap();
+    assert!(license.contains("MIT") || license.contains("Permission is hereby granted"), "{license}");
+    assert!(provenance.contains("license = \"reference/LICENSE.md\"") && provenance.contains("license-sha256 = \""), "{provenance}");
     assert_eq!(std::fs::read(dir.join("reference/schema.sql")).unwrap(), std::fs::read(v3_10().schema_sql).unwrap());
     // Same files from the wheel itself: nothing to do.
     let again = cli_in(root, &["vendor", "--wheel", v3_10().wheel.to_str().unwrap()], &[]).ok();

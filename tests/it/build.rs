@@ -194,7 +194,7 @@ fn readme_snippets() -> (String, Vec<(String, String)>) {
         }
         let name = first.trim_start_matches("# ").trim_start_matches("// ");
         let name = name.split(':').next().unwrap();
-        if ["Cargo.toml", "build.rs", "src/main.rs"].contains(&name) && (lang == "toml" || lang == "rust") {
+        if ["Cargo.toml", "build.rs", "src/main.rs"].contains(&name) && (lang == "toml" || lang.starts_with("rust")) {
             files.push((name.to_string(), body.to_string()));
         }
     }

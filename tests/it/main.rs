@@ -6,6 +6,7 @@ mod build;
 mod cli;
 mod deploy;
 mod dependent;
+mod ecosystem;
 mod failures;
 mod faults;
 mod fixtures;

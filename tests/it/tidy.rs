@@ -124,7 +124,9 @@ fn the_published_crates_package() {
     assert!(out.status.success(), "cargo package failed:\n{}", String::from_utf8_lossy(&out.stderr));
     for name in crates {
         let manifest = read(&format!("{name}/Cargo.toml"));
-        for key in ["repository.workspace", "readme.workspace", "keywords.workspace", "categories.workspace"] {
+        // No placeholder: `repository` is left out until the sources have a public home.
+        assert!(!manifest.contains("repository"), "{name}/Cargo.toml names a repository");
+        for key in ["readme.workspace", "keywords.workspace", "categories.workspace"] {
             assert!(manifest.contains(key), "{name}/Cargo.toml lacks `{key}`");
         }
         // The libraries an application compiles keep the workspace's MSRV; the CLI needs what
@@ -135,4 +137,75 @@ fn the_published_crates_package() {
             assert!(root().join(name).join(license).is_file(), "{name} lacks {license}");
         }
     }
+}
+
+/// Each crate's `rust-version` is the truth for its default features: no dependency it builds
+/// (through normal and build edges, as the lockfile resolves them) declares a higher one, so an
+/// older toolchain gets cargo's clear "requires rustc X" instead of a dependency's confusing
+/// error. A workspace crate's optional dependencies count only when the features it is used
+/// with turn them on (the library's `sqlx` is off by default; its docs state what it needs).
+#[test]
+fn every_rust_version_is_at_least_its_dependencies() {
+    use std::collections::{BTreeSet, HashSet};
+    let meta = cargo_metadata::MetadataCommand::new().manifest_path(root().join("Cargo.toml")).exec().expect("cargo metadata");
+    let resolve = meta.resolve.as_ref().expect("a resolved graph");
+    let node = |id: &cargo_metadata::PackageId| resolve.nodes.iter().find(|n| &n.id == id).expect("a node per package");
+    let members: HashSet<&cargo_metadata::PackageId> = meta.workspace_members.iter().collect();
+    // The optional dependencies of workspace package `p` that `features` (and default) turn on.
+    let enabled = |p: &cargo_metadata::Package, features: &[String], default: bool| -> BTreeSet<String> {
+        let mut todo: Vec<String> = features.to_vec();
+        if default {
+            todo.push("default".into());
+        }
+        let mut seen = BTreeSet::new();
+        let mut deps = BTreeSet::new();
+        while let Some(f) = todo.pop() {
+            if !seen.insert(f.clone()) {
+                continue;
+            }
+            let name = f.strip_prefix("dep:").unwrap_or(&f).split('/').next().unwrap_or(&f).trim_end_matches('?').to_string();
+            if p.dependencies.iter().any(|d| d.optional && d.name == name) {
+                deps.insert(name);
+            }
+            if let Some(more) = p.features.get(&f) {
+                todo.extend(more.iter().cloned());
+            }
+        }
+        deps
+    };
+    let mut checked = 0;
+    for member in meta.workspace_packages() {
+        let Some(declared) = member.rust_version.clone() else { continue };
+        let mut seen = HashSet::new();
+        // (package, the optional dependencies on for it: `None` outside the workspace, all).
+        let mut stack = vec![(member.id.clone(), Some(enabled(member, &[], true)))];
+        while let Some((id, on)) = stack.pop() {
+            let package = &meta[&id];
+            for dep in &node(&id).deps {
+                let built = dep.dep_kinds.iter().any(|k| k.kind != cargo_metadata::DependencyKind::Development);
+                let child = &meta[&dep.pkg];
+                let declared_dep = package.dependencies.iter().find(|d| child.name == d.name && d.kind != cargo_metadata::DependencyKind::Development);
+                let off = on.as_ref().is_some_and(|on| declared_dep.is_some_and(|d| d.optional && !on.contains(&d.name)));
+                if !built || off || !seen.insert(dep.pkg.clone()) {
+                    continue;
+                }
+                if let Some(needs) = &child.rust_version {
+                    assert!(
+                        needs <= &declared,
+                        "{} declares rust-version {declared}, but its dependency {} {} needs {needs}",
+                        member.name,
+                        child.name,
+                        child.version
+                    );
+                }
+                let child_on = members.contains(&dep.pkg).then(|| {
+                    let d = declared_dep.expect("a workspace crate depends on another by name");
+                    enabled(child, &d.features, d.uses_default_features)
+                });
+                stack.push((dep.pkg.clone(), child_on));
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "the published crates declare a rust-version");
 }

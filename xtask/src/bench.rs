@@ -217,6 +217,37 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// `cargo xtask bench install` (only when asked: it builds both tools from scratch): CPU time
+/// of `cargo install` and the installed binary's size, ours against sqlx-cli's (postgres and
+/// rustls only, as its README suggests), each in a target directory of its own.
+pub fn install() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let work = tempfile_dir("install")?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let measure = |name: &str, args: &[&str]| -> Result<(f64, u64)> {
+        let dir = work.join(name);
+        let mut cmd = Command::new(&cargo);
+        cmd.arg("install").args(args).arg("--root").arg(&dir).env("CARGO_TARGET_DIR", dir.join("target")).current_dir(&root);
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        let mut status = 0;
+        // SAFETY: as in `run`; the rusage of cargo and every rustc it waited for.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) } < 0 || !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            return Err(format!("cargo install {} failed", args.join(" ")).into());
+        }
+        let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let bin = std::fs::read_dir(dir.join("bin"))?.flatten().next().ok_or("nothing installed")?;
+        Ok((cpu(usage.ru_utime) + cpu(usage.ru_stime), bin.metadata()?.len()))
+    };
+    let ours = measure("ours", &["--locked", "--path", "cargo-procrastinate"])?;
+    let sqlx = measure("sqlx-cli", &["sqlx-cli", "--locked", "--no-default-features", "--features", "postgres,rustls"])?;
+    println!("cargo install, CPU time and binary size");
+    println!("  {:<46} {:>8.0} CPU-s  {:>6.1} MB", "cargo-procrastinate", ours.0, ours.1 as f64 / 1e6);
+    println!("  {:<46} {:>8.0} CPU-s  {:>6.1} MB  ratios {:.2} (CPU), {:.2} (size)", "sqlx-cli (postgres, rustls)", sqlx.0, sqlx.1 as f64 / 1e6, ours.0 / sqlx.0, ours.1 as f64 / sqlx.1 as f64);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
 /// `testing::TestDatabase` in process, 3.10.0's set: a clone of the template database (built
 /// once, before the timing), against what a test does without it (an empty database, then
 /// every migration applied).

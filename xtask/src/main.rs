@@ -32,6 +32,9 @@ fn main() -> Result<()> {
                 cmd!(sh, "cargo run --quiet --release -p xtask -- bench {filter...}").run()?;
                 return Ok(());
             }
+            if filter.first() == Some(&"install") {
+                return bench::install();
+            }
             bench::bench(filter.first().copied())
         }
         ["test", rest @ ..] => {
@@ -39,7 +42,7 @@ fn main() -> Result<()> {
             test::test(&rest)
         }
         _ => {
-            eprintln!("usage: cargo xtask test [ARGS for cargo test] | cargo xtask wheel VERSION | cargo xtask man | cargo xtask bench [CASE]");
+            eprintln!("usage: cargo xtask test [ARGS for cargo test] | cargo xtask wheel VERSION | cargo xtask man | cargo xtask bench [CASE | install]");
             std::process::exit(2);
         }
     }

@@ -3,7 +3,7 @@
 //! file of the selected sets; `--trace` also runs each in a scratch database and reports what
 //! it locked. `upgrade --lint` calls [`check`] before it applies anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use procrastinate_migrations::range::Range;
@@ -17,6 +17,8 @@ use crate::{connect, exit, json, Failure};
 /// What `lint` reviews: each file, with its set when it belongs to one.
 struct Target {
     set: Option<usize>,
+    /// Upstream's file, as vendored and unchanged.
+    upstream: bool,
     path: String,
     sql: String,
     phase: Phase,
@@ -62,7 +64,7 @@ fn loose(g: &str) -> Result<Target, Failure> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let phase = procrastinate_migrations::name::parse(&name).map(|p| p.phase).unwrap_or(Phase::Unmarked);
     let no_transaction = sql.lines().next().is_some_and(|l| l.trim() == procrastinate_migrations::NO_TRANSACTION);
-    Ok(Target { set: None, path: g.to_string(), sql, phase, no_transaction, revision: None })
+    Ok(Target { set: None, upstream: false, path: g.to_string(), sql, phase, no_transaction, revision: None })
 }
 
 /// Reviews `targets` and prints the result; the exit code.
@@ -70,7 +72,7 @@ fn show(targets: &[Target], allow: &[Vec<String>], traces: Vec<trace::FileTrace>
     let inputs: Vec<Input<'_>> = targets
         .iter()
         .zip(allow)
-        .map(|(t, allow)| Input { path: t.path.clone(), sql: &t.sql, phase: t.phase, no_transaction: t.no_transaction, allow })
+        .map(|(t, allow)| Input { path: t.path.clone(), sql: &t.sql, phase: t.phase, no_transaction: t.no_transaction, allow, upstream: t.upstream })
         .collect();
     let findings = lint::lint(&inputs);
     let errors = findings.iter().filter(|x| x.level == Level::Error).count();
@@ -96,6 +98,7 @@ fn show(targets: &[Target], allow: &[Vec<String>], traces: Vec<trace::FileTrace>
 /// `upgrade --lint`: reviews the files about to run; an error-level finding stops everything.
 pub(super) fn check(ctx: &Ctx, files: &[(usize, &Migration)]) -> Result<(), Failure> {
     check_allow(ctx)?;
+    let up: Vec<HashSet<String>> = ctx.sets.iter().map(|l| super::vendor::upstream_files(&l.set.dir)).collect();
     let inputs: Vec<Input<'_>> = files
         .iter()
         .map(|(i, m)| Input {
@@ -104,6 +107,7 @@ pub(super) fn check(ctx: &Ctx, files: &[(usize, &Migration)]) -> Result<(), Fail
             phase: m.phase,
             no_transaction: m.no_transaction(),
             allow: &ctx.sets[*i].lint_allow,
+            upstream: up[*i].contains(&*m.file_name),
         })
         .collect();
     let findings = lint::lint(&inputs);
@@ -135,9 +139,10 @@ fn check_allow(ctx: &Ctx) -> Result<(), Failure> {
     Ok(())
 }
 
-fn target_of(ctx: &Ctx, i: usize, m: &Migration) -> Target {
+fn target_of(ctx: &Ctx, i: usize, m: &Migration, upstream: &[HashSet<String>]) -> Target {
     Target {
         set: Some(i),
+        upstream: upstream[i].contains(&*m.file_name),
         path: ctx.sets[i].set.dir.join(&*m.file_name).display().to_string(),
         sql: m.sql.to_string(),
         phase: m.phase,
@@ -150,6 +155,7 @@ fn target_of(ctx: &Ctx, i: usize, m: &Migration) -> Target {
 /// else every file of the selected sets.
 fn targets(ctx: &mut Ctx, given: &[String]) -> Result<Vec<Target>, Failure> {
     let mut out = Vec::new();
+    let up: Vec<HashSet<String>> = ctx.sets.iter().map(|l| super::vendor::upstream_files(&l.set.dir)).collect();
     if given.is_empty() {
         match ctx.session()? {
             Some(mut client) => {
@@ -161,13 +167,13 @@ fn targets(ctx: &mut Ctx, given: &[String]) -> Result<Vec<Target>, Failure> {
                     if pending.is_empty() {
                         ctx.log(&format!("{}nothing pending at {}: nothing to review (name files or a range to review those)", ctx.prefix(i), ctx.label(i, status.current)));
                     }
-                    out.extend(pending.into_iter().map(|m| target_of(ctx, i, m)));
+                    out.extend(pending.into_iter().map(|m| target_of(ctx, i, m, &up)));
                 }
             }
             None => {
                 ctx.log("(no database configured: reviewing every file)");
                 for i in ctx.selected() {
-                    out.extend(ctx.sets[i].set.migrations.iter().map(|m| target_of(ctx, i, m)));
+                    out.extend(ctx.sets[i].set.migrations.iter().map(|m| target_of(ctx, i, m, &up)));
                 }
             }
         }
@@ -183,7 +189,7 @@ fn targets(ctx: &mut Ctx, given: &[String]) -> Result<Vec<Target>, Failure> {
                 Some((i, m))
             });
             match found {
-                Some((i, m)) => out.push(Target { path: g.clone(), ..target_of(ctx, i, m) }),
+                Some((i, m)) => out.push(Target { path: g.clone(), ..target_of(ctx, i, m, &up) }),
                 None => out.push(loose(g)?),
             }
             continue;
@@ -201,7 +207,7 @@ fn targets(ctx: &mut Ctx, given: &[String]) -> Result<Vec<Target>, Failure> {
             let (from, to) = range
                 .resolve(ctx.sets[i].head(), Some(current.map_or(0, Revision::number)))
                 .map_err(|e| Failure::usage(format!("{}{e}", ctx.prefix(i))))?;
-            let picked: Vec<Target> = ctx.sets[i].set.migrations.iter().filter(|m| m.revision.number() > from && m.revision.number() <= to).map(|m| target_of(ctx, i, m)).collect();
+            let picked: Vec<Target> = ctx.sets[i].set.migrations.iter().filter(|m| m.revision.number() > from && m.revision.number() <= to).map(|m| target_of(ctx, i, m, &up)).collect();
             out.extend(picked);
         }
     }

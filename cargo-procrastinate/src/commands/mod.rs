@@ -1,4 +1,4 @@
-//! One module per subcommand, over a shared [`Ctx`]. Data goes to stdout (human or JSON),
+//! One module per subcommand, over a shared `Ctx`. Data goes to stdout (human or JSON),
 //! progress to stderr. Every command works on the configured sets in application order, or on
 //! the one `--set` (or a `NAME@REV` target) names.
 
@@ -382,6 +382,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         let what = match &cli.command {
             Command::Sql { dry_run: false, .. } => Some("`sql` prints a psql script, which is its data; each block's header comment carries its revision, file and sha256"),
             Command::Completions { .. } => Some("`completions` prints a shell script"),
+            Command::Man { .. } => Some("`man` prints a man page"),
             _ => None,
         };
         if let Some(what) = what {
@@ -392,6 +393,11 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
     }
     if let Command::Completions { shell } = cli.command {
         crate::term::data(&crate::cli::completions(shell));
+        return Ok(exit::OK);
+    }
+    if let Command::Man { command } = &cli.command {
+        let page = crate::cli::man(command.as_deref()).map_err(Failure::usage)?;
+        crate::term::data(&String::from_utf8_lossy(&page));
         return Ok(exit::OK);
     }
     // init writes the settings the rest reads: nothing to resolve yet.
@@ -556,6 +562,16 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         ctx.only = Some(ctx.find_set(name)?);
     }
     let show_after = ctx.scratch.is_some() && matches!(cli.command, Command::Upgrade { .. } | Command::Stamp { .. });
+    // `--scratch check`: a throwaway database is empty, so checking it as it is would only say
+    // "behind". What makes sense is the CI question: do the sets apply, and does a build of
+    // these files suit the result? The sets are applied first, then checked.
+    if ctx.scratch.is_some() && matches!(cli.command, Command::Check { .. }) {
+        ctx.log("--scratch: applying every set to the throwaway database first, then checking it");
+        let applied = upgrade::run(&mut ctx, upgrade::How::Target("head".into()), &[], false, false, false)?;
+        if applied != exit::OK {
+            return Ok(applied);
+        }
+    }
     let code = match cli.command {
         Command::Current => current::run(&mut ctx),
         Command::Upgrade { target, phase, to_version, accept_changed, from_schema, dry_run, lint } => {
@@ -597,7 +613,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
         Command::Sql { offline, range, from, dry_run, down } => sql::run(&mut ctx, offline, range, from, dry_run, down),
         Command::Downgrade { target, force, dry_run } => downgrade::run(&mut ctx, &target, force, dry_run),
         Command::Database(action) => database::run(&mut ctx, action),
-        Command::Vendor { .. } | Command::Completions { .. } | Command::Init { .. } => unreachable!("handled above"),
+        Command::Vendor { .. } | Command::Completions { .. } | Command::Man { .. } | Command::Init { .. } => unreachable!("handled above"),
     }?;
     if show_after && !ctx.json {
         // The scratch database disappears with this process: show what it ended up as.

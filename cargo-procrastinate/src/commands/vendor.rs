@@ -15,6 +15,8 @@ use crate::{exit, Failure};
 
 /// The provenance file written beside the set.
 pub(super) const PROVENANCE: &str = "vendored.toml";
+/// Upstream's license, beside its files (MIT: it travels with copies of them).
+pub(super) const LICENSE: &str = "reference/LICENSE.md";
 
 /// Where the release comes from.
 pub(super) enum Source<'a> {
@@ -31,6 +33,11 @@ struct Provenance<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     wheel_sha256: Option<&'a str>,
     schema_sql: &'a str,
+    /// Upstream's license, copied beside the files, and its SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license_sha256: Option<String>,
     /// File name -> SHA-256.
     files: BTreeMap<&'a str, String>,
 }
@@ -83,6 +90,9 @@ pub(super) fn run(
         std::fs::remove_file(dir.join(name.as_str())).map_err(|e| Failure::new(exit::FAILED, format!("cannot remove {dir}/{name}: {e}")))?;
     }
     write(REFERENCE, &release.schema_sql)?;
+    if let Some(license) = &release.license {
+        write(LICENSE, license)?;
+    }
     write(PROVENANCE, provenance(&release).as_bytes())?;
 
     if json_out {
@@ -115,7 +125,8 @@ pub(super) fn run(
                 crate::term::data_line(&format!("  {what} {f}"));
             }
         }
-        crate::term::data_line(&format!("  wrote {dir}/{REFERENCE} (for `verify`) and {dir}/{PROVENANCE}"));
+        let license = if release.license.is_some() { format!(", {dir}/{LICENSE} (upstream's license)") } else { String::new() };
+        crate::term::data_line(&format!("  wrote {dir}/{REFERENCE} (for `verify`){license} and {dir}/{PROVENANCE}"));
     }
     Ok(exit::OK)
 }
@@ -126,6 +137,20 @@ pub(super) fn vendored_release(dir: &Path) -> Option<procrastinate_migrations::V
     let text = std::fs::read_to_string(dir.join(PROVENANCE)).ok()?;
     let table: toml::Table = toml::from_str(&text).ok()?;
     table.get("release")?.as_str()?.parse().ok()
+}
+
+/// The files of a set that are upstream's as vendored (`vendored.toml` records them with the
+/// checksum they still have): their names.
+pub(super) fn upstream_files(dir: &Path) -> std::collections::HashSet<String> {
+    let Some(table) = std::fs::read_to_string(dir.join(PROVENANCE)).ok().and_then(|t| toml::from_str::<toml::Table>(&t).ok()) else {
+        return Default::default();
+    };
+    let Some(files) = table.get("files").and_then(|f| f.as_table()) else { return Default::default() };
+    files
+        .iter()
+        .filter(|(name, sha)| std::fs::read(dir.join(name.as_str())).is_ok_and(|c| sha.as_str() == Some(Checksum::of(&c).to_string().as_str())))
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// The directory of the set that `--set` names, or of the only set, or of the set named
@@ -167,6 +192,8 @@ fn provenance(release: &Release) -> String {
         source: &release.origin,
         wheel_sha256: release.wheel_sha256.as_deref(),
         schema_sql: REFERENCE,
+        license: release.license.is_some().then_some(LICENSE),
+        license_sha256: release.license.as_deref().map(|l| Checksum::of(l).to_string()),
         files: release.migrations.iter().map(|(f, c)| (f.as_str(), Checksum::of(c).to_string())).collect(),
     };
     let body = toml::to_string(&p).expect("plain strings serialize");

@@ -73,6 +73,9 @@ pub struct Input<'a> {
     pub no_transaction: bool,
     /// Rules allowed for it (the set's `lint-allow`).
     pub allow: &'a [String],
+    /// Upstream's file as vendored (unchanged since): its findings are said, as warnings, since
+    /// only upstream can change it (the README reviews Procrastinate's own).
+    pub upstream: bool,
 }
 
 /// One parsed file, what every rule looks at.
@@ -120,6 +123,7 @@ pub fn lint(files: &[Input<'_>]) -> Vec<Finding> {
         for h in hits {
             let Some(rule) = rules::find(h.rule) else { continue };
             let Some(level) = phase::level(rule.kind, input.phase) else { continue };
+            let level = if input.upstream { Level::Warning } else { level };
             let statement = statement_at(&file.tree, h.offset);
             if input.allow.iter().any(|a| a == rule.name) || statement.is_some_and(|s| allowed.iter().any(|(at, names)| *at == s && names.iter().any(|n| n == rule.name))) {
                 continue;
@@ -257,6 +261,7 @@ mod tests {
                 phase: procrastinate_migrations::name::parse(name).map(|p| p.phase).unwrap_or(Phase::Unmarked),
                 no_transaction: sql.starts_with("-- no-transaction\n"),
                 allow: &[],
+                upstream: false,
             })
             .collect();
         lint(&inputs).into_iter().map(|f| (f.file, f.rule, f.level)).collect()
@@ -294,7 +299,7 @@ mod tests {
         let sql = "-- cargo-procrastinate: allow ban-drop-column\nALTER TABLE t DROP COLUMN c;\nALTER TABLE t DROP COLUMN d;\n";
         let found = run(&[("01.00.00_01_pre_x.sql", sql)]);
         assert_eq!(found.len(), 1, "{found:?}");
-        let inputs = [Input { path: "f".into(), sql: "ALTER TABLE t DROP COLUMN c;", phase: Phase::Pre, no_transaction: false, allow: &["ban-drop-column".to_string()] }];
+        let inputs = [Input { path: "f".into(), sql: "ALTER TABLE t DROP COLUMN c;", phase: Phase::Pre, no_transaction: false, allow: &["ban-drop-column".to_string()], upstream: false }];
         assert!(lint(&inputs).is_empty());
     }
 }

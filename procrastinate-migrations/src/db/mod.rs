@@ -454,7 +454,9 @@ pub fn check_sets_within(client: &mut dyn Session, sets: &[SetDef], timeout: Dur
         let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
         let rows = status::read_applied_within(client, &opts, left())?;
         let found = if rows.as_ref().is_none_or(Vec::is_empty) { unadopted_within(client, def.migrations, &opts, left())? } else { Vec::new() };
-        verdicts.push(compat::check_adopted(def, rows, found));
+        let verdict = compat::check_adopted(def, rows, found);
+        crate::events::verdict(&verdict);
+        verdicts.push(verdict);
     }
     Ok(verdicts)
 }
@@ -573,5 +575,5 @@ impl Error {
     }
 }
 
-pub use upgrade::{build_from_schema, downgrade, record_claimed, repair, stamp, upgrade, DowngradeReport};
+pub use upgrade::{build_from_schema, downgrade, record_claimed, repair, stamp, upgrade, upgrade_sets, DowngradeReport};
 

@@ -79,13 +79,25 @@ pub struct UpgradeReport {
     pub applied: Vec<Revision>,
 }
 
+/// Brings every set of a generated module (`SETS`) to its head, in order, as `cargo
+/// procrastinate upgrade` does: the same tracking table and lock, one transaction per migration.
+/// What an application runs at start (a deploy box without cargo), as sqlx's `migrate!().run()`.
+pub fn upgrade_sets(client: &mut dyn Session, sets: &[crate::SetDef], on_event: &mut dyn FnMut(Event<'_>)) -> Result<Vec<UpgradeReport>, Error> {
+    let mut reports = Vec::with_capacity(sets.len());
+    for (i, def) in sets.iter().enumerate() {
+        let opts = Options::for_set(def, i == 0).map_err(Error::Refused)?;
+        reports.push(upgrade(client, def.migrations, def.migrations.last().map(|m| m.revision), &opts, on_event)?);
+    }
+    Ok(reports)
+}
+
 /// Brings one set of the database to `target` (a revision of `migrations`; `None` is base),
 /// one transaction per migration. What runs is what [`plan_upgrade`] says, on the status read
 /// under the migration lock.
 ///
 /// Round trips are few because deploys wait on them: after the one that takes the lock and
 /// reads the tracking table, consecutive migrations share round trips, each still in its own
-/// transaction with its guard and its row (see [`run_batch`]). Which one failed, and the line,
+/// transaction with its guard and its row (see `run_batch`). Which one failed, and the line,
 /// are found after the fact: the server's position in the batch, else the file run again
 /// statement by statement in a transaction rolled back.
 pub fn upgrade(
@@ -96,7 +108,16 @@ pub fn upgrade(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
     let mut created = Vec::new();
+    let set = opts.set.clone();
+    let mut on_event = |e: Event<'_>| {
+        crate::events::upgrade(set.as_deref(), &e);
+        on_event(e)
+    };
+    let on_event: &mut dyn FnMut(Event<'_>) = &mut on_event;
     let mut result = upgrade_inner(client, migrations, target, opts, on_event, &mut created);
+    if let Err(e) = &result {
+        crate::events::failed(opts.set.as_deref(), e);
+    }
     if let Err(Error::Interrupted { set, at, .. }) = &mut result {
         // Where the set is, as the tracking table says after the cancel.
         *set = opts.set.clone();
