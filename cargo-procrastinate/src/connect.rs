@@ -12,7 +12,7 @@ use procrastinate_migrations::db::{Conn, ConnectError};
 use tokio_postgres::config::Host;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{CancelToken, Config};
-use tokio_postgres_rustls::MakeRustlsConnect;
+use crate::tls::MakeRustls;
 
 use procrastinate_migrations::conninfo;
 
@@ -153,7 +153,7 @@ impl Target {
             || (self.tls == TlsMode::Require && self.root_cert.is_some())
     }
 
-    fn tls_connector(&self) -> Result<MakeRustlsConnect, Failure> {
+    fn tls_connector(&self) -> Result<MakeRustls, Failure> {
         let verify = match self.tls {
             TlsMode::VerifyFull => crate::tls::Verify::Full(&self.root_cert),
             _ if self.verifies() => crate::tls::Verify::Chain(&self.root_cert),
@@ -161,7 +161,7 @@ impl Target {
             // behaviour too).
             _ => crate::tls::Verify::Nothing,
         };
-        Ok(MakeRustlsConnect::new(crate::tls::config(verify, self.client_cert.as_ref())?))
+        Ok(MakeRustls::new(crate::tls::config(verify, self.client_cert.as_ref())?))
     }
 }
 

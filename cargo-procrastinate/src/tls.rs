@@ -229,9 +229,148 @@ mod tests {
     }
 
     #[test]
+    fn the_channel_binding_hash_follows_the_certificate_s_signature() {
+        let cert = |alg: &'static rcgen::SignatureAlgorithm| {
+            let key = rcgen::KeyPair::generate_for(alg).unwrap();
+            let der = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap().self_signed(&key).unwrap().der().to_vec();
+            super::end_point(&super::CertificateDer::from(der)).map(|h| h.len())
+        };
+        assert_eq!(cert(&rcgen::PKCS_ECDSA_P256_SHA256), Some(32));
+        assert_eq!(cert(&rcgen::PKCS_ECDSA_P384_SHA384), Some(48));
+        assert_eq!(cert(&rcgen::PKCS_ED25519), None);
+        assert_eq!(super::signature_algorithm(b"\x30\x01"), None);
+    }
+
+    #[test]
     fn keys_are_read_or_refused_by_name() {
         assert!(super::private_key("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n", None).unwrap_err().contains("give sslpassword"));
         assert!(super::private_key("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n", Some("x")).unwrap_err().contains("openssl pkcs8 -topk8"));
         assert!(super::private_key("not a key", None).is_err());
     }
+}
+
+/// The driver's TLS adapter (what tokio-postgres calls `MakeTlsConnect`), on tokio-rustls, with
+/// SCRAM's channel binding (`tls-server-end-point`: the hash of the server's certificate, with
+/// the hash of its signature algorithm, as RFC 5929 says), as libpq offers it.
+#[derive(Clone)]
+pub struct MakeRustls(Arc<ClientConfig>);
+
+impl MakeRustls {
+    /// The adapter for connections made with `config`.
+    pub fn new(config: ClientConfig) -> MakeRustls {
+        MakeRustls(Arc::new(config))
+    }
+}
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for MakeRustls
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = TlsStream<S>;
+    type TlsConnect = Connect;
+    type Error = rustls::pki_types::InvalidDnsNameError;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<Connect, Self::Error> {
+        let name = ServerName::try_from(domain.to_string())?;
+        Ok(Connect { name, connector: tokio_rustls::TlsConnector::from(self.0.clone()) })
+    }
+}
+
+/// [`MakeRustls`] for one host.
+pub struct Connect {
+    name: ServerName<'static>,
+    connector: tokio_rustls::TlsConnector,
+}
+
+impl<S> tokio_postgres::tls::TlsConnect<S> for Connect
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = TlsStream<S>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TlsStream<S>>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move { self.connector.connect(self.name, stream).await.map(TlsStream) })
+    }
+}
+
+/// A TLS connection to the server.
+pub struct TlsStream<S>(tokio_rustls::client::TlsStream<S>);
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for TlsStream<S> {
+    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
+        let (_, session) = self.0.get_ref();
+        match session.peer_certificates().and_then(|c| c.first()).and_then(|c| end_point(c)) {
+            Some(hash) => tokio_postgres::tls::ChannelBinding::tls_server_end_point(hash),
+            None => tokio_postgres::tls::ChannelBinding::none(),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncRead for TlsStream<S> {
+    fn poll_read(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for TlsStream<S> {
+    fn poll_write(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+/// `tls-server-end-point` (RFC 5929): the certificate's hash, with the hash function of its
+/// signature algorithm, SHA-256 for MD5 and SHA-1; `None` for an algorithm it cannot tell.
+fn end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    use ring::digest::{digest, SHA256, SHA384, SHA512};
+    let oid = signature_algorithm(cert)?;
+    // sha256/384/512WithRSAEncryption, ecdsa-with-SHA256/384/512, RSASSA-PSS (SHA-256 assumed
+    // for its parameters, as PostgreSQL's own default certificates use), Ed25519 (none).
+    const SHA384_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c];
+    const SHA512_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d];
+    const ECDSA_SHA384: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+    const ECDSA_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04];
+    const ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+    let algorithm = match oid {
+        SHA384_RSA | ECDSA_SHA384 => &SHA384,
+        SHA512_RSA | ECDSA_SHA512 => &SHA512,
+        ED25519 => return None,
+        _ => &SHA256,
+    };
+    Some(digest(algorithm, cert.as_ref()).as_ref().to_vec())
+}
+
+/// The OID of a certificate's `signatureAlgorithm` (DER: `Certificate ::= SEQUENCE {
+/// tbsCertificate, signatureAlgorithm AlgorithmIdentifier, signature }`), read by hand: three
+/// length-prefixed values deep.
+fn signature_algorithm(cert: &[u8]) -> Option<&[u8]> {
+    /// One DER value at the start of `b`: (tag, contents, the rest after it).
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = b.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (first as usize, rest)
+        } else {
+            let n = (first & 0x7f) as usize;
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            (rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize), &rest[n..])
+        };
+        (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+    }
+    let (0x30, certificate, _) = tlv(cert)? else { return None };
+    let (0x30, _, rest) = tlv(certificate)? else { return None };
+    let (0x30, algorithm, _) = tlv(rest)? else { return None };
+    let (0x06, oid, _) = tlv(algorithm)? else { return None };
+    Some(oid)
 }
