@@ -124,16 +124,34 @@ fn lock_timeout_fails_fast_instead_of_hanging() {
     assert!(run.stderr.contains(&format!("holding locks on this schema's tables now: pid {pid} (")), "{}", run.stderr);
     assert!(run.stderr.contains("on accounts (AccessShareLock)"), "{}", run.stderr);
     assert!(run.stderr.contains("SQLSTATE 55P03"), "{}", run.stderr);
-    // With lock-retries, the same migration is tried again after 1 s, 2 s...: once the other
-    // session lets go, it goes through.
-    let retried = std::thread::scope(|s| {
+    // With lock-retries, the migration is tried again once the session holding its table has
+    // ended its transaction, and not before: meanwhile no ACCESS EXCLUSIVE request waits in the
+    // queue, so the application's readers of that table are never held up behind one.
+    let (retried, blocked_reads) = std::thread::scope(|s| {
         let run = s.spawn(|| cli(&db, set.path(), &["--lock-timeout", "200ms", "--lock-retries", "5", "upgrade"]));
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let reader = s.spawn(|| {
+            let mut c = db.client();
+            c.batch_execute("SET statement_timeout = '150ms'").unwrap();
+            let started = std::time::Instant::now();
+            let mut blocked = 0;
+            // After the first try's own lock_timeout, until the blocker lets go.
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            while started.elapsed() < std::time::Duration::from_millis(2400) {
+                if c.simple_query("SELECT count(*) FROM accounts").is_err() {
+                    blocked += 1;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            blocked
+        });
+        std::thread::sleep(std::time::Duration::from_millis(2500));
         tx.rollback().unwrap();
-        run.join().unwrap()
-    })
-    .ok();
-    assert!(retried.stderr.contains("trying again in 1s (1 of 5)"), "{}", retried.stderr);
+        (run.join().unwrap(), reader.join().unwrap())
+    });
+    let retried = retried.ok();
+    assert!(retried.stderr.contains("trying again once the transactions holding its tables end") && retried.stderr.contains("(at most 10m; 1 of 5)"), "{}", retried.stderr);
+    assert_eq!(retried.stderr.matches("trying again").count(), 1, "one try after the holder ended, not one every few seconds: {}", retried.stderr);
+    assert_eq!(blocked_reads, 0, "no reader waited behind a retry's lock request");
     assert!(retried.stderr.contains("applied 0004"), "{}", retried.stderr);
 }
 
@@ -451,4 +469,20 @@ fn a_failure_inside_a_batch_names_its_file_and_keeps_the_ones_before() {
         let done = cli(db, set.path(), &["--message-format", "json", "upgrade"]).ok().json();
         assert_eq!((done["from"].as_str(), done["to"].as_str()), (Some("0005"), Some("0008")));
     }
+}
+
+/// A replica that finds the set at head learns it from one read: it does not queue for the
+/// migration lock another process holds (nor hold a transaction while it would).
+#[test]
+fn a_replica_at_head_does_not_wait_for_the_lock() {
+    let db = TestDb::new("replica_at_head");
+    cli(&db, &example_set(), &["upgrade"]).ok();
+    let key = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap().lock_key();
+    let mut holder = db.client();
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute(&format!("SELECT pg_advisory_xact_lock({key})")).unwrap();
+    let run = cli(&db, &example_set(), &["--lock-wait", "5s", "upgrade"]).ok();
+    assert!(run.stderr.contains("already at 0003 (head); nothing to do"), "{}", run.stderr);
+    assert!(!run.stderr.contains("waiting for the migration lock"), "{}", run.stderr);
+    tx.rollback().unwrap();
 }

@@ -229,10 +229,11 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
                     Some(migration),
                     None,
                     format!(
-                        "{} {}: {reason}; trying again in {}s ({attempt} of {of})",
+                        "{} {}: {reason}; trying again once the transactions holding its tables end, without queueing \
+                         in front of their readers meanwhile (at most {}; {attempt} of {of})",
                         label(migration.revision),
                         migration.file_name,
-                        after.as_secs()
+                        humantime::format_duration(after)
                     ),
                 ),
                 Event::Applied {

@@ -3,9 +3,13 @@
 //! Transaction-level because session-level locks do not survive PgBouncer's transaction
 //! pooling (the next transaction may run on another backend, and the lock stays behind).
 //! Polled with `pg_try_advisory_xact_lock` rather than a blocking call so that the wait is
-//! bounded by `lock-wait`, and so we can say who holds it while we wait. Between polls the
-//! transaction is rolled back: a waiting replica holds no transaction, so no pooled
-//! connection and nothing an `idle_in_transaction_session_timeout` could kill.
+//! bounded by `lock-wait`, and so we can say who holds it while we wait. A waiting replica
+//! polls with that function alone, outside any transaction (the statement's own implicit one
+//! takes and lets go of the lock at once): it holds no transaction between polls, so no pooled
+//! connection, no transaction left aborted until a `ROLLBACK` arrives, and nothing an
+//! `idle_in_transaction_session_timeout` could kill; only a poll that finds the lock free
+//! opens the transaction that takes it. Between polls, the caller may look whether there is
+//! still anything to do (another replica may have done it all).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,10 +24,19 @@ use super::{db_err, Error};
 /// Rows of each statement of one batch.
 pub(super) type Results = Vec<Vec<Vec<Option<String>>>>;
 
+/// What [`begin_locked`] found.
+pub(super) enum Locked {
+    /// The results of `then`, in a transaction that holds the lock; the caller ends it.
+    Held(Results),
+    /// While it waited for the lock, `settled` said there is nothing left to do: no lock, no
+    /// transaction.
+    Settled,
+}
+
 /// Sends `BEGIN`, a guard that applies `settings` and takes the lock or raises, and `then`
 /// (queries run under the lock) as one batch, one round trip. When another session holds the
-/// lock, rolls back, sleeps and tries again, for at most `wait`. Returns the results of `then`, in a transaction that holds
-/// the lock; the caller ends it.
+/// lock, rolls back and waits, outside any transaction, until a poll finds it free (for at most
+/// the waiter's `wait`), asking `settled` between polls whether there is anything left to do.
 pub(super) fn begin_locked(
     client: &mut dyn Session,
     settings: &[(&str, String)],
@@ -31,7 +44,8 @@ pub(super) fn begin_locked(
     then: &[String],
     mut waiter: Waiter,
     on_wait: &mut dyn FnMut(Option<&str>),
-) -> Result<Results, Error> {
+    settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+) -> Result<Locked, Error> {
     // The guard fails when the lock is taken, so that nothing after it runs without it.
     // Without a file to re-read, the guard is one statement.
     // First, whether this server can take writes at all: a hot standby (or a read-only
@@ -50,7 +64,7 @@ pub(super) fn begin_locked(
         // Each statement after the guard has its own snapshot, so it sees whatever the
         // previous holder committed.
         match statements(client, &sql) {
-            Ok(results) => return Ok(results[first..].to_vec()),
+            Ok(results) => return Ok(Locked::Held(results[first..].to_vec())),
             Err(e) => {
                 let _ = client.batch_execute("ROLLBACK");
                 match (e.code().map(|c| c.code()), e.as_db_error().and_then(guard_failure)) {
@@ -71,7 +85,9 @@ pub(super) fn begin_locked(
                 }
             }
         }
-        waiter.pause(client, key, on_wait)?;
+        if waiter.until_free(client, key, on_wait, settled)? {
+            return Ok(Locked::Settled);
+        }
     }
 }
 
@@ -95,8 +111,33 @@ impl Waiter {
         self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
-    /// After a try that found the lock taken (its transaction rolled back): gives up after
-    /// `wait`, says who holds it the first time, then sleeps a little longer each time.
+    /// After a try that found the lock taken (its transaction rolled back): waits until a
+    /// poll outside any transaction finds it free, or `settled` says there is nothing left to
+    /// do (`Ok(true)`); gives up after `wait`, says who holds it the first time, and sleeps a
+    /// little longer between polls each time.
+    pub(super) fn until_free(
+        &mut self,
+        client: &mut dyn Session,
+        key: &str,
+        on_wait: &mut dyn FnMut(Option<&str>),
+        settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
+        loop {
+            self.pause(client, key, on_wait)?;
+            if settled(client)? {
+                return Ok(true);
+            }
+            // Taken and let go within the statement: nothing stays open whatever it says.
+            let free = statements(client, &format!("SELECT pg_try_advisory_xact_lock({key})"))
+                .map_err(|e| db_err(client, "cannot poll the migration lock")(e))?;
+            if free.first().and_then(|rows| rows.first()).and_then(|r| r[0].as_deref()) == Some("t") {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// One wait between polls: gives up after `wait`, says who holds the lock the first time,
+    /// then sleeps a little longer each time.
     pub(super) fn pause(&mut self, client: &mut dyn Session, key: &str, on_wait: &mut dyn FnMut(Option<&str>)) -> Result<(), Error> {
         // Who holds it is asked only when it is said: once at first, and when giving up.
         if self.started.elapsed() >= self.wait {
@@ -116,6 +157,95 @@ impl Waiter {
         }
         self.delay = (self.delay * 2).min(Duration::from_millis(500));
         Ok(())
+    }
+}
+
+/// The tables a migration's statements take a strong lock on (`ALTER TABLE`, `DROP TABLE`,
+/// `TRUNCATE`, `LOCK`, `CREATE INDEX ... ON`, `REFRESH MATERIALIZED VIEW`, `CLUSTER`,
+/// `REINDEX TABLE`), as `regclass` text, from each statement's first tokens.
+pub(super) fn strong_lock_targets(sql: &str) -> Vec<String> {
+    let Ok(statements) = crate::lexer::statements(sql) else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    for st in statements {
+        let h: Vec<&str> = st.head.iter().map(String::as_str).collect();
+        let skip = |mut i: usize, words: &[&str]| {
+            while h.get(i).is_some_and(|w| words.contains(w)) {
+                i += 1;
+            }
+            i
+        };
+        let at = match h.as_slice() {
+            ["ALTER", "TABLE", ..] | ["DROP", "TABLE", ..] => Some(skip(2, &["IF", "EXISTS", "ONLY"])),
+            ["TRUNCATE", ..] | ["LOCK", ..] => Some(skip(1, &["TABLE", "ONLY"])),
+            ["REFRESH", "MATERIALIZED", "VIEW", ..] => Some(skip(3, &["CONCURRENTLY"])),
+            ["CLUSTER", ..] => Some(skip(1, &["VERBOSE"])),
+            ["REINDEX", "TABLE", ..] => Some(skip(2, &["CONCURRENTLY"])),
+            ["CREATE", ..] if h.contains(&"INDEX") => h.iter().position(|w| *w == "ON").map(|i| skip(i + 1, &["ONLY"])),
+            _ => None,
+        };
+        let Some(mut i) = at else { continue };
+        let mut parts = vec![crate::lexer::ident(h.get(i).copied().unwrap_or(""))];
+        while h.get(i + 1) == Some(&".") {
+            i += 2;
+            parts.push(crate::lexer::ident(h.get(i).copied().unwrap_or("")));
+        }
+        if parts.iter().any(|p| p.is_empty() || p == "(" || p == ";") {
+            continue;
+        }
+        let name = parts.iter().map(|p| crate::tracking::quote_ident(p)).collect::<Vec<_>>().join(".");
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// After a migration ran out of `lock_timeout`: waits, without asking for any lock, until the
+/// transactions that hold locks on `tables` now have ended (or `wait` has passed), so that its
+/// next try does not queue an ACCESS EXCLUSIVE request in front of the application's readers
+/// again and again. Tables are resolved in `schema` (or the session's `search_path`).
+pub(super) fn until_holders_end(client: &mut dyn Session, tables: &[String], schema: Option<&str>, wait: Duration, interrupt: Option<&Arc<AtomicBool>>) -> Result<(), Error> {
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let regclass = |t: &String| match schema {
+        Some(s) if !t.contains('.') => format!("to_regclass({})", quote_literal(&format!("{}.{t}", crate::tracking::quote_ident(s)))),
+        _ => format!("to_regclass({})", quote_literal(t)),
+    };
+    let list = tables.iter().map(regclass).collect::<Vec<_>>().join(", ");
+    let sql = format!(
+        "SELECT DISTINCT l.pid::text || ' ' || coalesce(a.xact_start::text, '') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid          WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND l.relation = ANY (ARRAY[{list}]::oid[])"
+    );
+    let holders = |client: &mut dyn Session| -> Result<Vec<String>, Error> {
+        let rows = statements(client, &sql).map_err(|e| db_err(client, "cannot see who holds the migration's tables")(e))?;
+        Ok(rows.into_iter().flatten().filter_map(|r| r[0].clone()).collect())
+    };
+    let first = holders(client)?;
+    let started = Instant::now();
+    while started.elapsed() < wait {
+        if interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return Err(Error::Interrupted { set: None, stopped: None, at: None, outside_transaction: false });
+        }
+        std::thread::sleep(Duration::from_millis(50).min(wait.saturating_sub(started.elapsed())));
+        let now = holders(client)?;
+        if !first.iter().any(|h| now.contains(h)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tables_a_migration_locks_strongly() {
+        let sql = "ALTER TABLE IF EXISTS ONLY procrastinate_jobs ADD COLUMN x int;
+CREATE UNIQUE INDEX i ON public.orders (x);
+                   UPDATE orders SET x = 1;
+LOCK TABLE \"Weird\";
+DROP TABLE t;
+";
+        assert_eq!(super::strong_lock_targets(sql), ["\"procrastinate_jobs\"", "\"public\".\"orders\"", "\"Weird\"", "\"t\""]);
     }
 }
 

@@ -40,7 +40,8 @@ pub enum Event<'a> {
         /// The migrations about to run, in order (at least one).
         migrations: &'a [&'a Migration],
     },
-    /// It ran out of `lock_timeout`; tried again after `after` (`attempt` of `of`).
+    /// It ran out of `lock_timeout`; tried again once the transactions holding its tables end
+    /// (at most `after`; `attempt` of `of`).
     Retrying {
         /// The migration that ran out of `lock_timeout`, rolled back.
         migration: &'a Migration,
@@ -48,7 +49,7 @@ pub enum Event<'a> {
         attempt: u32,
         /// How many retries `lock-retries` allows.
         of: u32,
-        /// The pause before this retry.
+        /// The longest it waits for those transactions (`lock-wait`) before this retry.
         after: Duration,
         /// The server's message.
         reason: &'a str,
@@ -166,9 +167,18 @@ fn upgrade_inner(
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
     let key = &opts.table.lock_key();
     let set = opts.set_name();
+    // Step 0, without the lock or a transaction: a replica that finds nothing to do (another
+    // replica did it, or is at it and finishes while this one waits) learns it from one read.
+    if let Some(current) = nothing_to_do(client, migrations, target, opts) {
+        return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
+    }
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
     // accept changed files, record upstream's revised ones.
-    let (status, missing) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    let settled = &mut |c: &mut dyn Session| Ok(nothing_to_do(c, migrations, target, opts).is_some());
+    let Some((status, missing)) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled)? else {
+        let current = nothing_to_do(client, migrations, target, opts).flatten();
+        return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
+    };
     *created = missing;
     let plan = match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
         Ok(plan) => plan,
@@ -284,7 +294,10 @@ fn upgrade_inner(
                 if interrupted() {
                     return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to, outside_transaction: false });
                 }
-                waiter.get_or_insert_with(|| lock::Waiter::new(opts.lock_wait, opts.interrupt.clone())).pause(client, key, &mut |holder| on_event(Event::Waiting { holder }))?;
+                // The next try comes when a poll outside any transaction finds the lock free.
+                waiter
+                    .get_or_insert_with(|| lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()))
+                    .until_free(client, key, &mut |holder| on_event(Event::Waiting { holder }), &mut |_| Ok(false))?;
             }
             End::Recorded(checksum) => {
                 let m = rest[0];
@@ -302,11 +315,19 @@ fn upgrade_inner(
                     }
                     // Ran out of lock_timeout: busy traffic often lets go; try again, bounded,
                     // that migration alone.
+                    // The next try waits, without asking for any lock, until the transactions
+                    // holding its tables now have ended (at most `lock-wait`): retrying at once
+                    // would queue another ACCESS EXCLUSIVE request in front of the
+                    // application's readers for as long as `lock_timeout`, each time.
                     Some("55P03") if retries < opts.lock_retries && !interrupted() => {
                         retries += 1;
-                        let pause = Duration::from_secs(1 << (retries - 1).min(5)).min(Duration::from_secs(30));
-                        on_event(Event::Retrying { migration: m, attempt: retries, of: opts.lock_retries, after: pause, reason: &f.message });
-                        std::thread::sleep(pause);
+                        on_event(Event::Retrying { migration: m, attempt: retries, of: opts.lock_retries, after: opts.lock_wait, reason: &f.message });
+                        let tables = lock::strong_lock_targets(&m.sql);
+                        if tables.is_empty() {
+                            std::thread::sleep(Duration::from_secs(1 << (retries - 1).min(5)).min(Duration::from_secs(30)));
+                        } else {
+                            lock::until_holders_end(client, &tables, opts.schema.as_deref(), opts.lock_wait, opts.interrupt.as_ref())?;
+                        }
                         batch_len = 1;
                     }
                     _ => return Err(Error::Failed(f)),
@@ -662,7 +683,7 @@ pub fn downgrade(
 ) -> Result<DowngradeReport, Error> {
     let key = &opts.table.lock_key();
     let (set, table) = (opts.set_name(), opts.table.sql());
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
     let undo = match crate::state::plan_downgrade(migrations, &status, target, force) {
         Ok(undo) => undo,
         Err(r) => {
@@ -707,7 +728,7 @@ pub fn downgrade(
 /// the file's name and revision. What `repair` does; returns `(recorded, now)` pairs.
 pub fn repair(client: &mut dyn Session, migrations: &[Migration], opts: &Options) -> Result<Vec<(String, String)>, Error> {
     let table = opts.table.sql();
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
     let mut renamed = Vec::new();
     let mut sql = Vec::new();
     for d in &status.divergences {
@@ -739,7 +760,7 @@ pub fn repair(client: &mut dyn Session, migrations: &[Migration], opts: &Options
 pub fn record_claimed(client: &mut dyn Session, migrations: &[Migration], revision: Revision, opts: &Options) -> Result<Status, Error> {
     let m = migrations.get(revision.index()).ok_or_else(|| Error::Refused(format!("there is no {}", opts.label(Some(revision)))))?;
     let (set, table) = (opts.set_name(), opts.table.sql());
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
     let rows = super::status::simple_rows(
         client,
         &format!("SELECT checksum FROM {table} WHERE set_name = {} AND file_name = {}", quote_literal(set), quote_literal(&m.file_name)),
@@ -935,12 +956,31 @@ fn locate(
 /// missing (the schema, the tracking table), brings an older tracking table to the current
 /// layout, gives the unnamed set's rows to the first set, and compares what is recorded with
 /// the files: the start of every change, in one round trip.
+/// Whether the set is already where an upgrade to `target` would take it, with nothing to
+/// accept or record either: `Some(current)` then. Read in one plain query, without the lock or
+/// a transaction; anything unusual (no table yet, its first layout, rows to claim, a
+/// divergence, a failed read) is `None`, and the locked path finds out and says it.
+fn nothing_to_do(client: &mut dyn Session, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Option<Option<Revision>> {
+    let set = opts.set_name();
+    let rows = super::status::simple_rows(client, &opts.table.current_layout_rows_sql()).ok()?;
+    if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
+        return None;
+    }
+    let mut rows: Vec<_> = rows.into_iter().filter(|r| r[0].as_deref() == Some(set)).collect();
+    rows.sort_by(|a, b| a[2].cmp(&b[2]));
+    let applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
+    let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
+    let plan = plan_upgrade(migrations, &status, target, &opts.accept_changed).ok()?;
+    (plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty()).then_some(status.current)
+}
+
 fn locked_status(
     client: &mut dyn Session,
     migrations: &[Migration],
     opts: &Options,
     on_wait: &mut dyn FnMut(Option<&str>),
-) -> Result<(Status, Vec<String>), Error> {
+    settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+) -> Result<Option<(Status, Vec<String>)>, Error> {
     let mut then = Vec::new();
     // Which of the schemas this creates are missing: a first run that fails takes them away.
     let schemas: Vec<String> = opts.schema.iter().chain(opts.table.schema.iter()).map(|s| quote_literal(s)).collect();
@@ -963,15 +1003,16 @@ fn locked_status(
     }
     let rows_at = then.len();
     then.push(opts.table.rows_sql(opts.set_name(), opts.claim_unnamed));
-    let results = lock::begin_locked(client, &opts.local_settings(), &opts.table.lock_key(), &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait)
+    let locked = lock::begin_locked(client, &opts.local_settings(), &opts.table.lock_key(), &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait, settled)
         .map_err(|e| match e {
             Error::Db { source, abandoned, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source, abandoned },
             other => other,
         })?;
+    let lock::Locked::Held(results) = locked else { return Ok(None) };
     let applied = results[rows_at].iter().map(|r| Applied::from_text(r)).collect();
     let mut missing: Vec<String> = results[0].iter().filter_map(|r| r[0].clone()).collect();
     missing.dedup();
-    Ok((Status::compare_with(Some(applied), migrations, opts.out_of_order), missing))
+    Ok(Some((Status::compare_with(Some(applied), migrations, opts.out_of_order), missing)))
 }
 
 /// Records one set at `target` (None: base) without running any SQL. `purge` clears that set's
@@ -984,7 +1025,7 @@ pub fn stamp(
     opts: &Options,
 ) -> Result<Status, Error> {
     let set = opts.set_name();
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {})?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
     let record = match plan_stamp(migrations, &status, target, purge) {
         Ok(record) => record,
         Err(r) => {
@@ -1034,7 +1075,7 @@ pub fn build_from_schema(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<FromSchema, Error> {
     let set = opts.set_name();
-    let (status, _) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }))?;
+    let (status, _) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), &mut |_| Ok(false))?.expect("held: nothing settles it");
     if !status.applied.is_empty() {
         let _ = client.batch_execute("ROLLBACK");
         return Ok(FromSchema::NotFresh(format!("{} of the set's migrations are recorded already", status.applied.len())));
