@@ -192,3 +192,16 @@ fn a_client_certificate_and_the_application_name() {
     let loose = cli_run(&format!("{base}&sslcert={cert_file}&sslkey={loose_key}"), &[]).code(3);
     assert!(loose.stderr.contains("has group or world access (644)"), "{}", loose.stderr);
 }
+
+/// A unix socket under the default `sslmode` (prefer): the server says no to TLS there, and the
+/// connection goes on plain, as libpq's does; `require` is refused with the server's reason.
+#[test]
+fn a_unix_socket_connects_under_the_default_sslmode() {
+    let server = pg_scratch::Scratch::start().unwrap();
+    let url = format!("postgres://postgres@/postgres?host={}&port={}", server.socket_dir().display(), server.port());
+    let set = example_set();
+    let run = cli_in(&std::env::temp_dir(), &["--migrations", set.to_str().unwrap(), "--database-url", &url, "current"], &[]).ok();
+    assert!(run.stdout.starts_with("base"), "{}", run.stdout);
+    let required = format!("{url}&sslmode=require");
+    cli_in(&std::env::temp_dir(), &["--migrations", set.to_str().unwrap(), "--database-url", &required, "current"], &[]).code(3);
+}
