@@ -1,4 +1,4 @@
-//! A throwaway PostgreSQL cluster: `initdb` into a temporary directory, run `postgres`
+//! A throwaway PostgreSQL cluster: a copy of a data directory `initdb` made once, run `postgres`
 //! on a free port and a private unix socket, remove everything when done.
 //!
 //! Used by the test suite and by `cargo procrastinate --scratch`. Unix only.
@@ -11,7 +11,7 @@ mod process;
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +32,12 @@ pub struct Scratch {
 impl Scratch {
     /// Creates a cluster with `initdb`, starts it and waits until it accepts connections.
     pub fn start() -> Result<Scratch, Error> {
+        Scratch::start_with(&[])
+    }
+
+    /// [`start`](Self::start), with server settings of the caller's (`-c name=value`), such as
+    /// `shared_preload_libraries`.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<Scratch, Error> {
         let bindir = find_bindir()?;
         let owner = server_owner()?;
         let dir = tempfile::Builder::new()
@@ -39,7 +45,11 @@ impl Scratch {
             .tempdir()
             .map_err(|e| Error::with("could not create a temporary directory (check TMPDIR)", e))?;
         let password = random_password()?;
-        initdb(&bindir, dir.path(), owner, &password)?;
+        // A copy of a data directory `initdb` made once for this server version: a copy takes a
+        // few tens of milliseconds where `initdb` takes about a second. The password is set
+        // once the server runs (over the socket, where `postgres` is trusted).
+        let template = template(&bindir, owner)?;
+        copy_data(&template, dir.path(), owner)?;
 
         // The port is only known to be free when we look; another process may take it
         // before the postmaster binds, so a bind failure is retried with a new port.
@@ -47,9 +57,17 @@ impl Scratch {
         loop {
             attempt += 1;
             let port = free_port()?;
-            let postmaster = launch(&bindir, dir.path(), owner, port)?;
+            let postmaster = launch(&bindir, dir.path(), owner, port, settings)?;
             let failure = match wait_ready(&postmaster, dir.path(), port) {
-                Ok(()) => return Ok(Scratch { postmaster, dir, port, password }),
+                Ok(()) => {
+                    let scratch = Scratch { postmaster, dir, port, password };
+                    scratch
+                        .config("postgres")
+                        .connect(postgres::NoTls)
+                        .and_then(|mut c| c.batch_execute(&format!("ALTER ROLE postgres PASSWORD '{}'", scratch.password)))
+                        .map_err(|e| Error::with("could not set the scratch cluster's password", e))?;
+                    return Ok(scratch);
+                }
                 Err(Startup::PortTaken) if attempt < 5 => continue,
                 Err(Startup::PortTaken) => "could not find a free TCP port after 5 attempts",
                 Err(Startup::Failed(what)) => what,
@@ -131,7 +149,7 @@ impl Scratch {
             return Err(Error::msg(format!("pg_basebackup failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr).trim_end())));
         }
         let port = free_port()?;
-        let postmaster = launch(&bindir, dir.path(), owner, port)?;
+        let postmaster = launch(&bindir, dir.path(), owner, port, &[])?;
         match wait_ready(&postmaster, dir.path(), port) {
             Ok(()) => Ok(Scratch { postmaster, dir, port, password: self.password.clone() }),
             Err(_) => Err(Error::msg(format!("the standby did not start; last lines of its log:\n{}", log_tail(&dir.path().join("postgres.log"))))),
@@ -265,6 +283,56 @@ fn random_password() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Bumped when what [`initdb`] makes changes: templates of another format are not reused.
+const TEMPLATE_FORMAT: u32 = 1;
+
+/// The data directory `initdb` made once for the server in `bindir` (found again by the
+/// server's version and this crate's template format), made now if there is none: in a
+/// directory of its own first, then renamed into place, so that concurrent processes never see
+/// half of one.
+fn template(bindir: &Path, owner: Option<(u32, u32)>) -> Result<PathBuf, Error> {
+    let version = Command::new(bindir.join("postgres")).arg("--version").output().map_err(|e| Error::with("could not run postgres --version", e))?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let place = std::env::temp_dir().join(format!("pg-scratch-template-{uid}-{version}-{TEMPLATE_FORMAT}"));
+    let data = place.join("data");
+    if place.join("ready").is_file() {
+        return Ok(data);
+    }
+    let building = tempfile::Builder::new()
+        .prefix("pg-scratch-template-building-")
+        .tempdir()
+        .map_err(|e| Error::with("could not create a temporary directory (check TMPDIR)", e))?;
+    initdb(bindir, building.path(), owner, &random_password()?)?;
+    std::fs::write(building.path().join("ready"), b"").map_err(|e| Error::with("could not mark the template ready", e))?;
+    let building = building.keep();
+    if std::fs::rename(&building, &place).is_err() {
+        // Another process put one there first: that one serves.
+        let _ = std::fs::remove_dir_all(&building);
+    }
+    if !place.join("ready").is_file() {
+        return Err(Error::msg(format!("could not put the template data directory at {}", place.display())));
+    }
+    Ok(data)
+}
+
+/// Copies the template's data directory into `dir` (as `data`, owned and private as the server
+/// wants it).
+fn copy_data(template: &Path, dir: &Path, owner: Option<(u32, u32)>) -> Result<(), Error> {
+    chown(dir, owner)?;
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(template)
+        .arg(dir.join("data"))
+        .output()
+        .map_err(|e| Error::with("could not run cp", e))?;
+    if !out.status.success() {
+        return Err(Error::msg(format!("could not copy {} into {}: {}", template.display(), dir.display(), String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}
+
 fn initdb(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>, password: &str) -> Result<(), Error> {
     chown(dir, owner)?;
     let pwfile = dir.join("pwfile");
@@ -305,7 +373,7 @@ fn free_port() -> Result<u16, Error> {
         .map_err(|e| Error::with("could not find a free TCP port on 127.0.0.1", e))
 }
 
-fn launch(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>, port: u16) -> Result<Postmaster, Error> {
+fn launch(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>, port: u16, settings: &[(&str, &str)]) -> Result<Postmaster, Error> {
     let log_path = dir.join("postgres.log");
     let log = File::create(&log_path)
         .map_err(|e| Error::with(format!("could not create {}", log_path.display()), e))?;
@@ -316,6 +384,7 @@ fn launch(bindir: &Path, dir: &Path, owner: Option<(u32, u32)>, port: u16) -> Re
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
         .args(["-c", "max_connections=200", "-c", "listen_addresses=127.0.0.1"])
+        .args(settings.iter().flat_map(|(k, v)| ["-c".to_string(), format!("{k}={v}")]))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)

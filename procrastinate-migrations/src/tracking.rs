@@ -88,6 +88,19 @@ impl TrackingTable {
         }
     }
 
+    /// The table (and its schema) created where neither exists yet, in plain DDL: what a first
+    /// run under the lock sends when it has just read that there is no table, instead of the
+    /// plpgsql block of [`ensure_sql`](Self::ensure_sql) that also upgrades the first layout.
+    pub fn create_sql(&self, schema_missing: bool) -> String {
+        let mut sql = String::new();
+        if let (Some(s), true) = (&self.schema, schema_missing) {
+            sql.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {};\n", quote_ident(s)));
+        }
+        let ddl: String = DDL_TEMPLATE.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join("\n");
+        sql.push_str(&ddl.replacen("CREATE TABLE {table}", "CREATE TABLE IF NOT EXISTS {table}", 1).replace("{table}", &self.sql()));
+        sql.trim_end().trim_end_matches(';').to_string()
+    }
+
     /// Creates the table (and its schema) when missing, or brings a table of the first layout
     /// (keyed by revision alone, before sets existed) to the current one, keeping its rows as
     /// the unnamed set's. One statement, idempotent, that touches nothing when the table is

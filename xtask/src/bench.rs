@@ -98,12 +98,22 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(env!("CARGO_MANIFEST_DIR"));
     cmd!(sh, "cargo build --quiet --release -p cargo-procrastinate").run()?;
+    cmd!(sh, "cargo build --quiet --release -p xtask --bin libpq-client").run()?;
     let root = sh.current_dir().join("..");
     let bin = root.join("target/release/cargo-procrastinate");
     let psql = pg_scratch::find_bindir()?.join("psql");
     let sqlx = which("sqlx");
     let up = procrastinate_tests::wheels::procrastinate("3.10.0");
-    let scratch = pg_scratch::Scratch::start()?;
+    // pg_stat_statements, utility statements and planning counted: the floor's server time.
+    let scratch = pg_scratch::Scratch::start_with(&[
+        ("shared_preload_libraries", "pg_stat_statements"),
+        ("pg_stat_statements.track", "top"),
+        ("pg_stat_statements.track_utility", "on"),
+        ("pg_stat_statements.track_planning", "on"),
+        ("pg_stat_statements.max", "20000"),
+    ])?;
+    scratch.config("postgres").connect(postgres::NoTls)?.batch_execute("CREATE EXTENSION pg_stat_statements")?;
+    let libpq = root.join("target/release/libpq-client");
     let work = tempfile_dir("bench")?;
     let n = std::cell::Cell::new(0);
     let fresh = || -> Result<String> {
@@ -155,6 +165,17 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         }))],
     )?);
 
+    // 0. The physical floor: the server's own execution time of the same statements (psql
+    // running the files, one transaction each, as pg_stat_statements times them, planning and
+    // utility statements counted) plus one minimal libpq connection.
+    if wanted("floor") {
+        let mut floors = Vec::new();
+        for (label, dir, script, rounds) in [("3.10.0, 38 files", &pkg, &psql_script, 15), ("1,000 small files", &trivial_pkg(&work)?.0, &trivial_pkg(&work)?.1, 7)] {
+            floors.push(floor(&format!("upgrade against the floor: {label}"), rounds, &|| fresh(), &|url| ours(url, &["upgrade"], dir), &scratch, &psql, &libpq, script)?);
+        }
+        print_floors(&floors);
+    }
+
     // 2. current and check on an up-to-date database.
     let url = fresh()?;
     run(&mut ours(&url, &["upgrade"], &pkg))?;
@@ -163,12 +184,21 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         run(&mut sqlx_cmd(sqlx, "run", &sqlx_dir, &sqlx_url))?;
     }
     for command in ["current", "check"] {
-        let mut baselines: Vec<(&str, Prepare<'_>)> = vec![("psql -c 'select 1'", Box::new(|| {
-            let mut c = Command::new(&psql);
-            c.args(["-X", "-q", "-d", &url, "-c", "select 1"]);
-            clean_env(&mut c);
-            Ok(c)
-        }))];
+        let mut baselines: Vec<(&str, Prepare<'_>)> = vec![
+            ("psql -c 'select 1'", Box::new(|| {
+                let mut c = Command::new(&psql);
+                c.args(["-X", "-q", "-d", &url, "-c", "select 1"]);
+                clean_env(&mut c);
+                Ok(c)
+            })),
+            // The floor: a minimal libpq client reading the tracking table.
+            ("libpq client reading the tracking table", Box::new(|| {
+                let mut c = Command::new(&libpq);
+                c.args([url.as_str(), "SELECT set_name, revision, file_name, checksum, extract(epoch FROM applied_at)::bigint FROM cargo_procrastinate_migrations"]);
+                clean_env(&mut c);
+                Ok(c)
+            })),
+        ];
         if let Some(sqlx) = &sqlx {
             baselines.push(("sqlx migrate info", Box::new(|| Ok(sqlx_cmd(sqlx, "info", &sqlx_dir, &sqlx_url)))));
         }
@@ -205,6 +235,38 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         7,
         Box::new(|| Ok(ours(&fresh()?, &["upgrade"], &trivial_pkg))),
         vec![("psql, one transaction per file, one session", Box::new(|| Ok(psql_file(&psql, &fresh()?, &trivial_script))))],
+    )?);
+
+    // 5. The embedded server: `--scratch` (start, read, stop) against a bare initdb, start and
+    // stop of the same server.
+    let bare = work.join("bare.sh");
+    std::fs::write(
+        &bare,
+        format!(
+            "set -e\nd=$(mktemp -d)\n{bindir}/initdb -D \"$d/data\" -U postgres -A trust --no-sync -E UTF8 --locale=C >/dev/null\n\
+             {bindir}/pg_ctl -D \"$d/data\" -o \"-k $d -c listen_addresses= -c fsync=off\" -w -l \"$d/log\" start >/dev/null\n\
+             {bindir}/pg_ctl -D \"$d/data\" -m fast -w stop >/dev/null\nrm -rf \"$d\"\n",
+            bindir = pg_scratch::find_bindir()?.display()
+        ),
+    )?;
+    let as_postgres = unsafe { libc::geteuid() } == 0;
+    rows.extend(case(
+        "--scratch current: start an embedded server, read, stop",
+        7,
+        Box::new(|| {
+            let mut c = Command::new(&bin);
+            clean_env(&mut c);
+            c.current_dir(&work).args(["-q", "--scratch", "--migrations"]).arg(&up.migrations).arg("current");
+            Ok(c)
+        }),
+        vec![("bare initdb, start and stop", Box::new(|| {
+            let mut c = if as_postgres { Command::new("runuser") } else { Command::new("sh") };
+            if as_postgres {
+                c.args(["-u", "postgres", "--", "sh"]);
+            }
+            c.arg(&bare).current_dir("/tmp");
+            Ok(c)
+        }))],
     )?);
 
     print_and_save(&rows, &root, sqlx.is_none())?;
@@ -292,6 +354,100 @@ fn per_test(scratch: &pg_scratch::Scratch, dir: &Path) -> Result<()> {
         c.as_secs_f64() / b.as_secs_f64()
     );
     Ok(())
+}
+
+/// One upgrade against its floor, interleaved round by round.
+struct Floor {
+    case: String,
+    ours: Vec<Duration>,
+    server: Vec<Duration>,
+    connection: Vec<Duration>,
+}
+
+/// Times `ours` (on a fresh database each round) and the floor: psql runs `script` on another
+/// fresh database (untimed), pg_stat_statements gives the server's execution and planning time
+/// of what ran there, and the minimal libpq client times one connection (`SELECT 1`).
+#[allow(clippy::too_many_arguments)]
+fn floor(
+    case: &str,
+    rounds: usize,
+    fresh: &dyn Fn() -> Result<String>,
+    ours: &dyn Fn(&str) -> Command,
+    scratch: &pg_scratch::Scratch,
+    psql: &Path,
+    libpq: &Path,
+    script: &Path,
+) -> Result<Floor> {
+    let mut admin = scratch.config("postgres").connect(postgres::NoTls)?;
+    let mut f = Floor { case: case.to_string(), ours: Vec::new(), server: Vec::new(), connection: Vec::new() };
+    for round in 0..rounds {
+        let mut order = [0, 1];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for which in order {
+            let url = fresh()?;
+            if which == 0 {
+                f.ours.push(run(&mut ours(&url))?.0);
+                continue;
+            }
+            let name = url.rsplit('/').next().unwrap_or_default().to_string();
+            let oid: u32 = admin.query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])?.get(0);
+            admin.execute("SELECT pg_stat_statements_reset(0, $1, 0)", &[&oid])?;
+            run(&mut psql_file(psql, &url, script))?;
+            let ms: f64 = admin.query_one(
+                "SELECT coalesce(sum(total_exec_time + total_plan_time), 0)::float8 FROM pg_stat_statements WHERE dbid = $1",
+                &[&oid],
+            )?.get(0);
+            f.server.push(Duration::from_secs_f64(ms / 1e3));
+            let mut c = Command::new(libpq);
+            c.args([url.as_str(), "SELECT 1"]);
+            clean_env(&mut c);
+            f.connection.push(run(&mut c)?.0);
+        }
+    }
+    Ok(f)
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn print_floors(floors: &[Floor]) {
+    for f in floors {
+        let floor: Vec<Duration> = f.server.iter().zip(&f.connection).map(|(a, b)| *a + *b).collect();
+        let (ours, fl) = (median(&f.ours), median(&floor));
+        let spread = |v: &[Duration]| {
+            let mut v = v.to_vec();
+            v.sort();
+            format!("{:.1}..{:.1}", Stats::ms(v[0]), Stats::ms(v[v.len() - 1]))
+        };
+        println!("{}", f.case);
+        println!("  {:<46} median {:>9.2} ms (range {})", "cargo procrastinate upgrade", Stats::ms(ours), spread(&f.ours));
+        println!(
+            "  {:<46} median {:>9.2} ms (range {}; server {:.2} ms + one libpq connection {:.2} ms)  ratio {:.2}",
+            "floor",
+            Stats::ms(fl),
+            spread(&floor),
+            Stats::ms(median(&f.server)),
+            Stats::ms(median(&f.connection)),
+            ours.as_secs_f64() / fl.as_secs_f64()
+        );
+    }
+}
+
+/// A package of 1,000 trivial migrations and their psql script (made once).
+fn trivial_pkg(work: &Path) -> Result<(PathBuf, PathBuf)> {
+    let dir = work.join("floor-1000");
+    let script = work.join("floor-1000.sql");
+    if !script.is_file() {
+        let files = synthetic(&dir, 1_000)?;
+        one_transaction_each(&script, &files)?;
+        package(&work.join("pkg-floor-1000"), &files)?;
+    }
+    Ok((work.join("pkg-floor-1000"), script))
 }
 
 /// The build script's code generation, in process: 38 files and 10,000.

@@ -169,14 +169,28 @@ fn upgrade_inner(
     let set = opts.set_name();
     // Step 0, without the lock or a transaction: a replica that finds nothing to do (another
     // replica did it, or is at it and finishes while this one waits) learns it from one read.
-    if let Some(current) = nothing_to_do(client, migrations, target, opts) {
+    let early = nothing_to_do(client, migrations, target, opts);
+    if let Early::Done(current) = early {
         return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
     }
+    // A table read in its current layout needs no setting up (nor its schemas created); a
+    // missing one is created in plain DDL.
+    let table = match early {
+        Early::Pending => Table::Ready,
+        // A qualified table's missing schema reads as a missing table (42P01): those go through
+        // the block that looks before it creates (CREATE SCHEMA needs the privilege even with
+        // IF NOT EXISTS).
+        Early::Missing { schema } if opts.table.schema.is_none() => Table::Missing { schema },
+        _ => Table::Unknown,
+    };
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
     // accept changed files, record upstream's revised ones.
-    let settled = &mut |c: &mut dyn Session| Ok(nothing_to_do(c, migrations, target, opts).is_some());
-    let Some((status, missing)) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled)? else {
-        let current = nothing_to_do(client, migrations, target, opts).flatten();
+    let settled = &mut |c: &mut dyn Session| Ok(matches!(nothing_to_do(c, migrations, target, opts), Early::Done(_)));
+    let Some((status, missing)) = locked_status_with(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled, table)? else {
+        let current = match nothing_to_do(client, migrations, target, opts) {
+            Early::Done(current) => current,
+            _ => None,
+        };
         return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
     };
     *created = missing;
@@ -956,22 +970,48 @@ fn locate(
 /// missing (the schema, the tracking table), brings an older tracking table to the current
 /// layout, gives the unnamed set's rows to the first set, and compares what is recorded with
 /// the files: the start of every change, in one round trip.
-/// Whether the set is already where an upgrade to `target` would take it, with nothing to
-/// accept or record either: `Some(current)` then. Read in one plain query, without the lock or
-/// a transaction; anything unusual (no table yet, its first layout, rows to claim, a
-/// divergence, a failed read) is `None`, and the locked path finds out and says it.
-fn nothing_to_do(client: &mut dyn Session, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Option<Option<Revision>> {
+/// What the read before the lock found.
+enum Early {
+    /// The set is already where an upgrade to the target would take it, with nothing to accept
+    /// or record either: at this revision.
+    Done(Option<Revision>),
+    /// There is work, and the tracking table is there in its current layout.
+    Pending,
+    /// There is no tracking table yet (`schema`: nor its schema): a first run.
+    Missing {
+        /// The tracking table's schema is missing too.
+        schema: bool,
+    },
+    /// Anything unusual (no table yet, its first layout, rows to claim, a divergence, a failed
+    /// read): the locked path finds out and says it.
+    Unknown,
+}
+
+/// Whether there is anything to do, read in one plain query, without the lock or a transaction.
+fn nothing_to_do(client: &mut dyn Session, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Early {
     let set = opts.set_name();
-    let rows = super::status::simple_rows(client, &opts.table.current_layout_rows_sql()).ok()?;
+    let rows = match super::status::simple_rows(client, &opts.table.current_layout_rows_sql()) {
+        Ok(rows) => rows,
+        Err(e) => {
+            return match e.code().map(|c| c.code()) {
+                Some("42P01") => Early::Missing { schema: false },
+                Some("3F000") => Early::Missing { schema: true },
+                _ => Early::Unknown,
+            }
+        }
+    };
     if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
-        return None;
+        return Early::Unknown;
     }
     let mut rows: Vec<_> = rows.into_iter().filter(|r| r[0].as_deref() == Some(set)).collect();
     rows.sort_by(|a, b| a[2].cmp(&b[2]));
     let applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
     let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
-    let plan = plan_upgrade(migrations, &status, target, &opts.accept_changed).ok()?;
-    (plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty()).then_some(status.current)
+    match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
+        Ok(plan) if plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty() => Early::Done(status.current),
+        Ok(_) => Early::Pending,
+        Err(_) => Early::Unknown,
+    }
 }
 
 fn locked_status(
@@ -981,23 +1021,52 @@ fn locked_status(
     on_wait: &mut dyn FnMut(Option<&str>),
     settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
 ) -> Result<Option<(Status, Vec<String>)>, Error> {
+    locked_status_with(client, migrations, opts, on_wait, settled, Table::Unknown)
+}
+
+/// What the read before the lock said of the tracking table.
+#[derive(Clone, Copy)]
+enum Table {
+    /// There, in its current layout: nothing to set up (a plpgsql block less on every run).
+    Ready,
+    /// Not there (`schema`: nor its schema): created in plain DDL.
+    Missing { schema: bool },
+    /// Unread: the plpgsql block that creates it or brings an old layout up to date.
+    Unknown,
+}
+
+/// [`locked_status`], setting the table up as `table` says it is.
+fn locked_status_with(
+    client: &mut dyn Session,
+    migrations: &[Migration],
+    opts: &Options,
+    on_wait: &mut dyn FnMut(Option<&str>),
+    settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+    table: Table,
+) -> Result<Option<(Status, Vec<String>)>, Error> {
+    let table_ready = matches!(table, Table::Ready);
     let mut then = Vec::new();
     // Which of the schemas this creates are missing: a first run that fails takes them away.
     let schemas: Vec<String> = opts.schema.iter().chain(opts.table.schema.iter()).map(|s| quote_literal(s)).collect();
-    then.push(format!(
-        "SELECT n FROM unnest(ARRAY[{}]::text[]) n WHERE to_regnamespace(quote_ident(n)) IS NULL",
-        schemas.join(", ")
-    ));
+    then.push(if table_ready {
+        "SELECT NULL WHERE false".to_string()
+    } else {
+        format!("SELECT n FROM unnest(ARRAY[{}]::text[]) n WHERE to_regnamespace(quote_ident(n)) IS NULL", schemas.join(", "))
+    });
     // The schema the migrations run in, which may differ from the tracking table's own;
     // created only when missing (CREATE SCHEMA IF NOT EXISTS asks for the privilege anyway).
-    if let Some(schema) = &opts.schema {
+    if let (Some(schema), false) = (&opts.schema, table_ready) {
         then.push(format!(
             "DO $cargo_procrastinate$ BEGIN IF to_regnamespace({}) IS NULL THEN CREATE SCHEMA {}; END IF; END $cargo_procrastinate$",
             quote_literal(&quote_ident(schema)),
             quote_ident(schema)
         ));
     }
-    then.push(opts.table.ensure_sql());
+    match table {
+        Table::Ready => {}
+        Table::Missing { schema } => then.push(opts.table.create_sql(schema)),
+        Table::Unknown => then.push(opts.table.ensure_sql()),
+    }
     if opts.claim_unnamed {
         then.push(opts.table.claim_sql(opts.set_name()));
     }
