@@ -26,10 +26,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Keywords this crate's connections understand: the driver's, and those the caller handles
-/// (TLS files, the service, the password file).
-const KNOWN: &[&str] = &[
-    // The driver's.
+/// The driver's keywords, handed to it as libpq would (by `ConnInfo::config`), except
+/// `keepalives_count`, which it spells `keepalives_retries`.
+const DRIVER: &[&str] = &[
     "host",
     "hostaddr",
     "port",
@@ -43,11 +42,16 @@ const KNOWN: &[&str] = &[
     "keepalives",
     "keepalives_idle",
     "keepalives_interval",
-    "keepalives_count",
     "target_session_attrs",
     "channel_binding",
     "load_balance_hosts",
     "sslnegotiation",
+];
+
+/// Keywords the caller handles, besides the driver's: [`DRIVER`] and these are all this
+/// crate's connections understand.
+const HANDLED: &[&str] = &[
+    "keepalives_count",
     // Resolved here.
     "service",
     "passfile",
@@ -138,7 +142,7 @@ fn check_keyword(k: &str) -> Result<(), String> {
     if UNSUPPORTED.contains(&k) {
         return Err(format!("the connection string sets `{k}`, a libpq setting this tool does not support; remove it"));
     }
-    if !KNOWN.contains(&k) {
+    if !DRIVER.contains(&k) && !HANDLED.contains(&k) {
         return Err(format!("the connection string sets `{k}`, which is not a PostgreSQL connection setting"));
     }
     Ok(())
@@ -319,25 +323,6 @@ impl Params {
     /// `require`, and the files are left to [`get`](Self::get).
     #[cfg(feature = "postgres")]
     pub fn config(&self) -> Result<tokio_postgres::Config, String> {
-        const DRIVER: &[&str] = &[
-            "host",
-            "hostaddr",
-            "port",
-            "dbname",
-            "user",
-            "password",
-            "options",
-            "application_name",
-            "connect_timeout",
-            "tcp_user_timeout",
-            "keepalives",
-            "keepalives_idle",
-            "keepalives_interval",
-            "target_session_attrs",
-            "channel_binding",
-            "load_balance_hosts",
-            "sslnegotiation",
-        ];
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         let mut text = Vec::new();
         for (k, v) in &self.values {

@@ -17,12 +17,7 @@ const ORDERS: &str = "CREATE TABLE orders (\n    id bigserial PRIMARY KEY,\n    
 fn package() -> tempfile::TempDir {
     let pkg = tempfile::tempdir().unwrap();
     let root = pkg.path();
-    std::fs::write(
-        root.join("Cargo.toml"),
-        "[package]\nname = \"shop\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[package.metadata.procrastinate]\n\
-         sets = [\n  { name = \"procrastinate\", migrations = \"db/procrastinate\" },\n  { name = \"app\", migrations = \"db/app\" },\n]\n",
-    )
-    .unwrap();
+    write_package(root, "shop", TWO_SETS);
     copy_files(&v3_10().migrations, &root.join("db/procrastinate"));
     std::fs::create_dir_all(root.join("db/app")).unwrap();
     write(&root.join("db/app"), "01.00.00_01_create_orders.sql", ORDERS);

@@ -166,12 +166,7 @@ fn ci_recipe() {
     assert!(steps.len() >= 5, "{recipe}");
     let pkg = tempfile::tempdir().unwrap();
     let root = pkg.path();
-    std::fs::write(
-        root.join("Cargo.toml"),
-        "[package]\nname = \"shop\"\nversion = \"1.0.0\"\nedition = \"2021\"\n\n[package.metadata.procrastinate]\n\
-         sets = [\n  { name = \"procrastinate\", migrations = \"db/procrastinate\" },\n  { name = \"app\", migrations = \"db/app\" },\n]\n",
-    )
-    .unwrap();
+    write_package(root, "shop", TWO_SETS);
     std::fs::create_dir_all(root.join("db/app")).unwrap();
     std::fs::write(
         root.join("db/app/01.00.00_01_pre_orders.sql"),

@@ -16,11 +16,7 @@ const ORDER_JOBS: &str = "01.00.00_02_order_jobs.sql";
 fn package(upto: usize) -> tempfile::TempDir {
     let pkg = tempfile::tempdir().unwrap();
     let root = pkg.path();
-    write_package(
-        root,
-        "shop",
-        "sets = [\n  { name = \"procrastinate\", migrations = \"db/procrastinate\" },\n  { name = \"app\", migrations = \"db/app\" },\n]\n",
-    );
+    write_package(root, "shop", TWO_SETS);
     copy_first(&v3_10().migrations, &root.join("db/procrastinate"), upto);
     let app = root.join("db/app");
     std::fs::create_dir_all(&app).unwrap();
@@ -35,16 +31,6 @@ fn package(upto: usize) -> tempfile::TempDir {
 }
 
 /// A package `name` whose `[package.metadata.procrastinate]` is `metadata`.
-fn write_package(root: &Path, name: &str, metadata: &str) {
-    std::fs::write(
-        root.join("Cargo.toml"),
-        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.procrastinate]\n{metadata}"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(root.join("src")).unwrap();
-    std::fs::write(root.join("src/lib.rs"), "").unwrap();
-}
-
 /// The example set as set `example`, one application file as set `app` (with `app_extra`).
 fn example_and_app(root: &Path, metadata: &str, app_extra: &str) {
     write_package(

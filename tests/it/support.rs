@@ -158,6 +158,21 @@ pub fn copy_set(from: &Path) -> tempfile::TempDir {
     dir
 }
 
+/// `sets = [procrastinate, app]` in db/procrastinate and db/app: the recommended layout.
+pub const TWO_SETS: &str =
+    "sets = [\n  { name = \"procrastinate\", migrations = \"db/procrastinate\" },\n  { name = \"app\", migrations = \"db/app\" },\n]\n";
+
+/// A package `name` in `root` whose `[package.metadata.procrastinate]` is `metadata`.
+pub fn write_package(root: &Path, name: &str, metadata: &str) {
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!("[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.procrastinate]\n{metadata}"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join("src/lib.rs"), "").unwrap();
+}
+
 /// Writes migration file `name` into the set directory `dir`.
 pub fn write(dir: &Path, name: &str, sql: &str) {
     std::fs::write(dir.join(name), sql).expect("write a migration file");

@@ -92,16 +92,7 @@ pub(super) fn run(ctx: &mut Ctx, compatible: bool) -> Result<i32, Failure> {
             unadopted,
         });
     }
-    ctx.print_sets(
-        "check",
-        &lines.join("\n"),
-        &json::Verdict {
-            ok: worst == exit::OK,
-            exit_code: worst,
-        },
-        &sets,
-    );
-    Ok(worst)
+    Ok(report(ctx, &lines, worst, &sets))
 }
 
 /// `check --compatible`: what the application's start-up check (`db::verify_sets`) would say of
@@ -133,16 +124,17 @@ fn run_compatible(ctx: &mut Ctx) -> Result<i32, Failure> {
             message: verdict.to_string(),
         });
     }
-    ctx.print_sets(
-        "check",
-        &lines.join("\n"),
-        &json::Verdict {
-            ok: worst == exit::OK,
-            exit_code: worst,
-        },
-        &sets,
-    );
-    Ok(worst)
+    Ok(report(ctx, &lines, worst, &sets))
+}
+
+/// Prints `check`'s verdict, set by set, and returns the worst exit code.
+fn report<S: serde::Serialize>(ctx: &Ctx, lines: &[String], worst: i32, sets: &[S]) -> i32 {
+    let top = json::Verdict {
+        ok: worst == exit::OK,
+        exit_code: worst,
+    };
+    ctx.print_sets("check", &lines.join("\n"), &top, sets);
+    worst
 }
 
 fn rank(code: i32) -> u8 {
