@@ -195,6 +195,44 @@ impl TrackingTable {
         )
     }
 
+    /// The row that records `m` at the start of its own transaction, before its SQL runs:
+    /// `applied_at` is when it started (set to when it ended, with its duration, by
+    /// [`TrackingTable::durations_sql`] once the transaction committed), `stamped` is
+    /// `stamped_expr` (`false`, computed by the guard that takes the lock: see
+    /// `db::lock::claim_sql`). The primary key is the re-read under the lock: a row another
+    /// process committed for the file, whatever this statement's snapshot, makes the insert
+    /// fail (23505) before the file runs.
+    pub fn start_row_sql(&self, set: &str, m: &Migration, stamped_expr: &str) -> String {
+        format!(
+            "INSERT INTO {} (set_name, revision, file_name, checksum, applied_at, stamped) VALUES ({}, {}, {}, {}, clock_timestamp(), {stamped_expr})",
+            self.sql(),
+            quote_literal(set),
+            quote_literal(&m.revision.to_string()),
+            quote_literal(&m.file_name),
+            quote_literal(&m.checksum.to_string()),
+        )
+    }
+
+    /// Completes the rows [`TrackingTable::start_row_sql`] wrote for `files` (consecutive files
+    /// of one batch, committed in bytewise order of their names): each one's duration runs
+    /// from its start to the next one's start (its `COMMIT` included), the last one's to now
+    /// when `last_ends_now`, else it stays unknown (`NULL`); `applied_at` becomes that end.
+    /// Returns each file's name and duration.
+    pub fn durations_sql(&self, set: &str, files: &[&str], last_ends_now: bool, mark: &str) -> String {
+        let names: Vec<String> = files.iter().map(|f| quote_literal(f)).collect();
+        let end = if last_ends_now { "coalesce(lead(applied_at) OVER w, clock_timestamp())" } else { "lead(applied_at) OVER w" };
+        format!(
+            "UPDATE {t} t SET duration_ms = greatest(0, round(date_part('epoch', d.ended - t.applied_at) * 1000))::bigint, applied_at = d.ended \
+             FROM (SELECT file_name, {end} AS ended FROM {t} WHERE set_name = {s} AND file_name IN ({names}) AND duration_ms IS NULL AND NOT stamped \
+             WINDOW w AS (ORDER BY file_name COLLATE \"C\")) d \
+             WHERE t.set_name = {s} AND t.file_name = d.file_name AND d.ended IS NOT NULL \
+             RETURNING t.file_name AS {mark}, t.duration_ms",
+            t = self.sql(),
+            s = quote_literal(set),
+            names = names.join(", "),
+        )
+    }
+
     /// The key of the advisory lock that serializes `upgrade`s of this table, as a SQL
     /// `bigint` expression: a hash of the table's schema as the server resolves it (the
     /// `search_path`'s first schema for an unqualified name) and its name, so that

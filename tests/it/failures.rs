@@ -471,6 +471,53 @@ fn a_failure_inside_a_batch_names_its_file_and_keeps_the_ones_before() {
     }
 }
 
+/// A file another process records while this one works (its first file records the second
+/// here, as a replica would between two of our transactions) is not run again: the claim's
+/// primary key stops it before its SQL runs, the same text passes as applied elsewhere, and
+/// another text is a divergence that names the file. The files after it still run.
+#[test]
+fn a_file_recorded_meanwhile_is_not_run_again() {
+    for (case, same) in [("recorded_meanwhile", true), ("recorded_otherwise", false)] {
+        let set = tempfile::tempdir().unwrap();
+        let second = "CREATE TABLE b (id int);\n";
+        let checksum = if same {
+            let files = vec![("01.00.00_02_b.sql".to_string(), second.as_bytes().to_vec())];
+            procrastinate_migrations::MigrationSet::from_files(set.path().into(), files).unwrap().migrations[0].checksum.to_string()
+        } else {
+            "0".repeat(64)
+        };
+        write(
+            set.path(),
+            "01.00.00_01_a.sql",
+            &format!("CREATE TABLE a (id int);\nINSERT INTO {TABLE} (set_name, revision, file_name, checksum) VALUES ('', '0002', '01.00.00_02_b.sql', '{checksum}');\n"),
+        );
+        write(set.path(), "01.00.00_02_b.sql", second);
+        write(set.path(), "01.00.00_03_c.sql", "CREATE TABLE c (id int);\n");
+        let db = TestDb::new(case);
+        let exists = |t: &str| db.client().query_one("SELECT to_regclass($1)::text", &[&t]).unwrap().get::<_, Option<String>>(0).is_some();
+        if same {
+            let run = cli(&db, set.path(), &["--message-format", "json", "upgrade"]).ok();
+            let events = run.json_lines();
+            let of = |kind: &str| -> Vec<String> { events.iter().filter(|e| e["event"] == kind).map(|e| e["revision"].as_str().unwrap().to_string()).collect() };
+            assert_eq!((of("applied"), of("applied_elsewhere")), (vec!["0001".to_string(), "0003".to_string()], vec!["0002".to_string()]), "{}", run.stdout);
+            assert!(exists("a") && !exists("b") && exists("c"), "0002 did not run");
+        } else {
+            let run = cli(&db, set.path(), &["upgrade"]).code(5);
+            assert!(run.stderr.contains("01.00.00_02_b.sql"), "{}", run.stderr);
+            assert!(exists("a") && !exists("b") && !exists("c"), "nothing ran after the divergence");
+        }
+        // Each row the tool wrote is complete: a duration and the time it ended.
+        let rows: Vec<(String, Option<i64>)> = db
+            .client()
+            .query(&format!("SELECT file_name, duration_ms FROM {TABLE} WHERE file_name <> '01.00.00_02_b.sql' ORDER BY 1"), &[])
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(rows.iter().all(|(_, d)| d.is_some()), "{rows:?}");
+    }
+}
+
 /// A replica that finds the set at head learns it from one read: it does not queue for the
 /// migration lock another process holds (nor hold a transaction while it would).
 #[test]

@@ -170,8 +170,17 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     // utility statements counted) plus one minimal libpq connection.
     if wanted("floor") {
         let mut floors = Vec::new();
-        for (label, dir, script, rounds) in [("3.10.0, 38 files", &pkg, &psql_script, 15), ("1,000 small files", &trivial_pkg(&work)?.0, &trivial_pkg(&work)?.1, 7)] {
-            floors.push(floor(&format!("upgrade against the floor: {label}"), rounds, &|| fresh(), &|url| ours(url, &["upgrade"], dir), &scratch, &psql, &libpq, script)?);
+        let upstream = FloorCase {
+            label: "3.10.0, 38 files",
+            files: 38,
+            rounds: 15,
+            package: pkg.clone(),
+            script: psql_script.clone(),
+            one_trip: one_round_trip(&work.join("one-trip-38.sql"), &up.migrations)?,
+        };
+        let cases = [upstream, floor_case(&work, "1,000 small files", 1_000, 7)?, floor_case(&work, "10,000 small files", 10_000, 3)?];
+        for c in &cases {
+            floors.push(floor(c, &|| fresh(), &|url| ours(url, &["upgrade"], &c.package), &scratch, &psql, &libpq)?);
         }
         print_floors(&floors);
     }
@@ -359,51 +368,67 @@ fn per_test(scratch: &pg_scratch::Scratch, dir: &Path) -> Result<()> {
 /// One upgrade against its floor, interleaved round by round.
 struct Floor {
     case: String,
+    files: usize,
     ours: Vec<Duration>,
     server: Vec<Duration>,
     connection: Vec<Duration>,
+    one_trip: Vec<Duration>,
 }
 
-/// Times `ours` (on a fresh database each round) and the floor: psql runs `script` on another
-/// fresh database (untimed), pg_stat_statements gives the server's execution and planning time
-/// of what ran there, and the minimal libpq client times one connection (`SELECT 1`).
-#[allow(clippy::too_many_arguments)]
-fn floor(
-    case: &str,
+/// What `floor` runs for one case.
+struct FloorCase<'a> {
+    label: &'a str,
+    files: usize,
     rounds: usize,
-    fresh: &dyn Fn() -> Result<String>,
-    ours: &dyn Fn(&str) -> Command,
-    scratch: &pg_scratch::Scratch,
-    psql: &Path,
-    libpq: &Path,
-    script: &Path,
-) -> Result<Floor> {
+    package: PathBuf,
+    /// psql's script: `BEGIN; \i FILE; COMMIT;` for each file.
+    script: PathBuf,
+    /// The same transactions as one query string, for the one-round-trip client.
+    one_trip: PathBuf,
+}
+
+/// Times `ours` (on a fresh database each round) against:
+/// - the floor: on another fresh database, the minimal libpq client times one connection
+///   (`SELECT 1`; the first to that database, as ours is), then psql runs `script` there
+///   (untimed) and pg_stat_statements gives the server's execution and planning time of what ran;
+/// - one round trip: on a third fresh database, the libpq client sends every file, each in its
+///   own transaction, as one query (the least a client can spend that runs the files as
+///   migrations run, parsing and per-statement work included, bookkeeping left out).
+fn floor(c: &FloorCase<'_>, fresh: &dyn Fn() -> Result<String>, ours: &dyn Fn(&str) -> Command, scratch: &pg_scratch::Scratch, psql: &Path, libpq: &Path) -> Result<Floor> {
     let mut admin = scratch.config("postgres").connect(postgres::NoTls)?;
-    let mut f = Floor { case: case.to_string(), ours: Vec::new(), server: Vec::new(), connection: Vec::new() };
-    for round in 0..rounds {
-        let mut order = [0, 1];
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for which in order {
+    let mut f = Floor {
+        case: format!("upgrade against the floor: {}", c.label),
+        files: c.files,
+        ours: Vec::new(),
+        server: Vec::new(),
+        connection: Vec::new(),
+        one_trip: Vec::new(),
+    };
+    let libpq_cmd = |url: &str, sql: &str| {
+        let mut cmd = Command::new(libpq);
+        cmd.args([url, sql]);
+        clean_env(&mut cmd);
+        cmd
+    };
+    for round in 0..c.rounds {
+        // Each round starts with a different one.
+        for k in 0..3 {
             let url = fresh()?;
-            if which == 0 {
-                f.ours.push(run(&mut ours(&url))?.0);
-                continue;
+            match (round + k) % 3 {
+                0 => f.ours.push(run(&mut ours(&url))?.0),
+                1 => {
+                    f.connection.push(run(&mut libpq_cmd(&url, "SELECT 1"))?.0);
+                    let name = url.rsplit('/').next().unwrap_or_default().to_string();
+                    let oid: u32 = admin.query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])?.get(0);
+                    admin.execute("SELECT pg_stat_statements_reset(0, $1, 0)", &[&oid])?;
+                    run(&mut psql_file(psql, &url, &c.script))?;
+                    let ms: f64 = admin
+                        .query_one("SELECT coalesce(sum(total_exec_time + total_plan_time), 0)::float8 FROM pg_stat_statements WHERE dbid = $1", &[&oid])?
+                        .get(0);
+                    f.server.push(Duration::from_secs_f64(ms / 1e3));
+                }
+                _ => f.one_trip.push(run(&mut libpq_cmd(&url, &format!("@{}", c.one_trip.display())))?.0),
             }
-            let name = url.rsplit('/').next().unwrap_or_default().to_string();
-            let oid: u32 = admin.query_one("SELECT oid FROM pg_database WHERE datname = $1", &[&name])?.get(0);
-            admin.execute("SELECT pg_stat_statements_reset(0, $1, 0)", &[&oid])?;
-            run(&mut psql_file(psql, &url, script))?;
-            let ms: f64 = admin.query_one(
-                "SELECT coalesce(sum(total_exec_time + total_plan_time), 0)::float8 FROM pg_stat_statements WHERE dbid = $1",
-                &[&oid],
-            )?.get(0);
-            f.server.push(Duration::from_secs_f64(ms / 1e3));
-            let mut c = Command::new(libpq);
-            c.args([url.as_str(), "SELECT 1"]);
-            clean_env(&mut c);
-            f.connection.push(run(&mut c)?.0);
         }
     }
     Ok(f)
@@ -418,14 +443,20 @@ fn median(v: &[Duration]) -> Duration {
 fn print_floors(floors: &[Floor]) {
     for f in floors {
         let floor: Vec<Duration> = f.server.iter().zip(&f.connection).map(|(a, b)| *a + *b).collect();
-        let (ours, fl) = (median(&f.ours), median(&floor));
+        let (ours, fl, trip) = (median(&f.ours), median(&floor), median(&f.one_trip));
         let spread = |v: &[Duration]| {
             let mut v = v.to_vec();
             v.sort();
             format!("{:.1}..{:.1}", Stats::ms(v[0]), Stats::ms(v[v.len() - 1]))
         };
         println!("{}", f.case);
-        println!("  {:<46} median {:>9.2} ms (range {})", "cargo procrastinate upgrade", Stats::ms(ours), spread(&f.ours));
+        println!(
+            "  {:<46} median {:>9.2} ms (range {}; {:.1} us per file)",
+            "cargo procrastinate upgrade",
+            Stats::ms(ours),
+            spread(&f.ours),
+            ours.as_secs_f64() * 1e6 / f.files as f64
+        );
         println!(
             "  {:<46} median {:>9.2} ms (range {}; server {:.2} ms + one libpq connection {:.2} ms)  ratio {:.2}",
             "floor",
@@ -435,19 +466,30 @@ fn print_floors(floors: &[Floor]) {
             Stats::ms(median(&f.connection)),
             ours.as_secs_f64() / fl.as_secs_f64()
         );
+        println!(
+            "  {:<46} median {:>9.2} ms (range {})  ratio {:.2}",
+            "libpq, the files in one round trip",
+            Stats::ms(trip),
+            spread(&f.one_trip),
+            ours.as_secs_f64() / trip.as_secs_f64()
+        );
     }
 }
 
-/// A package of 1,000 trivial migrations and their psql script (made once).
-fn trivial_pkg(work: &Path) -> Result<(PathBuf, PathBuf)> {
-    let dir = work.join("floor-1000");
-    let script = work.join("floor-1000.sql");
-    if !script.is_file() {
-        let files = synthetic(&dir, 1_000)?;
+/// A package of `count` small migrations (a table each), its psql script and its one-trip
+/// script (made once).
+fn floor_case(work: &Path, label: &'static str, count: usize, rounds: usize) -> Result<FloorCase<'static>> {
+    let dir = work.join(format!("floor-{count}"));
+    let script = work.join(format!("floor-{count}.sql"));
+    let one_trip = work.join(format!("floor-{count}-one-trip.sql"));
+    let package_dir = work.join(format!("pkg-floor-{count}"));
+    if !one_trip.is_file() {
+        let files = synthetic(&dir, count)?;
         one_transaction_each(&script, &files)?;
-        package(&work.join("pkg-floor-1000"), &files)?;
+        one_round_trip(&one_trip, &files)?;
+        package(&package_dir, &files)?;
     }
-    Ok((work.join("pkg-floor-1000"), script))
+    Ok(FloorCase { label, files: count, rounds, package: package_dir, script, one_trip })
 }
 
 /// The build script's code generation, in process: 38 files and 10,000.
@@ -520,6 +562,21 @@ fn one_transaction_each(script: &Path, dir: &Path) -> Result<PathBuf> {
     let body: String = files.iter().map(|f| format!("BEGIN;\n\\i '{}'\nCOMMIT;\n", f.display())).collect();
     std::fs::write(script, body)?;
     Ok(script.to_path_buf())
+}
+
+/// Every file, each in its own transaction, as one query string.
+fn one_round_trip(out: &Path, dir: &Path) -> Result<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    files.retain(|f| f.extension().is_some_and(|x| x == "sql"));
+    files.sort();
+    let mut body = String::new();
+    for f in files {
+        body.push_str("BEGIN;\n");
+        body.push_str(&std::fs::read_to_string(f)?);
+        body.push_str("\n;\nCOMMIT;\n");
+    }
+    std::fs::write(out, body)?;
+    Ok(out.to_path_buf())
 }
 
 fn psql_file(psql: &Path, url: &str, script: &Path) -> Command {

@@ -165,7 +165,6 @@ fn upgrade_inner(
     created: &mut Vec<String>,
 ) -> Result<UpgradeReport, Error> {
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
-    let key = &opts.table.lock_key();
     let set = opts.set_name();
     // Step 0, without the lock or a transaction: a replica that finds nothing to do (another
     // replica did it, or is at it and finishes while this one waits) learns it from one read.
@@ -186,7 +185,7 @@ fn upgrade_inner(
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
     // accept changed files, record upstream's revised ones.
     let settled = &mut |c: &mut dyn Session| Ok(matches!(nothing_to_do(c, migrations, target, opts), Early::Done(_)));
-    let Some((status, missing)) = locked_status_with(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled, table)? else {
+    let Some((status, missing, key)) = locked_status_with(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled, table)? else {
         let current = match nothing_to_do(client, migrations, target, opts) {
             Early::Done(current) => current,
             _ => None,
@@ -194,6 +193,9 @@ fn upgrade_inner(
         return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
     };
     *created = missing;
+    // From here on the lock's key is the number step 1 computed under the run's settings: the
+    // same lock, without hashing its name again in every migration's guard.
+    let key = &key;
     let plan = match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
         Ok(plan) => plan,
         Err(r) => {
@@ -370,7 +372,8 @@ const BATCH_BYTES: usize = 1 << 20;
 /// A batch quicker than this doubles the next; one slower than `SLOW_BATCH` makes it one.
 const FAST_BATCH: Duration = Duration::from_millis(100);
 const SLOW_BATCH: Duration = Duration::from_secs(1);
-/// Column name of the tracking row's `RETURNING`, which tells our rows from a file's output.
+/// Column name of the `RETURNING` of the statement that completes a batch's rows, which tells
+/// our rows from a file's output.
 const APPLIED_MARK: &str = "cargo_procrastinate_applied";
 /// Session setting each committed transaction of a batch leaves behind (`<nonce>:<index>`), so
 /// that after an error the same round trip as the rollback says which of the batch committed.
@@ -398,13 +401,15 @@ enum End {
     Split(usize),
 }
 
-/// Runs `batch` in one round trip, each migration in its own transaction: BEGIN, a guard that
-/// applies the settings, takes the lock and re-reads the tracking table under it (a replica
-/// may have applied the file while we waited, and one deploying other files must not pass for
-/// us), the file whole, its row, COMMIT. The guard raises, and so stops the batch before the
-/// file, when either says no; an error in a file stops it there, the transactions before it
-/// committed. Which of them did is found after the fact, with the rollback, and so is the line
-/// of an error the server gives no position for: nothing is paid for either on success.
+/// Runs `batch` in one round trip, each migration in its own transaction: BEGIN, the claim
+/// (one statement that applies the settings, takes the lock and writes the file's row, which
+/// the primary key refuses when another process recorded the file while we waited, whatever
+/// the statement's snapshot), the file whole, COMMIT. Then one statement completes the rows
+/// with each file's duration (to the next one's start) and the time it ended. The claim stops
+/// the batch before the file when the lock is taken or the file is recorded; an error in a
+/// file stops it there, the transactions before it committed. Which of them did is found after
+/// the fact, with the rollback, and so is the line of an error the server gives no position
+/// for: nothing is paid for either on success.
 fn run_batch(
     client: &mut dyn Session,
     batch: &[&Migration],
@@ -424,25 +429,24 @@ fn run_batch(
     let mut ends = Vec::with_capacity(batch.len());
     let mut chars = sql.chars().count();
     for (i, m) in batch.iter().enumerate() {
-        let guard = guard_sql(key, &file_settings(opts, m), Some((&opts.table, set, &m.file_name)));
-        let prefix = format!("{BEGIN};\n{guard};\n");
+        let marker = format!("{nonce}:{i}");
+        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped| opts.table.start_row_sql(set, m, stamped));
+        let prefix = format!("{BEGIN};\n{claim};\n");
         chars += prefix.chars().count();
         starts.push(chars);
         // The newline ends a last line that is a comment; the `;` a last statement without one.
-        let row = opts.table.insert_sql(set, m, false);
-        let tail = format!(
-            "\n;\n{} RETURNING duration_ms AS {APPLIED_MARK}, set_config('{DONE_SETTING}', '{nonce}:{i}', false);\nCOMMIT;\n",
-            row.trim_end_matches(';')
-        );
+        const TAIL: &str = "\n;\nCOMMIT;\n";
         chars += m.sql.chars().count();
         ends.push(chars);
-        chars += tail.chars().count();
+        chars += TAIL.chars().count();
         sql.push_str(&prefix);
         sql.push_str(&m.sql);
-        sql.push_str(&tail);
+        sql.push_str(TAIL);
     }
+    let files: Vec<&str> = batch.iter().map(|m| &*m.file_name).collect();
+    sql.push_str(&opts.table.durations_sql(set, &files, true, APPLIED_MARK));
     // The marker is session state: cleared before the batch gives the session back.
-    sql.push_str(&format!("SELECT set_config('{DONE_SETTING}', '', false)"));
+    sql.push_str(&format!(";\nSELECT set_config('{DONE_SETTING}', '', false)"));
     let started = Instant::now();
     client.working(true);
     let sent = client.simple_query(&sql);
@@ -450,9 +454,10 @@ fn run_batch(
     let e = match sent {
         Ok(messages) => {
             let durations = applied_durations(&messages);
-            if durations.len() != batch.len() {
-                return Err(Error::Refused(format!("the server returned {} tracking rows for {} migrations", durations.len(), batch.len())));
-            }
+            let durations: Option<Vec<Duration>> = files.iter().map(|f| durations.get(*f).copied()).collect();
+            let Some(durations) = durations else {
+                return Err(Error::Refused(format!("the server completed {} tracking rows for {} migrations", applied_durations(&messages).len(), batch.len())));
+            };
             return Ok(Ran { durations, end: End::Done });
         }
         Err(e) => e,
@@ -460,15 +465,15 @@ fn run_batch(
     let took = started.elapsed();
     // The aborted transaction keeps its backend, also behind PgBouncer, so the rollback and
     // the reads that follow it in the same message see this batch's session.
-    let files: Vec<String> = batch.iter().map(|m| quote_literal(&m.file_name)).collect();
+    let quoted: Vec<String> = files.iter().map(|f| quote_literal(f)).collect();
     let after = super::status::statements(
         client,
         &format!(
             "ROLLBACK;\nSELECT current_setting('{DONE_SETTING}', true), set_config('{DONE_SETTING}', '', false);\n\
-             SELECT file_name, duration_ms FROM {} WHERE set_name = {} AND file_name IN ({})",
+             SELECT file_name, checksum FROM {} WHERE set_name = {} AND file_name IN ({})",
             opts.table.sql(),
             quote_literal(set),
-            files.join(", ")
+            quoted.join(", ")
         ),
     );
     let Ok(after) = after else {
@@ -488,13 +493,16 @@ fn run_batch(
     };
     let marker = after.get(1).and_then(|rows| rows.first()).and_then(|r| r[0].clone()).unwrap_or_default();
     let done = marker.strip_prefix(&format!("{nonce}:")).and_then(|i| i.parse::<usize>().ok()).map_or(0, |i| i + 1);
-    let recorded: std::collections::HashMap<String, u64> = after
-        .get(2)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| Some((r[0].clone()?, r[1].as_deref()?.parse().ok()?)))
-        .collect();
-    let durations = batch[..done].iter().map(|m| Duration::from_millis(recorded.get(&*m.file_name).copied().unwrap_or(0))).collect();
+    let recorded: std::collections::HashMap<String, String> =
+        after.get(2).into_iter().flatten().filter_map(|r| Some((r[0].clone()?, r[1].clone()?))).collect();
+    // The files that committed get their durations, each up to the next one's start; the last
+    // one's end is not known (the start of what followed went with its rollback): it stays
+    // unknown, and says zero here.
+    let completed = match done {
+        0 | 1 => Default::default(),
+        _ => client.simple_query(&opts.table.durations_sql(set, &files[..done], false, APPLIED_MARK)).map(|m| applied_durations(&m)).unwrap_or_default(),
+    };
+    let durations = files[..done].iter().map(|f| completed.get(*f).copied().unwrap_or_default()).collect();
     let db = e.as_db_error();
     // The server parses the whole batch before running any of it: a syntax error in a later
     // file stops the batch before the files in front of it ran. Those run first, as they would
@@ -507,30 +515,30 @@ fn run_batch(
         _ => None,
     };
     let end = if done >= batch.len() {
-        // All committed; what failed came after them (clearing the marker).
+        // All committed; what failed came after them (completing the rows, clearing the marker).
         End::Done
     } else if let Some(k) = parsed_later {
         End::Split(k)
+    } else if let Some(Guard::Busy) = db.and_then(guard_failure) {
+        End::Busy
+    } else if let Some(checksum) = recorded.get(&*batch[done].file_name) {
+        // Our own row for it went with the rollback: this one is another process's, committed
+        // while we waited (the claim's primary key said so, or the file failed for having run).
+        End::Recorded(checksum.clone())
     } else {
-        match db.and_then(guard_failure) {
-            Some(Guard::Busy) => End::Busy,
-            Some(Guard::Recorded(checksum)) => End::Recorded(checksum),
-            Some(Guard::Standby | Guard::ReadOnly) | None => {
-                let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
-                End::Failed(failure(client, batch[done], &e, starts[done], took, opts, at))
-            }
-        }
+        let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
+        End::Failed(failure(client, batch[done], &e, starts[done], took, opts, at))
     };
     Ok(Ran { durations, end })
 }
 
-/// The server's duration of each tracking row a batch inserted, in order.
-fn applied_durations(messages: &[postgres::SimpleQueryMessage]) -> Vec<Duration> {
+/// The duration of each file a batch completed, by file name.
+fn applied_durations(messages: &[postgres::SimpleQueryMessage]) -> std::collections::HashMap<String, Duration> {
     messages
         .iter()
         .filter_map(|m| match m {
             postgres::SimpleQueryMessage::Row(r) if r.columns().first().is_some_and(|c| c.name() == APPLIED_MARK) => {
-                Some(Duration::from_millis(r.get(0).and_then(|d| d.parse().ok()).unwrap_or(0)))
+                Some((r.get(0)?.to_string(), Duration::from_millis(r.get(1).and_then(|d| d.parse().ok()).unwrap_or(0))))
             }
             _ => None,
         })
@@ -1021,7 +1029,7 @@ fn locked_status(
     on_wait: &mut dyn FnMut(Option<&str>),
     settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
 ) -> Result<Option<(Status, Vec<String>)>, Error> {
-    locked_status_with(client, migrations, opts, on_wait, settled, Table::Unknown)
+    Ok(locked_status_with(client, migrations, opts, on_wait, settled, Table::Unknown)?.map(|(status, missing, _)| (status, missing)))
 }
 
 /// What the read before the lock said of the tracking table.
@@ -1043,7 +1051,7 @@ fn locked_status_with(
     on_wait: &mut dyn FnMut(Option<&str>),
     settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
     table: Table,
-) -> Result<Option<(Status, Vec<String>)>, Error> {
+) -> Result<Option<(Status, Vec<String>, String)>, Error> {
     let table_ready = matches!(table, Table::Ready);
     let mut then = Vec::new();
     // Which of the schemas this creates are missing: a first run that fails takes them away.
@@ -1072,7 +1080,12 @@ fn locked_status_with(
     }
     let rows_at = then.len();
     then.push(opts.table.rows_sql(opts.set_name(), opts.claim_unnamed));
-    let locked = lock::begin_locked(client, &opts.local_settings(), &opts.table.lock_key(), &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait, settled)
+    // The lock's key as a number, worked out once under the run's settings (the tracking
+    // table's schema may come from its search_path).
+    let key_at = then.len();
+    let key = opts.table.lock_key();
+    then.push(format!("SELECT {key}"));
+    let locked = lock::begin_locked(client, &opts.local_settings(), &key, &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait, settled)
         .map_err(|e| match e {
             Error::Db { source, abandoned, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source, abandoned },
             other => other,
@@ -1081,7 +1094,9 @@ fn locked_status_with(
     let applied = results[rows_at].iter().map(|r| Applied::from_text(r)).collect();
     let mut missing: Vec<String> = results[0].iter().filter_map(|r| r[0].clone()).collect();
     missing.dedup();
-    Ok(Some((Status::compare_with(Some(applied), migrations, opts.out_of_order), missing)))
+    // A number, or the expression again should the server say something else.
+    let number = results[key_at].first().and_then(|r| r[0].clone()).filter(|k| k.parse::<i64>().is_ok()).unwrap_or(key);
+    Ok(Some((Status::compare_with(Some(applied), migrations, opts.out_of_order), missing, number)))
 }
 
 /// Records one set at `target` (None: base) without running any SQL. `purge` clears that set's

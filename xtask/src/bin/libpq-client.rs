@@ -2,7 +2,8 @@
 //! uses), runs one query, prints how many rows it returned, disconnects. What a C program of ten
 //! lines does, without needing libpq's headers to build it.
 //!
-//! `libpq-client CONNINFO SQL`
+//! `libpq-client CONNINFO SQL`, or `libpq-client CONNINFO @FILE` for the SQL in FILE (sent whole,
+//! in one query message: the floor of a client that sends a whole set in one round trip).
 
 use std::ffi::{c_char, c_int, c_void, CString};
 
@@ -36,7 +37,14 @@ fn main() {
         let clear: extern "C" fn(Res) = std::mem::transmute(sym(c"PQclear"));
         let finish: extern "C" fn(Conn) = std::mem::transmute(sym(c"PQfinish"));
         let conninfo = CString::new(conninfo.as_str()).expect("no NUL in the conninfo");
-        let sql = CString::new(sql.as_str()).expect("no NUL in the SQL");
+        let sql = match sql.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file).unwrap_or_else(|e| {
+                eprintln!("cannot read {file}: {e}");
+                std::process::exit(2)
+            }),
+            None => sql.clone(),
+        };
+        let sql = CString::new(sql).expect("no NUL in the SQL");
         let conn = connectdb(conninfo.as_ptr());
         if status(conn) != 0 {
             eprintln!("cannot connect");
