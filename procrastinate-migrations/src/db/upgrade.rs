@@ -243,9 +243,9 @@ fn upgrade_inner(
 
     let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
-    // How many migrations go in the next round trip: one at first, twice as many after a batch
-    // that ran quickly, one again after a slow one. Small files (the common case) share round
-    // trips; a slow migration runs nearly alone, so progress stays meaningful.
+    // How many migrations go in the next round trip: one at first, four times as many after a
+    // batch that ran quickly, one again after a slow one. Small files (the common case) share
+    // round trips; a slow migration runs nearly alone, so progress stays meaningful.
     let mut batch_len = 1;
     let mut waiter: Option<lock::Waiter> = None;
     let mut retries = 0;
@@ -303,7 +303,7 @@ fn upgrade_inner(
         match ran.end {
             End::Done => {
                 let took = started.elapsed();
-                batch_len = if took < FAST_BATCH { (batch_len * 2).min(BATCH_MAX) } else if took > SLOW_BATCH { 1 } else { batch_len };
+                batch_len = if took < FAST_BATCH { (batch_len * 4).min(BATCH_MAX) } else if took > SLOW_BATCH { 1 } else { batch_len };
             }
             End::Split(k) => batch_len = k,
             End::Busy => {
