@@ -187,6 +187,10 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         print_floors(&floors);
     }
 
+    if wanted("replicas") {
+        crate::replicas::replicas(&scratch, &|| fresh(), &|url| ours(url, &["upgrade"], &pkg))?;
+    }
+
     // 2. current and check on an up-to-date database.
     let url = fresh()?;
     run(&mut ours(&url, &["upgrade"], &pkg))?;
@@ -643,7 +647,7 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn tempfile_dir(label: &str) -> Result<PathBuf> {
+pub(crate) fn tempfile_dir(label: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("cargo-procrastinate-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

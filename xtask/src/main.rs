@@ -10,6 +10,7 @@
 
 mod bench;
 mod man;
+mod replicas;
 mod test;
 
 use xshell::{cmd, Shell};
