@@ -501,7 +501,8 @@ pub fn man(name: Option<&str>) -> Result<Vec<u8>, String> {
         }
     };
     let mut bytes = Vec::new();
-    clap_mangen::Man::new(page).render(&mut bytes).map_err(|e| e.to_string())?;
+    // Every page's footer names the tool and its version (a command's page has none of its own).
+    clap_mangen::Man::new(page).source(concat!("cargo-procrastinate ", env!("CARGO_PKG_VERSION"))).render(&mut bytes).map_err(|e| e.to_string())?;
     Ok(bytes)
 }
 

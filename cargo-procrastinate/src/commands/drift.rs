@@ -83,12 +83,14 @@ pub(super) fn run(ctx: &mut Ctx, server: Option<&str>) -> Result<i32, Failure> {
             if mine.is_empty() {
                 lines.push(format!("{p}ok: schema {live_name} is what the migrations recorded ({at}) build"));
             } else {
+                // Counted as listed: a table's columns go with the table.
+                let rendered = procrastinate_migrations::catalog::Diff { differences: mine.iter().map(|d| (*d).clone()).collect() }.render("the database", "its migrations");
+                let n = rendered.lines().count();
                 lines.push(format!(
                     "{p}schema {live_name} is not what the migrations recorded ({at}) build: {}",
-                    if mine.len() == 1 { "1 object differs".to_string() } else { format!("{} objects differ", mine.len()) }
+                    if n == 1 { "1 object differs".to_string() } else { format!("{n} objects differ") }
                 ));
-                let rendered = procrastinate_migrations::catalog::Diff { differences: mine.iter().map(|d| (*d).clone()).collect() };
-                lines.extend(rendered.render("the database", "its migrations").lines().map(|l| format!("  {l}")));
+                lines.extend(rendered.lines().map(|l| format!("  {l}")));
             }
             if !status.divergences.is_empty() {
                 lines.push(format!(
@@ -110,12 +112,13 @@ pub(super) fn run(ctx: &mut Ctx, server: Option<&str>) -> Result<i32, Failure> {
         }
         if !unowned.is_empty() && selected.iter().any(|&i| schema_of[i] == k) {
             worst = exit::DIVERGED;
+            let rendered = procrastinate_migrations::catalog::Diff { differences: unowned.iter().map(|d| (*d).clone()).collect() }.render("the database", "the migrations");
+            let n = rendered.lines().count();
             lines.push(format!(
                 "schema {live_name} has {} that no set's migrations make (`compare-ignore` leaves objects out):",
-                if unowned.len() == 1 { "1 object".to_string() } else { format!("{} objects", unowned.len()) }
+                if n == 1 { "1 object".to_string() } else { format!("{n} objects") }
             ));
-            let rendered = procrastinate_migrations::catalog::Diff { differences: unowned.iter().map(|d| (*d).clone()).collect() };
-            lines.extend(rendered.render("the database", "the migrations").lines().map(|l| format!("  {l}")));
+            lines.extend(rendered.lines().map(|l| format!("  {l}")));
             unowned_json.extend(unowned.iter().map(|d| json::Difference::from(*d)));
         }
     }

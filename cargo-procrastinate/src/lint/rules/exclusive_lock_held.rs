@@ -15,7 +15,7 @@ pub const RULE: Rule = Rule {
     name: "exclusive-lock-held",
     summary: "a slow statement while an ACCESS EXCLUSIVE lock is held",
     why: "the lock taken earlier in the file lasts until the file commits: readers and writers of that table wait for \
-          this statement too (on procrastinate_jobs, every worker and every defer)",
+          this statement too (were it procrastinate_jobs: every worker and every defer)",
     safe: "move the slow statement to a file of its own (or before the locking one), so the lock is held for a moment",
     kind: Kind::Always(Level::Warning),
 };

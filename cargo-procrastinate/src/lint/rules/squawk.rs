@@ -81,7 +81,7 @@ pub const RULES: &[(S, Rule)] = &[
     (S::ChangingColumnType, Rule {
         name: "changing-column-type",
         summary: "changes a column's type",
-        why: "rewrites the table and its indexes under an ACCESS EXCLUSIVE lock (readers and writers wait; on \
+        why: "rewrites the table and its indexes under an ACCESS EXCLUSIVE lock (readers and writers wait: were it \
               procrastinate_jobs, every worker), and code that reads the old type may break",
         safe: "add a column of the new type (pre), backfill it in batches, switch the code, drop the old one (post)",
         kind: Kind::BreaksPreviousAndLocks(Level::Warning),
@@ -104,7 +104,7 @@ pub const RULES: &[(S, Rule)] = &[
     (S::RequireConcurrentIndexCreation, Rule {
         name: "require-concurrent-index-creation",
         summary: "builds an index on an existing table without CONCURRENTLY",
-        why: "every write to the table waits until the index is built (on procrastinate_jobs: every defer and every worker)",
+        why: "every write to the table waits until the index is built (were it procrastinate_jobs: every defer and every worker)",
         safe: "CREATE INDEX CONCURRENTLY, alone in a file whose first line is `-- no-transaction`",
         kind: Kind::Always(Level::Error),
     }),
