@@ -3,7 +3,8 @@
 //! 5 ms, through the same path as the replicas: directly, or through a real PgBouncer in
 //! transaction-pooling mode with a pool of 2 server connections. Its latencies while 1, 16 and
 //! 64 replicas upgrade a fresh database (3.10.0's 38 files) are compared with the same thread
-//! alone; the replicas' wall time (all of them done) with one process alone.
+//! alone; the replicas' wall time (all of them done) with one process alone. The pool is warm
+//! (both server connections open) when the replicas start, as a running application has it.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -103,6 +104,15 @@ fn app(url: &str, stop: &AtomicBool) -> std::result::Result<Vec<(Instant, Durati
 /// `n` replicas upgrading `url` at once while the application runs against it: their wall
 /// time (the last one done) and the application's latencies meanwhile.
 fn deploy(n: usize, url: &str, ours: &dyn Fn(&str) -> Command) -> Result<(Duration, Vec<Duration>)> {
+    // The pool as a running application has it: both server connections open (two clients
+    // in a transaction at once), so that no replica waits for PgBouncer to log in.
+    let mut warm: Vec<postgres::Client> = (0..2).map(|_| postgres::Client::connect(url, postgres::NoTls)).collect::<std::result::Result<_, _>>()?;
+    for c in &mut warm {
+        c.batch_execute("BEGIN; SELECT 1")?;
+    }
+    for mut c in warm {
+        c.batch_execute("COMMIT")?;
+    }
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let app = s.spawn(|| app(url, &stop));
