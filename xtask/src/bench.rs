@@ -187,6 +187,11 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         print_floors(&floors);
     }
 
+    if wanted("start-up") {
+        let url = fresh()?;
+        run(&mut ours(&url, &["upgrade"], &pkg))?;
+        crate::startup::startup(&url, &up.migrations)?;
+    }
     if wanted("replicas") {
         crate::replicas::replicas(&scratch, &|| fresh(), &|url| ours(url, &["upgrade"], &pkg))?;
     }

@@ -11,6 +11,7 @@
 mod bench;
 mod man;
 mod replicas;
+mod startup;
 mod test;
 
 use xshell::{cmd, Shell};
