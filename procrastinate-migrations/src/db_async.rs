@@ -44,12 +44,14 @@ struct Reader<'a> {
 impl startup::Reader for Reader<'_> {
     type Error = tokio_postgres::Error;
 
-    async fn read(&mut self, sql: String) -> Result<Rows, CheckError> {
+    async fn read(&mut self, sql: String) -> Result<Option<Rows>, CheckError> {
         match text_rows(self.client, &sql).await {
-            Ok(rows) => Ok(rows),
+            Ok(rows) => Ok(Some(rows)),
             Err(e) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;
-                if startup::is_timeout(e.code().map(|c| c.code())) {
+                if startup::is_missing(e.code().map(|c| c.code())) {
+                    Ok(None)
+                } else if startup::is_timeout(e.code().map(|c| c.code())) {
                     Err(CheckError::TimedOut(self.timeout))
                 } else {
                     Err(CheckError::Db(e))

@@ -45,13 +45,15 @@ struct Reader<'a> {
 impl startup::Reader for Reader<'_> {
     type Error = sqlx::Error;
 
-    async fn read(&mut self, sql: String) -> Result<Rows, CheckError> {
+    async fn read(&mut self, sql: String) -> Result<Option<Rows>, CheckError> {
         match text_rows(self.conn, &sql).await {
-            Ok(rows) => Ok(rows),
+            Ok(rows) => Ok(Some(rows)),
             Err(e) => {
                 let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await;
                 let code = e.as_database_error().and_then(|d| d.code().map(|c| c.into_owned()));
-                if startup::is_timeout(code.as_deref()) {
+                if startup::is_missing(code.as_deref()) {
+                    Ok(None)
+                } else if startup::is_timeout(code.as_deref()) {
                     Err(CheckError::TimedOut(self.timeout))
                 } else {
                     Err(CheckError::Db(e))

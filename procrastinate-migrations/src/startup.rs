@@ -64,13 +64,19 @@ pub fn is_timeout(sqlstate: Option<&str>) -> bool {
     matches!(sqlstate, Some("55P03" | "57014"))
 }
 
-/// How a driver runs one [`bounded`] batch: its text rows, or [`CheckError::TimedOut`] when
-/// the bound ran out on the server.
+/// Whether a server error says the tracking table (or its schema) does not exist (SQLSTATE
+/// 42P01 or 3F000): nothing recorded yet, which [`Reader::read`] gives as `None`.
+pub fn is_missing(sqlstate: Option<&str>) -> bool {
+    matches!(sqlstate, Some("42P01" | "3F000"))
+}
+
+/// How a driver runs one [`bounded`] batch: its text rows, `None` when the table it reads does
+/// not exist ([`is_missing`]), or [`CheckError::TimedOut`] when the bound ran out on the server.
 pub trait Reader {
     /// The driver's error.
     type Error;
     /// Runs `sql` (one batch, simple-query protocol) and gives every row as text.
-    fn read(&mut self, sql: String) -> impl Future<Output = Result<Rows, CheckError<Self::Error>>>;
+    fn read(&mut self, sql: String) -> impl Future<Output = Result<Option<Rows>, CheckError<Self::Error>>>;
 }
 
 /// The verdict on every set, in order, within `timeout` on the server, read through `reader`.
@@ -78,19 +84,15 @@ pub async fn check_sets_with<R: Reader>(sets: &[SetDef], timeout: Duration, read
     let started = Instant::now();
     let mut verdicts = Vec::with_capacity(sets.len());
     for (i, def) in sets.iter().enumerate() {
-        let (exists, rows) = compat::queries(def, i == 0).map_err(CheckError::Config)?;
+        let (_, rows) = compat::queries(def, i == 0).map_err(CheckError::Config)?;
         let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
-        let found = rows_of(reader, &exists, left).await?;
-        let rows: Option<Vec<Applied>> = if found.first().and_then(|r| r.first()).and_then(|v| v.as_deref()) == Some("t") {
-            Some(rows_of(reader, &rows, left).await?.iter().map(|r| Applied::from_text(r)).collect())
-        } else {
-            None
-        };
+        // One round trip: the rows, or the error that says there is no table yet.
+        let rows: Option<Vec<Applied>> = rows_of(reader, &rows, left).await?.map(|rows| rows.iter().map(|r| Applied::from_text(r)).collect());
         // Nothing recorded: an empty database, or one built without this tool?
         let mut objects = Vec::new();
         if rows.as_ref().is_none_or(Vec::is_empty) {
             if let Some(sql) = compat::adoption_sql(def.migrations, def.schema) {
-                objects = rows_of(reader, &sql, left).await?.into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
+                objects = rows_of(reader, &sql, left).await?.unwrap_or_default().into_iter().filter_map(|r| r.into_iter().next().flatten()).collect();
             }
         }
         let verdict = compat::check_adopted(def, rows, objects);
@@ -100,10 +102,9 @@ pub async fn check_sets_with<R: Reader>(sets: &[SetDef], timeout: Duration, read
     Ok(verdicts)
 }
 
-/// The rows of `sql`, bounded, without the settings' row.
-async fn rows_of<R: Reader>(reader: &mut R, sql: &str, within: Duration) -> Result<Rows, CheckError<R::Error>> {
-    let mut rows = reader.read(bounded(sql, within)).await?;
-    Ok(rows.split_off(1.min(rows.len())))
+/// The rows of `sql`, bounded, without the settings' row; `None` when its table is missing.
+async fn rows_of<R: Reader>(reader: &mut R, sql: &str, within: Duration) -> Result<Option<Rows>, CheckError<R::Error>> {
+    Ok(reader.read(bounded(sql, within)).await?.map(|mut rows| rows.split_off(1.min(rows.len()))))
 }
 
 /// The first verdict this build may not run on, as an error.

@@ -92,11 +92,14 @@ fn tokio_postgres_applications_upgrade_without_blocking_their_runtime() {
                 }
             }
         });
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        // No tracking table yet: the one read says so, and the check refuses with the advice.
+        let refused = db_async::verify_sets(&client, sets).await.unwrap_err();
+        assert!(refused.to_string().contains("cargo procrastinate upgrade"), "{refused}");
         let reports = db_async::upgrade(&config, tokio_postgres::NoTls, sets).await.unwrap();
         assert_eq!(reports[0].to.map(|r| r.number()), Some(3));
         assert_eq!(ticks.await.unwrap(), 3);
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
         db_async::verify_sets(&client, sets).await.unwrap();
     });
 }
