@@ -27,10 +27,6 @@ fn set_names(set: &str, claim_unnamed: bool) -> String {
 /// such a row as not applied.
 pub const CLAIM: &str = "claimed:";
 
-/// The transaction-local setting in which each of `upgrade`'s transactions notes when it
-/// started (Unix seconds, from `clock_timestamp()`): what its tracking row's duration counts from.
-pub const STARTED: &str = "cargo_procrastinate.started";
-
 /// Names the unnamed set in the table: the one set of a plain `migrations = "dir"`, and every
 /// row written before sets existed.
 pub const UNNAMED_SET: &str = "";
@@ -248,20 +244,15 @@ impl TrackingTable {
         )
     }
 
-    /// The row an applied (or, `stamped`, recorded without running) migration leaves. The
-    /// duration is measured by the server from the start of the migration's own transaction:
-    /// the moment its guard recorded in [`STARTED`] (several transactions share one message,
-    /// and so one `now()`), else the transaction's start (the offline script, where each
-    /// statement is a message of its own); a stamp has none. `applied_at` is when it is
-    /// recorded, not when its message started.
+    /// The row an applied (or, `stamped`, recorded without running) migration leaves, at the
+    /// end of its transaction: the offline script's, where each statement is a message of its
+    /// own, so the duration runs from the transaction's start (`now()`); a stamp has none.
+    /// (`upgrade` writes its rows at the start instead: [`TrackingTable::start_row_sql`].)
     pub fn insert_sql(&self, set: &str, m: &Migration, stamped: bool) -> String {
         let duration = if stamped {
             "NULL".to_string()
         } else {
-            format!(
-                "((extract(epoch FROM clock_timestamp()) - coalesce(nullif(current_setting('{STARTED}', true), '')::numeric, \
-                 extract(epoch FROM now()))) * 1000)::bigint"
-            )
+            "((extract(epoch FROM clock_timestamp()) - extract(epoch FROM now())) * 1000)::bigint".to_string()
         };
         format!(
             "INSERT INTO {} (set_name, revision, file_name, checksum, duration_ms, stamped, applied_at) VALUES ({}, {}, {}, {}, {duration}, {stamped}, clock_timestamp());",

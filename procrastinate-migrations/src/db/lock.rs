@@ -274,20 +274,22 @@ fn holder(client: &mut dyn Session, key: &str) -> Result<Option<String>, Error> 
 /// REPEATABLE READ.
 pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
-/// The statements that follow [`BEGIN`] in each of `upgrade`'s transactions: one that applies
-/// `settings` for this transaction only (`set_config(.., true)`, as `SET LOCAL`: nothing leaks
-/// through a pool) and takes the migration lock without waiting, and, given
-/// `(table, set, file)`, a second that re-reads the tracking table under the lock (a statement
-/// of its own, so that its snapshot is taken after the lock). The first fails with
-/// [`Guard::Busy`] when another session holds the lock, the second with [`Guard::Recorded`]
-/// when the file is recorded already: either stops the batch before anything that follows.
+/// The statements that follow [`BEGIN`] in a transaction that takes the lock outside a batch
+/// (setting up the tracking table, a `-- no-transaction` file's claim, `stamp`...; a batch's
+/// transactions start with [`claim_sql`]): one that applies `settings` for this transaction
+/// only (`set_config(.., true)`, as `SET LOCAL`: nothing leaks through a pool) and takes the
+/// migration lock without waiting, and, given `(table, set, file)`, a second that re-reads the
+/// tracking table under the lock (a statement of its own, so that its snapshot is taken after
+/// the lock). The first fails with [`Guard::Busy`] when another session holds the lock, the
+/// second with [`Guard::Recorded`] when the file is recorded already: either stops the batch
+/// before anything that follows.
 ///
 /// Plain SQL rather than a `DO` block, which PL/pgSQL compiles anew each time (measured at
 /// twice the cost per migration, which 1,000 small migrations feel). Plain SQL has no `RAISE`,
 /// so it fails by asking for a setting that does not exist, named after what it means:
 /// [`guard_failure`] reads the name back.
 pub(super) fn guard_sql(key: &str, settings: &[(&str, String)], recorded: Option<(&TrackingTable, &str, &str)>) -> String {
-    let mut sql = format!("SELECT set_config('{}', extract(epoch FROM clock_timestamp())::text, true), ", crate::tracking::STARTED);
+    let mut sql = "SELECT ".to_string();
     for (name, value) in settings {
         sql.push_str(&format!("set_config({}, {}, true), ", quote_literal(name), quote_literal(value)));
     }

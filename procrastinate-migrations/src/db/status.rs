@@ -25,23 +25,27 @@ pub(super) fn read_applied_within(client: &mut dyn Session, opts: &Options, with
     // One round trip: the rows, or the error that says there is no table (or schema) yet, or
     // that it has the first layout (then a second query reads that one).
     let rows = match bounded_rows(client, &table.current_layout_rows_sql(), within) {
-        Ok(mut rows) => {
-            let wanted = |s: &str| s == set || (claim && s == crate::tracking::UNNAMED_SET);
-            rows.retain(|r| r[0].as_deref().is_some_and(wanted));
-            rows.sort_by(|a, b| a[2].cmp(&b[2]));
-            rows
-        }
+        Ok(rows) => rows,
         Err(e) => match e.code().map(|c| c.code()) {
             Some("42P01" | "3F000") => return Ok(None),
             Some("42703") => bounded_rows(client, &table.rows_sql(set, claim), within).map_err(|e| timed_out(client, &context, within, e))?,
             _ => return Err(timed_out(client, &context, within, e)),
         },
     };
+    Ok(Some(set_rows(rows, set, claim)))
+}
+
+/// The set's rows among `rows` (every row of a table of the current layout, as
+/// `current_layout_rows_sql` reads them, or a set's as `rows_sql` does), in bytewise order of
+/// their file names: with `claim`, the unnamed set's too, where the set's own row wins.
+pub(super) fn set_rows(mut rows: Vec<Vec<Option<String>>>, set: &str, claim: bool) -> Vec<Applied> {
+    let wanted = |s: &str| s == set || (claim && s == crate::tracking::UNNAMED_SET);
+    rows.retain(|r| r[0].as_deref().is_some_and(wanted));
+    rows.sort_by(|a, b| a[2].cmp(&b[2]));
     let mut applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
-    // Where the set and the unnamed set both record a file, the set's own row wins.
     let own: std::collections::HashSet<String> = applied.iter().filter(|a| a.set == set).map(|a| a.file_name.clone()).collect();
     applied.retain(|a| a.set == set || !own.contains(&a.file_name));
-    Ok(Some(applied))
+    applied
 }
 
 /// The rows of `sql`, bounded on the server by `within` when given (a read-only transaction

@@ -1056,7 +1056,7 @@ fn locked_status_with(
     let mut then = Vec::new();
     // Which of the schemas this creates are missing: a first run that fails takes them away.
     let schemas: Vec<String> = opts.schema.iter().chain(opts.table.schema.iter()).map(|s| quote_literal(s)).collect();
-    then.push(if table_ready {
+    then.push(if table_ready || schemas.is_empty() {
         "SELECT NULL WHERE false".to_string()
     } else {
         format!("SELECT n FROM unnest(ARRAY[{}]::text[]) n WHERE to_regnamespace(quote_ident(n)) IS NULL", schemas.join(", "))
@@ -1079,7 +1079,11 @@ fn locked_status_with(
         then.push(opts.table.claim_sql(opts.set_name()));
     }
     let rows_at = then.len();
-    then.push(opts.table.rows_sql(opts.set_name(), opts.claim_unnamed));
+    // A table of the current layout (read before the lock, or created just now in it) is read
+    // plainly and filtered here: a set's own query (jsonb, to read the first layout too) costs
+    // the server more than the table's few rows.
+    let plain = matches!(table, Table::Ready | Table::Missing { .. });
+    then.push(if plain { opts.table.current_layout_rows_sql() } else { opts.table.rows_sql(opts.set_name(), opts.claim_unnamed) });
     // The lock's key as a number, worked out once under the run's settings (the tracking
     // table's schema may come from its search_path).
     let key_at = then.len();
@@ -1091,7 +1095,11 @@ fn locked_status_with(
             other => other,
         })?;
     let lock::Locked::Held(results) = locked else { return Ok(None) };
-    let applied = results[rows_at].iter().map(|r| Applied::from_text(r)).collect();
+    let applied = if plain {
+        super::status::set_rows(results[rows_at].clone(), opts.set_name(), opts.claim_unnamed)
+    } else {
+        results[rows_at].iter().map(|r| Applied::from_text(r)).collect()
+    };
     let mut missing: Vec<String> = results[0].iter().filter_map(|r| r[0].clone()).collect();
     missing.dedup();
     // A number, or the expression again should the server say something else.
