@@ -30,10 +30,22 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
     // Every set's target first, so that a refusal comes before anything is applied.
     let mut planned: Vec<(usize, Option<Revision>, Revision)> = Vec::new();
     let mut statuses: std::collections::HashMap<usize, db::Status> = std::collections::HashMap::new();
+    // Each set's status comes from the read `upgrade` starts from: asked once, not twice.
+    let mut seen: std::collections::HashMap<usize, db::Seen> = std::collections::HashMap::new();
+    let mut read = |ctx: &Ctx, client: &mut dyn Session, i: usize| -> Result<db::Status, Failure> {
+        let l = &ctx.sets[i];
+        let first = db::Seen::read(client, &l.options);
+        let status = match first.applied(&l.options) {
+            Some(applied) => db::Status::compare_with(applied, &l.set.migrations, l.options.out_of_order),
+            None => ctx.status(client, i)?,
+        };
+        seen.insert(i, first);
+        Ok(status)
+    };
     match how {
         How::Target(text) => {
             for (i, point) in ctx.targets(&text)? {
-                let status = ctx.status(&mut client, i)?;
+                let status = read(ctx, &mut client, i)?;
                 let current = status.current;
                 statuses.insert(i, status);
                 match ctx.resolve(i, point, current)? {
@@ -44,7 +56,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
         }
         How::Goal(goal) => {
             for i in ctx.selected() {
-                let status = ctx.status(&mut client, i)?;
+                let status = read(ctx, &mut client, i)?;
                 let current = status.current;
                 statuses.insert(i, status);
                 let reach = ctx.sets[i].releases().reach(current, goal).map_err(|e| Failure::usage(format!("{}--to-version: {e}", ctx.prefix(i))))?;
@@ -170,11 +182,12 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
                 );
             }
         };
-        let report = db::upgrade(
+        let report = db::upgrade_seen(
             &mut client,
             &l.set.migrations,
             Some(target),
             &options,
+            seen.remove(&i).unwrap_or(db::Seen::Other),
             &mut |event| match event {
                 Event::Waiting { holder } => say("waiting", None, None, waiting(holder)),
                 Event::Accepted {

@@ -575,5 +575,5 @@ impl Error {
     }
 }
 
-pub use upgrade::{build_from_schema, downgrade, record_claimed, repair, stamp, upgrade, upgrade_sets, DowngradeReport};
+pub use upgrade::{build_from_schema, downgrade, record_claimed, repair, stamp, upgrade, upgrade_seen, upgrade_sets, DowngradeReport, Seen};
 

@@ -108,6 +108,21 @@ pub fn upgrade(
     opts: &Options,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
+    let seen = Seen::read(client, opts);
+    upgrade_seen(client, migrations, target, opts, seen, on_event)
+}
+
+/// [`upgrade`], given what a read of the tracking table without the lock found a moment ago
+/// ([`Seen::read`], which a caller that needed the status first has done already): the same
+/// read is not asked twice. An older read is safe too: what it says is only where to start.
+pub fn upgrade_seen(
+    client: &mut dyn Session,
+    migrations: &[Migration],
+    target: Option<Revision>,
+    opts: &Options,
+    seen: Seen,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<UpgradeReport, Error> {
     let mut created = Vec::new();
     let set = opts.set.clone();
     let mut on_event = |e: Event<'_>| {
@@ -115,7 +130,7 @@ pub fn upgrade(
         on_event(e)
     };
     let on_event: &mut dyn FnMut(Event<'_>) = &mut on_event;
-    let mut result = upgrade_inner(client, migrations, target, opts, on_event, &mut created);
+    let mut result = upgrade_inner(client, migrations, target, opts, seen, on_event, &mut created);
     if let Err(e) = &result {
         crate::events::failed(opts.set.as_deref(), e);
     }
@@ -161,6 +176,7 @@ fn upgrade_inner(
     migrations: &[Migration],
     target: Option<Revision>,
     opts: &Options,
+    seen: Seen,
     on_event: &mut dyn FnMut(Event<'_>),
     created: &mut Vec<String>,
 ) -> Result<UpgradeReport, Error> {
@@ -168,7 +184,7 @@ fn upgrade_inner(
     let set = opts.set_name();
     // Step 0, without the lock or a transaction: a replica that finds nothing to do (another
     // replica did it, or is at it and finishes while this one waits) learns it from one read.
-    let early = nothing_to_do(client, migrations, target, opts);
+    let early = seen.early(migrations, target, opts);
     if let Early::Done(current) = early {
         return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
     }
@@ -997,28 +1013,66 @@ enum Early {
 
 /// Whether there is anything to do, read in one plain query, without the lock or a transaction.
 fn nothing_to_do(client: &mut dyn Session, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Early {
-    let set = opts.set_name();
-    let rows = match super::status::simple_rows(client, &opts.table.current_layout_rows_sql()) {
-        Ok(rows) => rows,
-        Err(e) => {
-            return match e.code().map(|c| c.code()) {
-                Some("42P01") => Early::Missing { schema: false },
-                Some("3F000") => Early::Missing { schema: true },
-                _ => Early::Unknown,
-            }
+    Seen::read(client, opts).early(migrations, target, opts)
+}
+
+/// What one plain read of the tracking table found, without the lock or a transaction: where
+/// [`upgrade_seen`] starts (and, with [`Seen::applied`], the status a command shows first).
+#[derive(Clone, Debug)]
+pub enum Seen {
+    /// No tracking table (`schema`: nor its schema).
+    Missing {
+        /// The table's schema is missing too.
+        schema: bool,
+    },
+    /// Every row of a table of the current layout.
+    Rows(Vec<Vec<Option<String>>>),
+    /// Anything else (a table of the first layout, an error): to be read another way.
+    Other,
+}
+
+impl Seen {
+    /// The read: every row of the table, in its current layout.
+    pub fn read(client: &mut dyn Session, opts: &Options) -> Seen {
+        match super::status::simple_rows(client, &opts.table.current_layout_rows_sql()) {
+            Ok(rows) => Seen::Rows(rows),
+            Err(e) => match e.code().map(|c| c.code()) {
+                Some("42P01") => Seen::Missing { schema: false },
+                Some("3F000") => Seen::Missing { schema: true },
+                _ => Seen::Other,
+            },
         }
-    };
-    if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
-        return Early::Unknown;
     }
-    let mut rows: Vec<_> = rows.into_iter().filter(|r| r[0].as_deref() == Some(set)).collect();
-    rows.sort_by(|a, b| a[2].cmp(&b[2]));
-    let applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
-    let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
-    match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
-        Ok(plan) if plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty() => Early::Done(status.current),
-        Ok(_) => Early::Pending,
-        Err(_) => Early::Unknown,
+
+    /// The set's rows (`Some(None)`: no table), or `None` when this read cannot say
+    /// ([`Seen::Other`]: read them with [`super::status`]).
+    pub fn applied(&self, opts: &Options) -> Option<Option<Vec<Applied>>> {
+        match self {
+            Seen::Missing { .. } => Some(None),
+            Seen::Rows(rows) => Some(Some(super::status::set_rows(rows.clone(), opts.set_name(), opts.claim_unnamed))),
+            Seen::Other => None,
+        }
+    }
+
+    fn early(self, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Early {
+        let rows = match self {
+            Seen::Rows(rows) => rows,
+            Seen::Missing { schema } => return Early::Missing { schema },
+            Seen::Other => return Early::Unknown,
+        };
+        if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
+            return Early::Unknown;
+        }
+        let set = opts.set_name();
+        let mut rows: Vec<_> = rows.into_iter().filter(|r| r[0].as_deref() == Some(set)).collect();
+        rows.sort_by(|a, b| a[2].cmp(&b[2]));
+        let applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
+        let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
+        match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
+            Ok(plan) if plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty() => Early::Done(status.current),
+            Ok(_) => Early::Pending,
+            Err(_) => Early::Unknown,
+        }
     }
 }
 
