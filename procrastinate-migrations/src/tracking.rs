@@ -197,10 +197,12 @@ impl TrackingTable {
     /// `stamped_expr` (`false`, computed by the guard that takes the lock: see
     /// `db::lock::claim_sql`). The primary key is the re-read under the lock: a row another
     /// process committed for the file, whatever this statement's snapshot, makes the insert
-    /// fail (23505) before the file runs.
-    pub fn start_row_sql(&self, set: &str, m: &Migration, stamped_expr: &str) -> String {
+    /// fail (23505) before the file runs. Returns the file's name (in a column named `mark`)
+    /// and its start, in Unix seconds.
+    pub fn start_row_sql(&self, set: &str, m: &Migration, stamped_expr: &str, mark: &str) -> String {
         format!(
-            "INSERT INTO {} (set_name, revision, file_name, checksum, applied_at, stamped) VALUES ({}, {}, {}, {}, clock_timestamp(), {stamped_expr})",
+            "INSERT INTO {} (set_name, revision, file_name, checksum, applied_at, stamped) VALUES ({}, {}, {}, {}, clock_timestamp(), {stamped_expr}) \
+             RETURNING file_name AS {mark}, date_part('epoch', applied_at)",
             self.sql(),
             quote_literal(set),
             quote_literal(&m.revision.to_string()),
@@ -209,17 +211,30 @@ impl TrackingTable {
         )
     }
 
+    /// Completes the rows [`TrackingTable::start_row_sql`] wrote, from what the client read
+    /// back: each file's duration in milliseconds and when it ended (Unix seconds), in one
+    /// statement for a whole run.
+    pub fn finish_rows_sql(&self, set: &str, done: &[(&str, u64, f64)]) -> String {
+        let values: Vec<String> = done.iter().map(|(file, ms, ended)| format!("({}::text, {ms}::bigint, {ended}::float8)", quote_literal(file))).collect();
+        format!(
+            "UPDATE {t} t SET duration_ms = v.ms, applied_at = to_timestamp(v.ended) FROM (VALUES {}) v(file_name, ms, ended) \
+             WHERE t.set_name = {s} AND t.file_name = v.file_name AND t.duration_ms IS NULL AND NOT t.stamped",
+            values.join(", "),
+            t = self.sql(),
+            s = quote_literal(set),
+        )
+    }
+
     /// Completes the rows [`TrackingTable::start_row_sql`] wrote for `files` (consecutive files
-    /// of one batch, committed in bytewise order of their names): each one's duration runs
-    /// from its start to the next one's start (its `COMMIT` included), the last one's to now
-    /// when `last_ends_now`, else it stays unknown (`NULL`); `applied_at` becomes that end.
-    /// Returns each file's name and duration.
-    pub fn durations_sql(&self, set: &str, files: &[&str], last_ends_now: bool, mark: &str) -> String {
+    /// of one batch that committed, in bytewise order of their names) when the client could
+    /// not read their starts back (the batch stopped at an error): each one's duration runs
+    /// from its start to the next one's start (its `COMMIT` included); the last one's end is
+    /// not known, and stays so (`NULL`). Returns each file's name and duration.
+    pub fn durations_sql(&self, set: &str, files: &[&str], mark: &str) -> String {
         let names: Vec<String> = files.iter().map(|f| quote_literal(f)).collect();
-        let end = if last_ends_now { "coalesce(lead(applied_at) OVER w, clock_timestamp())" } else { "lead(applied_at) OVER w" };
         format!(
             "UPDATE {t} t SET duration_ms = greatest(0, round(date_part('epoch', d.ended - t.applied_at) * 1000))::bigint, applied_at = d.ended \
-             FROM (SELECT file_name, {end} AS ended FROM {t} WHERE set_name = {s} AND file_name IN ({names}) AND duration_ms IS NULL AND NOT stamped \
+             FROM (SELECT file_name, lead(applied_at) OVER w AS ended FROM {t} WHERE set_name = {s} AND file_name IN ({names}) AND duration_ms IS NULL AND NOT stamped \
              WINDOW w AS (ORDER BY file_name COLLATE \"C\")) d \
              WHERE t.set_name = {s} AND t.file_name = d.file_name AND d.ended IS NOT NULL \
              RETURNING t.file_name AS {mark}, t.duration_ms",

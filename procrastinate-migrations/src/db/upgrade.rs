@@ -124,13 +124,14 @@ pub fn upgrade_seen(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
     let mut created = Vec::new();
+    let mut finished = Vec::new();
     let set = opts.set.clone();
     let mut on_event = |e: Event<'_>| {
         crate::events::upgrade(set.as_deref(), &e);
         on_event(e)
     };
     let on_event: &mut dyn FnMut(Event<'_>) = &mut on_event;
-    let mut result = upgrade_inner(client, migrations, target, opts, seen, on_event, &mut created);
+    let mut result = upgrade_inner(client, migrations, target, opts, seen, on_event, &mut created, &mut finished);
     if let Err(e) = &result {
         crate::events::failed(opts.set.as_deref(), e);
     }
@@ -168,9 +169,26 @@ pub fn upgrade_seen(
         ));
         let _ = client.batch_execute("ROLLBACK");
     }
+    // Whatever the outcome, the rows of the migrations that committed get their durations.
+    finish_rows(client, opts, &mut finished);
     result
 }
 
+/// Writes the durations and end times of the migrations in `finished` (which it empties) into
+/// their rows, in one statement; a failure leaves them unknown (`NULL`), nothing else.
+fn finish_rows(client: &mut dyn Session, opts: &Options, finished: &mut Vec<(String, u64, f64)>) {
+    if finished.is_empty() {
+        return;
+    }
+    let done: Vec<(&str, u64, f64)> = finished.iter().map(|(f, ms, ended)| (f.as_str(), *ms, *ended)).collect();
+    let _ = client.batch_execute(&opts.table.finish_rows_sql(opts.set_name(), &done));
+    finished.clear();
+}
+
+/// How many finished migrations wait at most before their rows are completed.
+const FINISH_EVERY: usize = 1024;
+
+#[allow(clippy::too_many_arguments)]
 fn upgrade_inner(
     client: &mut dyn Session,
     migrations: &[Migration],
@@ -179,6 +197,7 @@ fn upgrade_inner(
     seen: Seen,
     on_event: &mut dyn FnMut(Event<'_>),
     created: &mut Vec<String>,
+    finished: &mut Vec<(String, u64, f64)>,
 ) -> Result<UpgradeReport, Error> {
     assert!(target.is_none_or(|t| t.index() < migrations.len()), "target is not in the set");
     let set = opts.set_name();
@@ -306,6 +325,10 @@ fn upgrade_inner(
         on_event(Event::Applying { migrations: batch });
         let started = Instant::now();
         let ran = run_batch(client, batch, opts, key, report.to)?;
+        finished.extend(ran.finished);
+        if finished.len() >= FINISH_EVERY {
+            finish_rows(client, opts, finished);
+        }
         let done = ran.durations.len();
         for (m, duration) in batch.iter().zip(ran.durations) {
             on_event(Event::Applied { migration: m, duration });
@@ -388,8 +411,11 @@ const BATCH_BYTES: usize = 1 << 20;
 /// A batch quicker than this doubles the next; one slower than `SLOW_BATCH` makes it one.
 const FAST_BATCH: Duration = Duration::from_millis(100);
 const SLOW_BATCH: Duration = Duration::from_secs(1);
-/// Column name of the `RETURNING` of the statement that completes a batch's rows, which tells
-/// our rows from a file's output.
+/// Column names that tell the rows of our statements from a file's output: each claim's
+/// (the file, its start), the batch's last statement's (its end), and the durations the server
+/// completes after an error.
+const CLAIM_MARK: &str = "cargo_procrastinate_claimed";
+const ENDED_MARK: &str = "cargo_procrastinate_ended";
 const APPLIED_MARK: &str = "cargo_procrastinate_applied";
 /// Session setting each committed transaction of a batch leaves behind (`<nonce>:<index>`), so
 /// that after an error the same round trip as the rollback says which of the batch committed.
@@ -399,6 +425,10 @@ const DONE_SETTING: &str = "cargo_procrastinate.done";
 /// how the batch ended (at the migration after those).
 struct Ran {
     durations: Vec<Duration>,
+    /// Each migration that committed, as the client read it back: its file, duration in
+    /// milliseconds and end (Unix seconds), for [`finish_rows`] (empty when the server
+    /// completed the rows itself, after an error).
+    finished: Vec<(String, u64, f64)>,
     end: End,
 }
 
@@ -446,7 +476,7 @@ fn run_batch(
     let mut chars = sql.chars().count();
     for (i, m) in batch.iter().enumerate() {
         let marker = format!("{nonce}:{i}");
-        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped| opts.table.start_row_sql(set, m, stamped));
+        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped| opts.table.start_row_sql(set, m, stamped, CLAIM_MARK));
         let prefix = format!("{BEGIN};\n{claim};\n");
         chars += prefix.chars().count();
         starts.push(chars);
@@ -460,21 +490,28 @@ fn run_batch(
         sql.push_str(TAIL);
     }
     let files: Vec<&str> = batch.iter().map(|m| &*m.file_name).collect();
-    sql.push_str(&opts.table.durations_sql(set, &files, true, APPLIED_MARK));
-    // The marker is session state: cleared before the batch gives the session back.
-    sql.push_str(&format!(";\nSELECT set_config('{DONE_SETTING}', '', false)"));
+    // The marker is session state: cleared before the batch gives the session back; and the
+    // time, which ends the last migration's duration.
+    sql.push_str(&format!("SELECT set_config('{DONE_SETTING}', '', false) AS {ENDED_MARK}, date_part('epoch', clock_timestamp())"));
     let started = Instant::now();
     client.working(true);
     let sent = client.simple_query(&sql);
     client.working(false);
     let e = match sent {
         Ok(messages) => {
-            let durations = applied_durations(&messages);
-            let durations: Option<Vec<Duration>> = files.iter().map(|f| durations.get(*f).copied()).collect();
-            let Some(durations) = durations else {
-                return Err(Error::Refused(format!("the server completed {} tracking rows for {} migrations", applied_durations(&messages).len(), batch.len())));
-            };
-            return Ok(Ran { durations, end: End::Done });
+            let (starts, ended) = claimed(&messages);
+            if starts.len() != batch.len() || starts.iter().zip(&files).any(|((f, _), g)| f != g) {
+                return Err(Error::Refused(format!("the server returned {} tracking rows for {} migrations", starts.len(), batch.len())));
+            }
+            // Each migration ends where the next one starts; the last one where the batch did.
+            let ends = starts.iter().skip(1).map(|(_, t)| *t).chain(std::iter::once(ended.unwrap_or(f64::NAN)));
+            let finished: Vec<(String, u64, f64)> = starts
+                .iter()
+                .zip(ends)
+                .map(|((f, start), end)| (f.clone(), if end.is_finite() { ((end - start) * 1e3).round().max(0.0) as u64 } else { 0 }, if end.is_finite() { end } else { *start }))
+                .collect();
+            let durations = finished.iter().map(|(_, ms, _)| Duration::from_millis(*ms)).collect();
+            return Ok(Ran { durations, finished, end: End::Done });
         }
         Err(e) => e,
     };
@@ -505,7 +542,7 @@ fn run_batch(
                 batch[batch.len() - 1].file_name
             ));
         }
-        return Ok(Ran { durations: Vec::new(), end: End::Failed(Box::new(failure)) });
+        return Ok(Ran { durations: Vec::new(), finished: Vec::new(), end: End::Failed(Box::new(failure)) });
     };
     let marker = after.get(1).and_then(|rows| rows.first()).and_then(|r| r[0].clone()).unwrap_or_default();
     let done = marker.strip_prefix(&format!("{nonce}:")).and_then(|i| i.parse::<usize>().ok()).map_or(0, |i| i + 1);
@@ -516,7 +553,7 @@ fn run_batch(
     // unknown, and says zero here.
     let completed = match done {
         0 | 1 => Default::default(),
-        _ => client.simple_query(&opts.table.durations_sql(set, &files[..done], false, APPLIED_MARK)).map(|m| applied_durations(&m)).unwrap_or_default(),
+        _ => client.simple_query(&opts.table.durations_sql(set, &files[..done], APPLIED_MARK)).map(|m| applied_durations(&m)).unwrap_or_default(),
     };
     let durations = files[..done].iter().map(|f| completed.get(*f).copied().unwrap_or_default()).collect();
     let db = e.as_db_error();
@@ -545,7 +582,24 @@ fn run_batch(
         let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
         End::Failed(failure(client, batch[done], &e, starts[done], took, opts, at))
     };
-    Ok(Ran { durations, end })
+    Ok(Ran { durations, finished: Vec::new(), end })
+}
+
+/// Each claim's file and start (Unix seconds), in order, and the batch's end.
+fn claimed(messages: &[postgres::SimpleQueryMessage]) -> (Vec<(String, f64)>, Option<f64>) {
+    let mut starts = Vec::new();
+    let mut ended = None;
+    for m in messages {
+        if let postgres::SimpleQueryMessage::Row(r) = m {
+            let second = || r.get(1).and_then(|t| t.parse::<f64>().ok());
+            match r.columns().first().map(|c| c.name()) {
+                Some(CLAIM_MARK) => starts.push((r.get(0).unwrap_or_default().to_string(), second().unwrap_or(f64::NAN))),
+                Some(ENDED_MARK) => ended = second(),
+                _ => {}
+            }
+        }
+    }
+    (starts, ended)
 }
 
 /// The duration of each file a batch completed, by file name.
