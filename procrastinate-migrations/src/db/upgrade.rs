@@ -349,10 +349,27 @@ fn upgrade_inner(
                 if interrupted() {
                     return Err(Error::Interrupted { set: opts.set.clone(), stopped: None, at: report.to, outside_transaction: false });
                 }
-                // The next try comes when a poll outside any transaction finds the lock free.
-                waiter
-                    .get_or_insert_with(|| lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()))
-                    .until_free(client, key, &mut |holder| on_event(Event::Waiting { holder }), &mut |_| Ok(false))?;
+                // The next try comes when a poll outside any transaction finds the lock free, or
+                // a read says the others took the set where this run goes.
+                waiter.get_or_insert_with(|| lock::Waiter::new(opts.lock_wait, opts.interrupt.clone())).until_free(
+                    client,
+                    key,
+                    &mut |holder| on_event(Event::Waiting { holder }),
+                    &mut |c| Ok(matches!(nothing_to_do(c, migrations, target, opts), Early::Done(_))),
+                )?;
+                // What the others recorded meanwhile is passed over from one read, rather than
+                // found one claim (and one rollback) at a time.
+                let recorded: std::collections::HashMap<String, String> = match Seen::read(client, opts).applied(opts) {
+                    Some(Some(rows)) => rows.into_iter().map(|a| (a.file_name, a.checksum)).collect(),
+                    _ => Default::default(),
+                };
+                while let Some(&m) = rest.first() {
+                    let Some(checksum) = recorded.get(&*m.file_name).filter(|c| !c.starts_with(crate::tracking::CLAIM)) else { break };
+                    applied_elsewhere(m, checksum.clone(), opts)?;
+                    on_event(Event::AppliedElsewhere { migration: m });
+                    advance(&mut report.to, m.revision);
+                    rest = &rest[1..];
+                }
             }
             End::Recorded(checksum) => {
                 let m = rest[0];
