@@ -518,6 +518,28 @@ fn a_file_recorded_meanwhile_is_not_run_again() {
     }
 }
 
+/// A tracking table that lost its primary key (restored without constraints, say) no longer
+/// keeps two processes from applying one file: nothing runs, and the message says what to add.
+#[test]
+fn a_tracking_table_without_its_primary_key_is_refused() {
+    let set = tempfile::tempdir().unwrap();
+    write(set.path(), "01.00.00_01_a.sql", "CREATE TABLE a (id int);\n");
+    let db = TestDb::new("no_primary_key");
+    db.client()
+        .batch_execute(&format!(
+            "CREATE TABLE {TABLE} (set_name text NOT NULL DEFAULT '', revision text NOT NULL, file_name text NOT NULL, \
+             checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), duration_ms bigint, \
+             applied_by text NOT NULL DEFAULT current_user, stamped boolean NOT NULL DEFAULT false)"
+        ))
+        .unwrap();
+    let run = cli(&db, set.path(), &["upgrade"]);
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("has no primary key on (set_name, file_name)") && run.stderr.contains("ADD PRIMARY KEY"), "{}", run.stderr);
+    let exists: Option<String> = db.client().query_one("SELECT to_regclass('a')::text", &[]).unwrap().get(0);
+    assert_eq!(exists, None, "nothing ran");
+    assert!(tracking_rows(&db, TABLE).is_empty());
+}
+
 /// A replica that finds the set at head learns it from one read: it does not queue for the
 /// migration lock another process holds (nor hold a transaction while it would).
 #[test]

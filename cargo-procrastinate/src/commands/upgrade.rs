@@ -187,7 +187,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
             &l.set.migrations,
             Some(target),
             &options,
-            seen.remove(&i).unwrap_or(db::Seen::Other),
+            seen.remove(&i),
             &mut |event| match event {
                 Event::Waiting { holder } => say("waiting", None, None, waiting(holder)),
                 Event::Accepted {

@@ -305,21 +305,31 @@ pub(super) fn guard_sql(key: &str, settings: &[(&str, String)], recorded: Option
     sql
 }
 
-/// The first statement of each transaction of an `upgrade` batch: applies `settings` for this
-/// transaction only, sets the batch's session marker to `marker` (a value that stays only if
-/// this transaction commits: a session setting changed in a transaction that aborts goes back),
+/// The first statements of each transaction of an `upgrade` batch: one that applies
+/// `settings` for this transaction only (before anything touches the tracking table, so that
+/// even the wait for that table's lock is bounded by `lock_timeout`), then the claim: one
+/// statement that sets the batch's session marker to `marker` (a value that stays only if this
+/// transaction commits: a session setting changed in a transaction that aborts goes back),
 /// takes the migration lock without waiting, and writes the migration's row with
-/// [`TrackingTable::start_row_sql`], all in one statement. Each step feeds the value of the
-/// row's `stamped` column (`false`), so that none is left out or reordered: `CASE` evaluates
-/// its conditions in order. Fails with [`Guard::Busy`] when another session holds the lock,
-/// and on the primary key (23505) when the file is recorded already.
-pub(super) fn claim_sql(key: &str, settings: &[(&str, String)], marker: (&str, &str), row: &dyn Fn(&str) -> String) -> String {
-    let mut steps: Vec<String> = settings.iter().map(|(name, value)| format!("set_config({}, {}, true) IS NULL", quote_literal(name), quote_literal(value))).collect();
-    steps.push(format!("set_config({}, {}, false) IS NULL", quote_literal(marker.0), quote_literal(marker.1)));
-    row(&format!(
-        "CASE WHEN {} THEN NULL WHEN pg_try_advisory_xact_lock({key}) THEN false ELSE current_setting('{GUARD_BUSY}')::boolean END",
-        steps.join(" OR ")
-    ))
+/// [`TrackingTable::start_row_sql`], whose primary key refuses a file recorded meanwhile
+/// ([`Guard::Recorded`]). The marker and the lock feed the value of the row's `stamped` column
+/// (`false`), so that neither is left out or reordered: `CASE` evaluates its conditions in
+/// order. Fails with [`Guard::Busy`] when another session holds the lock.
+pub(super) fn claim_sql(key: &str, settings: &[(&str, String)], marker: (&str, &str), row: &dyn Fn(&str, &str) -> String) -> String {
+    let applied: Vec<String> = settings.iter().map(|(name, value)| format!("set_config({}, {}, true)", quote_literal(name), quote_literal(value))).collect();
+    let claim = row(
+        &format!(
+            "CASE WHEN set_config({}, {}, false) IS NULL THEN NULL WHEN pg_try_advisory_xact_lock({key}) THEN false ELSE current_setting('{GUARD_BUSY}')::boolean END",
+            quote_literal(marker.0),
+            quote_literal(marker.1)
+        ),
+        GUARD_RECORDED,
+    );
+    if applied.is_empty() {
+        claim
+    } else {
+        format!("SELECT {};\n{claim}", applied.join(", "))
+    }
 }
 
 /// Why a guard stopped its transaction.

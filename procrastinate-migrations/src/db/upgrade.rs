@@ -108,21 +108,28 @@ pub fn upgrade(
     opts: &Options,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
-    let seen = Seen::read(client, opts);
-    upgrade_seen(client, migrations, target, opts, seen, on_event)
+    upgrade_seen(client, migrations, target, opts, None, on_event)
 }
+
+/// How long a read before the lock stands for the table: a set found at its target returns
+/// without the lock, which an older read (a `stamp --purge` since?) must not decide.
+const SEEN_FRESH: Duration = Duration::from_secs(1);
 
 /// [`upgrade`], given what a read of the tracking table without the lock found a moment ago
 /// ([`Seen::read`], which a caller that needed the status first has done already): the same
-/// read is not asked twice. An older read is safe too: what it says is only where to start.
+/// read is not asked twice. A read of another table, or older than a second, is read again.
 pub fn upgrade_seen(
     client: &mut dyn Session,
     migrations: &[Migration],
     target: Option<Revision>,
     opts: &Options,
-    seen: Seen,
+    seen: Option<Seen>,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<UpgradeReport, Error> {
+    let seen = match seen {
+        Some(seen) if seen.table == opts.table.sql() && seen.at.elapsed() < SEEN_FRESH => seen,
+        _ => Seen::read(client, opts),
+    };
     let mut created = Vec::new();
     let mut finished = Vec::new();
     let set = opts.set.clone();
@@ -180,8 +187,11 @@ fn finish_rows(client: &mut dyn Session, opts: &Options, finished: &mut Vec<(Str
     if finished.is_empty() {
         return;
     }
-    let done: Vec<(&str, u64, f64)> = finished.iter().map(|(f, ms, ended)| (f.as_str(), *ms, *ended)).collect();
-    let _ = client.batch_execute(&opts.table.finish_rows_sql(opts.set_name(), &done));
+    // A start the server did not give as a number leaves that row's end unknown.
+    let done: Vec<(&str, u64, f64)> = finished.iter().filter(|(_, _, ended)| ended.is_finite()).map(|(f, ms, ended)| (f.as_str(), *ms, *ended)).collect();
+    if !done.is_empty() {
+        let _ = client.batch_execute(&opts.table.finish_rows_sql(opts.set_name(), &done));
+    }
     finished.clear();
 }
 
@@ -493,7 +503,7 @@ fn run_batch(
     let mut chars = sql.chars().count();
     for (i, m) in batch.iter().enumerate() {
         let marker = format!("{nonce}:{i}");
-        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped| opts.table.start_row_sql(set, m, stamped, CLAIM_MARK));
+        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped, recorded| opts.table.start_row_sql(set, m, stamped, recorded, CLAIM_MARK));
         let prefix = format!("{BEGIN};\n{claim};\n");
         chars += prefix.chars().count();
         starts.push(chars);
@@ -589,11 +599,22 @@ fn run_batch(
         End::Done
     } else if let Some(k) = parsed_later {
         End::Split(k)
-    } else if let Some(Guard::Busy) = db.and_then(guard_failure) {
-        End::Busy
+    } else if let Some(guard @ (Guard::Busy | Guard::Recorded(_))) = db.and_then(guard_failure) {
+        match guard {
+            Guard::Recorded(checksum) => End::Recorded(checksum),
+            _ => End::Busy,
+        }
+    } else if db.is_some_and(|d| d.code().code() == "42P10") {
+        return Err(Error::Refused(format!(
+            "the tracking table {} has no primary key on (set_name, file_name), which is what keeps two processes from applying \
+             one file: add it back (`ALTER TABLE {} ADD PRIMARY KEY (set_name, file_name)`); nothing of {} was applied",
+            opts.table,
+            opts.table.sql(),
+            batch[done].file_name
+        )));
     } else if let Some(checksum) = recorded.get(&*batch[done].file_name) {
         // Our own row for it went with the rollback: this one is another process's, committed
-        // while we waited (the claim's primary key said so, or the file failed for having run).
+        // between our failure and the rollback's read. The file is applied: so be it.
         End::Recorded(checksum.clone())
     } else {
         let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
@@ -1090,12 +1111,18 @@ fn nothing_to_do(client: &mut dyn Session, migrations: &[Migration], target: Opt
 /// What one plain read of the tracking table found, without the lock or a transaction: where
 /// [`upgrade_seen`] starts (and, with [`Seen::applied`], the status a command shows first).
 #[derive(Clone, Debug)]
-pub enum Seen {
+pub struct Seen {
+    found: Found,
+    /// The table read, as SQL.
+    table: String,
+    /// When.
+    at: Instant,
+}
+
+#[derive(Clone, Debug)]
+enum Found {
     /// No tracking table (`schema`: nor its schema).
-    Missing {
-        /// The table's schema is missing too.
-        schema: bool,
-    },
+    Missing { schema: bool },
     /// Every row of a table of the current layout.
     Rows(Vec<Vec<Option<String>>>),
     /// Anything else (a table of the first layout, an error): to be read another way.
@@ -1105,31 +1132,32 @@ pub enum Seen {
 impl Seen {
     /// The read: every row of the table, in its current layout.
     pub fn read(client: &mut dyn Session, opts: &Options) -> Seen {
-        match super::status::simple_rows(client, &opts.table.current_layout_rows_sql()) {
-            Ok(rows) => Seen::Rows(rows),
+        let found = match super::status::simple_rows(client, &opts.table.current_layout_rows_sql()) {
+            Ok(rows) => Found::Rows(rows),
             Err(e) => match e.code().map(|c| c.code()) {
-                Some("42P01") => Seen::Missing { schema: false },
-                Some("3F000") => Seen::Missing { schema: true },
-                _ => Seen::Other,
+                Some("42P01") => Found::Missing { schema: false },
+                Some("3F000") => Found::Missing { schema: true },
+                _ => Found::Other,
             },
-        }
+        };
+        Seen { found, table: opts.table.sql(), at: Instant::now() }
     }
 
-    /// The set's rows (`Some(None)`: no table), or `None` when this read cannot say
-    /// ([`Seen::Other`]: read them with [`super::status`]).
+    /// The set's rows (`Some(None)`: no table), or `None` when this read cannot say (a table
+    /// of the first layout, an error: read them with [`super::status`]).
     pub fn applied(&self, opts: &Options) -> Option<Option<Vec<Applied>>> {
-        match self {
-            Seen::Missing { .. } => Some(None),
-            Seen::Rows(rows) => Some(Some(super::status::set_rows(rows.clone(), opts.set_name(), opts.claim_unnamed))),
-            Seen::Other => None,
+        match &self.found {
+            Found::Missing { .. } => Some(None),
+            Found::Rows(rows) => Some(Some(super::status::set_rows(rows.clone(), opts.set_name(), opts.claim_unnamed))),
+            Found::Other => None,
         }
     }
 
     fn early(self, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Early {
-        let rows = match self {
-            Seen::Rows(rows) => rows,
-            Seen::Missing { schema } => return Early::Missing { schema },
-            Seen::Other => return Early::Unknown,
+        let rows = match self.found {
+            Found::Rows(rows) => rows,
+            Found::Missing { schema } => return Early::Missing { schema },
+            Found::Other => return Early::Unknown,
         };
         if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
             return Early::Unknown;
