@@ -196,22 +196,25 @@ impl TrackingTable {
     /// [`TrackingTable::finish_rows_sql`] once the run ends), `stamped` is `stamped_expr`
     /// (`false`, computed by the guard that takes the lock: see `db::lock::claim_sql`). The
     /// primary key is the re-read under the lock: a row another process committed for the file,
-    /// whatever this statement's snapshot, makes it fail before the file runs, by asking for the
-    /// setting named `recorded` followed by that row's checksum; and a table that lost its
-    /// primary key makes it fail too (42P10), rather than let a file run twice. Returns the
-    /// file's name (in a column named `mark`) and its start, in Unix seconds.
-    pub fn start_row_sql(&self, set: &str, m: &Migration, stamped_expr: &str, recorded: &str, mark: &str) -> String {
+    /// whatever this statement's snapshot, makes it fail (23505) before the file runs (that the
+    /// key is there, [`TrackingTable::key_check_sql`] makes sure once a run). Returns the file's
+    /// name (in a column named `mark`) and its start, in Unix seconds.
+    pub fn start_row_sql(&self, set: &str, m: &Migration, stamped_expr: &str, mark: &str) -> String {
         format!(
-            "INSERT INTO {} AS r (set_name, revision, file_name, checksum, applied_at, stamped) VALUES ({}, {}, {}, {}, clock_timestamp(), {stamped_expr}) \
-             ON CONFLICT (set_name, file_name) DO UPDATE SET checksum = current_setting({} || r.checksum) \
+            "INSERT INTO {} (set_name, revision, file_name, checksum, applied_at, stamped) VALUES ({}, {}, {}, {}, clock_timestamp(), {stamped_expr}) \
              RETURNING file_name AS {mark}, date_part('epoch', applied_at)",
             self.sql(),
             quote_literal(set),
             quote_literal(&m.revision.to_string()),
             quote_literal(&m.file_name),
             quote_literal(&m.checksum.to_string()),
-            quote_literal(recorded),
         )
+    }
+
+    /// Inserts nothing, and fails (42P10) when the table has no unique key on
+    /// (set_name, file_name), which is what keeps two processes from applying one file.
+    pub fn key_check_sql(&self) -> String {
+        format!("INSERT INTO {} (set_name, revision, file_name, checksum) SELECT '', '', '', '' WHERE false ON CONFLICT (set_name, file_name) DO NOTHING", self.sql())
     }
 
     /// Completes the rows [`TrackingTable::start_row_sql`] wrote, from what the client read

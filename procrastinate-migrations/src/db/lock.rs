@@ -312,10 +312,10 @@ pub(super) fn guard_sql(key: &str, settings: &[(&str, String)], recorded: Option
 /// transaction commits: a session setting changed in a transaction that aborts goes back),
 /// takes the migration lock without waiting, and writes the migration's row with
 /// [`TrackingTable::start_row_sql`], whose primary key refuses a file recorded meanwhile
-/// ([`Guard::Recorded`]). The marker and the lock feed the value of the row's `stamped` column
-/// (`false`), so that neither is left out or reordered: `CASE` evaluates its conditions in
-/// order. Fails with [`Guard::Busy`] when another session holds the lock.
-pub(super) fn claim_sql(key: &str, settings: &[(&str, String)], marker: (&str, &str), row: &dyn Fn(&str, &str) -> String) -> String {
+/// (23505). The marker and the lock feed the value of the row's `stamped` column (`false`), so
+/// that neither is left out or reordered: `CASE` evaluates its conditions in order. Fails with
+/// [`Guard::Busy`] when another session holds the lock.
+pub(super) fn claim_sql(key: &str, settings: &[(&str, String)], marker: (&str, &str), row: &dyn Fn(&str) -> String) -> String {
     let applied: Vec<String> = settings.iter().map(|(name, value)| format!("set_config({}, {}, true)", quote_literal(name), quote_literal(value))).collect();
     let claim = row(
         &format!(
@@ -323,7 +323,6 @@ pub(super) fn claim_sql(key: &str, settings: &[(&str, String)], marker: (&str, &
             quote_literal(marker.0),
             quote_literal(marker.1)
         ),
-        GUARD_RECORDED,
     );
     if applied.is_empty() {
         claim

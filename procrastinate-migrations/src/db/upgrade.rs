@@ -503,7 +503,7 @@ fn run_batch(
     let mut chars = sql.chars().count();
     for (i, m) in batch.iter().enumerate() {
         let marker = format!("{nonce}:{i}");
-        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped, recorded| opts.table.start_row_sql(set, m, stamped, recorded, CLAIM_MARK));
+        let claim = lock::claim_sql(key, &file_settings(opts, m), (DONE_SETTING, &marker), &|stamped| opts.table.start_row_sql(set, m, stamped, CLAIM_MARK));
         let prefix = format!("{BEGIN};\n{claim};\n");
         chars += prefix.chars().count();
         starts.push(chars);
@@ -599,22 +599,12 @@ fn run_batch(
         End::Done
     } else if let Some(k) = parsed_later {
         End::Split(k)
-    } else if let Some(guard @ (Guard::Busy | Guard::Recorded(_))) = db.and_then(guard_failure) {
-        match guard {
-            Guard::Recorded(checksum) => End::Recorded(checksum),
-            _ => End::Busy,
-        }
-    } else if db.is_some_and(|d| d.code().code() == "42P10") {
-        return Err(Error::Refused(format!(
-            "the tracking table {} has no primary key on (set_name, file_name), which is what keeps two processes from applying \
-             one file: add it back (`ALTER TABLE {} ADD PRIMARY KEY (set_name, file_name)`); nothing of {} was applied",
-            opts.table,
-            opts.table.sql(),
-            batch[done].file_name
-        )));
+    } else if let Some(Guard::Busy) = db.and_then(guard_failure) {
+        End::Busy
     } else if let Some(checksum) = recorded.get(&*batch[done].file_name) {
         // Our own row for it went with the rollback: this one is another process's, committed
-        // between our failure and the rollback's read. The file is applied: so be it.
+        // while we waited (the claim's primary key said so), or between a failure of ours and
+        // the rollback's read (then the file is applied all the same).
         End::Recorded(checksum.clone())
     } else {
         let at = done.checked_sub(1).map_or(current, |i| Some(batch[i].revision));
@@ -1237,6 +1227,8 @@ fn locked_status_with(
     // the server more than the table's few rows.
     let plain = matches!(table, Table::Ready | Table::Missing { .. });
     then.push(if plain { opts.table.current_layout_rows_sql() } else { opts.table.rows_sql(opts.set_name(), opts.claim_unnamed) });
+    // The primary key that the claims count on, there.
+    then.push(opts.table.key_check_sql());
     // The lock's key as a number, worked out once under the run's settings (the tracking
     // table's schema may come from its search_path).
     let key_at = then.len();
@@ -1244,6 +1236,12 @@ fn locked_status_with(
     then.push(format!("SELECT {key}"));
     let locked = lock::begin_locked(client, &opts.local_settings(), &key, &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait, settled)
         .map_err(|e| match e {
+            Error::Db { source, .. } if source.code().map(|c| c.code()) == Some("42P10") => Error::Refused(format!(
+                "the tracking table {} has no primary key on (set_name, file_name), which is what keeps two processes from applying \
+                 one file: add it back (`ALTER TABLE {} ADD PRIMARY KEY (set_name, file_name)`); nothing was applied",
+                opts.table,
+                opts.table.sql()
+            )),
             Error::Db { source, abandoned, .. } => Error::Db { context: format!("cannot set up the tracking table {}", opts.table), source, abandoned },
             other => other,
         })?;
