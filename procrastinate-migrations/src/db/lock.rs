@@ -44,7 +44,7 @@ pub(super) fn begin_locked(
     then: &[String],
     mut waiter: Waiter,
     on_wait: &mut dyn FnMut(Option<&str>),
-    settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+    settled: &mut dyn FnMut(&mut dyn Session) -> Result<Poll, Error>,
 ) -> Result<Locked, Error> {
     // The guard fails when the lock is taken, so that nothing after it runs without it.
     // Without a file to re-read, the guard is one statement.
@@ -91,6 +91,18 @@ pub(super) fn begin_locked(
     }
 }
 
+/// What a poll between two tries of the lock found.
+pub(super) enum Poll {
+    /// Nothing is left to do: stop waiting.
+    Settled,
+    /// Something is left, and the lock was free a moment ago: try again.
+    Free,
+    /// Something is left, and the lock is taken: wait more.
+    Taken,
+    /// Not known: the waiter polls the lock itself.
+    Ask,
+}
+
 /// The bounded wait between two tries of the lock, outside any transaction.
 pub(super) struct Waiter {
     started: Instant,
@@ -114,18 +126,22 @@ impl Waiter {
     /// After a try that found the lock taken (its transaction rolled back): waits until a
     /// poll outside any transaction finds it free, or `settled` says there is nothing left to
     /// do (`Ok(true)`); gives up after `wait`, says who holds it the first time, and sleeps a
-    /// little longer between polls each time.
+    /// little longer between polls each time. Each poll asks `settled` first, which may answer
+    /// for the lock too ([`Poll`]: one round trip instead of two).
     pub(super) fn until_free(
         &mut self,
         client: &mut dyn Session,
         key: &str,
         on_wait: &mut dyn FnMut(Option<&str>),
-        settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+        settled: &mut dyn FnMut(&mut dyn Session) -> Result<Poll, Error>,
     ) -> Result<bool, Error> {
         loop {
             self.pause(client, key, on_wait)?;
-            if settled(client)? {
-                return Ok(true);
+            match settled(client)? {
+                Poll::Settled => return Ok(true),
+                Poll::Free => return Ok(false),
+                Poll::Taken => continue,
+                Poll::Ask => {}
             }
             // Taken and let go within the statement: nothing stays open whatever it says.
             let free = statements(client, &format!("SELECT pg_try_advisory_xact_lock({key})"))

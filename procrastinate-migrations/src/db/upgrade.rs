@@ -229,7 +229,7 @@ fn upgrade_inner(
     };
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
     // accept changed files, record upstream's revised ones.
-    let settled = &mut |c: &mut dyn Session| Ok(matches!(nothing_to_do(c, migrations, target, opts), Early::Done(_)));
+    let settled = &mut |c: &mut dyn Session| Ok(poll(c, migrations, target, opts, &opts.table.lock_key()));
     let Some((status, missing, key)) = locked_status_with(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled, table)? else {
         let current = match nothing_to_do(client, migrations, target, opts) {
             Early::Done(current) => current,
@@ -365,7 +365,7 @@ fn upgrade_inner(
                     client,
                     key,
                     &mut |holder| on_event(Event::Waiting { holder }),
-                    &mut |c| Ok(matches!(nothing_to_do(c, migrations, target, opts), Early::Done(_))),
+                    &mut |c| Ok(poll(c, migrations, target, opts, key)),
                 )?;
                 // What the others recorded meanwhile is passed over from one read, rather than
                 // found one claim (and one rollback) at a time.
@@ -803,7 +803,7 @@ pub fn downgrade(
 ) -> Result<DowngradeReport, Error> {
     let key = &opts.table.lock_key();
     let (set, table) = (opts.set_name(), opts.table.sql());
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(lock::Poll::Ask))?.expect("held: nothing settles it");
     let undo = match crate::state::plan_downgrade(migrations, &status, target, force) {
         Ok(undo) => undo,
         Err(r) => {
@@ -848,7 +848,7 @@ pub fn downgrade(
 /// the file's name and revision. What `repair` does; returns `(recorded, now)` pairs.
 pub fn repair(client: &mut dyn Session, migrations: &[Migration], opts: &Options) -> Result<Vec<(String, String)>, Error> {
     let table = opts.table.sql();
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(lock::Poll::Ask))?.expect("held: nothing settles it");
     let mut renamed = Vec::new();
     let mut sql = Vec::new();
     for d in &status.divergences {
@@ -880,7 +880,7 @@ pub fn repair(client: &mut dyn Session, migrations: &[Migration], opts: &Options
 pub fn record_claimed(client: &mut dyn Session, migrations: &[Migration], revision: Revision, opts: &Options) -> Result<Status, Error> {
     let m = migrations.get(revision.index()).ok_or_else(|| Error::Refused(format!("there is no {}", opts.label(Some(revision)))))?;
     let (set, table) = (opts.set_name(), opts.table.sql());
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(lock::Poll::Ask))?.expect("held: nothing settles it");
     let rows = super::status::simple_rows(
         client,
         &format!("SELECT checksum FROM {table} WHERE set_name = {} AND file_name = {}", quote_literal(set), quote_literal(&m.file_name)),
@@ -1098,6 +1098,24 @@ fn nothing_to_do(client: &mut dyn Session, migrations: &[Migration], target: Opt
     Seen::read(client, opts).early(migrations, target, opts)
 }
 
+/// One poll while another process holds the lock, in one round trip: whether the set is where
+/// this run goes (the others did it), else whether the lock is free now (taken and let go
+/// within the message's own transaction: nothing stays open). Without a table yet the read
+/// fails, and the waiter asks for the lock alone.
+fn poll(client: &mut dyn Session, migrations: &[Migration], target: Option<Revision>, opts: &Options, key: &str) -> lock::Poll {
+    let sql = format!("{};\nSELECT pg_try_advisory_xact_lock({key})", opts.table.current_layout_rows_sql());
+    let Ok(mut results) = super::status::statements(client, &sql) else { return lock::Poll::Ask };
+    let (Some(free), Some(rows)) = (results.pop(), results.pop()) else { return lock::Poll::Ask };
+    let seen = Seen { found: Found::Rows(rows), table: opts.table.sql(), at: Instant::now() };
+    if matches!(seen.early(migrations, target, opts), Early::Done(_)) {
+        lock::Poll::Settled
+    } else if free.first().and_then(|r| r[0].as_deref()) == Some("t") {
+        lock::Poll::Free
+    } else {
+        lock::Poll::Taken
+    }
+}
+
 /// What one plain read of the tracking table found, without the lock or a transaction: where
 /// [`upgrade_seen`] starts (and, with [`Seen::applied`], the status a command shows first).
 #[derive(Clone, Debug)]
@@ -1170,7 +1188,7 @@ fn locked_status(
     migrations: &[Migration],
     opts: &Options,
     on_wait: &mut dyn FnMut(Option<&str>),
-    settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+    settled: &mut dyn FnMut(&mut dyn Session) -> Result<lock::Poll, Error>,
 ) -> Result<Option<(Status, Vec<String>)>, Error> {
     Ok(locked_status_with(client, migrations, opts, on_wait, settled, Table::Unknown)?.map(|(status, missing, _)| (status, missing)))
 }
@@ -1192,7 +1210,7 @@ fn locked_status_with(
     migrations: &[Migration],
     opts: &Options,
     on_wait: &mut dyn FnMut(Option<&str>),
-    settled: &mut dyn FnMut(&mut dyn Session) -> Result<bool, Error>,
+    settled: &mut dyn FnMut(&mut dyn Session) -> Result<lock::Poll, Error>,
     table: Table,
 ) -> Result<Option<(Status, Vec<String>, String)>, Error> {
     let table_ready = matches!(table, Table::Ready);
@@ -1268,7 +1286,7 @@ pub fn stamp(
     opts: &Options,
 ) -> Result<Status, Error> {
     let set = opts.set_name();
-    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(false))?.expect("held: nothing settles it");
+    let (status, _) = locked_status(client, migrations, opts, &mut |_| {}, &mut |_| Ok(lock::Poll::Ask))?.expect("held: nothing settles it");
     let record = match plan_stamp(migrations, &status, target, purge) {
         Ok(record) => record,
         Err(r) => {
@@ -1318,7 +1336,7 @@ pub fn build_from_schema(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<FromSchema, Error> {
     let set = opts.set_name();
-    let (status, _) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), &mut |_| Ok(false))?.expect("held: nothing settles it");
+    let (status, _) = locked_status(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), &mut |_| Ok(lock::Poll::Ask))?.expect("held: nothing settles it");
     if !status.applied.is_empty() {
         let _ = client.batch_execute("ROLLBACK");
         return Ok(FromSchema::NotFresh(format!("{} of the set's migrations are recorded already", status.applied.len())));
