@@ -151,7 +151,9 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn async_tests_get_one_too() {
-        let db = TestDatabase::new_async_on(server(), super::migrations::SETS).await.unwrap();
+        // The first test to ask starts the server, with a blocking client: not on this runtime.
+        let url = std::thread::spawn(server).join().unwrap();
+        let db = TestDatabase::new_async_on(url, super::migrations::SETS).await.unwrap();
         let (client, connection) = db.config().connect(tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
         procrastinate_migrations::db_async::verify_sets(&client, super::migrations::SETS).await.unwrap();
