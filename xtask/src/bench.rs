@@ -296,6 +296,8 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
     if wanted("per-test database") {
         per_test(&scratch, &up.migrations)?;
     }
+    // The packages and scripts it wrote (tens of MB: in memory under TMPDIR=/dev/shm).
+    let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
 
