@@ -49,13 +49,8 @@ impl startup::Reader for Reader<'_> {
             Ok(rows) => Ok(Some(rows)),
             Err(e) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;
-                if startup::is_missing(e.code().map(|c| c.code())) {
-                    Ok(None)
-                } else if startup::is_timeout(e.code().map(|c| c.code())) {
-                    Err(CheckError::TimedOut(self.timeout))
-                } else {
-                    Err(CheckError::Db(e))
-                }
+                let code = e.code().map(|c| c.code().to_string());
+                startup::failed_read(code.as_deref(), e, self.timeout)
             }
         }
     }

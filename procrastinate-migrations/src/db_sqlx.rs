@@ -51,13 +51,7 @@ impl startup::Reader for Reader<'_> {
             Err(e) => {
                 let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn).await;
                 let code = e.as_database_error().and_then(|d| d.code().map(|c| c.into_owned()));
-                if startup::is_missing(code.as_deref()) {
-                    Ok(None)
-                } else if startup::is_timeout(code.as_deref()) {
-                    Err(CheckError::TimedOut(self.timeout))
-                } else {
-                    Err(CheckError::Db(e))
-                }
+                startup::failed_read(code.as_deref(), e, self.timeout)
             }
         }
     }

@@ -70,6 +70,19 @@ pub fn is_missing(sqlstate: Option<&str>) -> bool {
     matches!(sqlstate, Some("42P01" | "3F000"))
 }
 
+/// What a read that failed with `error` (SQLSTATE `sqlstate`) says: no table yet (`Ok(None)`),
+/// the bound of `timeout` ran out, or the driver's error. Each driver's [`Reader`] ends here,
+/// after rolling back.
+pub fn failed_read<E>(sqlstate: Option<&str>, error: E, timeout: Duration) -> Result<Option<Rows>, CheckError<E>> {
+    if is_missing(sqlstate) {
+        Ok(None)
+    } else if is_timeout(sqlstate) {
+        Err(CheckError::TimedOut(timeout))
+    } else {
+        Err(CheckError::Db(error))
+    }
+}
+
 /// How a driver runs one [`bounded`] batch: its text rows, `None` when the table it reads does
 /// not exist ([`is_missing`]), or [`CheckError::TimedOut`] when the bound ran out on the server.
 pub trait Reader {

@@ -2,40 +2,11 @@
 //! connections than clients: consecutive transactions of one client land on different backends,
 //! and PgBouncer 1.18 has no prepared-statement support. Session state of any kind would break.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-
-/// A PgBouncer process, killed on drop.
-struct Bouncer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Bouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn pgbouncer_binary() -> std::path::PathBuf {
-    ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .map(Path::to_path_buf)
-        .expect("pgbouncer is not installed: apt-get install pgbouncer (.ci/run does)")
-}
-
-fn id(flag: &str) -> u32 {
-    let out = Command::new("id").args([flag, "postgres"]).output().expect("id");
-    String::from_utf8(out.stdout).unwrap().trim().parse().expect("postgres user")
-}
+use procrastinate_tests::pgbouncer::Bouncer;
 
 /// PgBouncer in front of the server of `db` (URL `postgres://postgres:PW@HOST:PORT/DB`).
 fn bouncer(db: &TestDb) -> Bouncer {
@@ -45,39 +16,7 @@ fn bouncer(db: &TestDb) -> Bouncer {
     let (user, password) = auth.split_once(':').unwrap();
     let (hostport, _) = rest.split_once('/').unwrap();
     let (host, port) = hostport.split_once(':').unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let listen = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let d = dir.path().display();
-    std::fs::write(dir.path().join("users.txt"), format!("\"{user}\" \"\"\n")).unwrap();
-    std::fs::write(
-        dir.path().join("pgbouncer.ini"),
-        format!(
-            "[databases]\n* = host={host} port={port} user={user} password={password}\n\n[pgbouncer]\n\
-             listen_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n\
-             auth_type = trust\nauth_file = {d}/users.txt\n\
-             pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 100\n\
-             logfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n"
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new(pgbouncer_binary());
-    cmd.arg(dir.path().join("pgbouncer.ini")).stdout(Stdio::null()).stderr(Stdio::null());
-    // PgBouncer refuses to run as root, like initdb: run it as the postgres user.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            std::os::unix::fs::chown(entry.unwrap().path(), Some(id("-u")), Some(id("-g"))).unwrap();
-        }
-        std::os::unix::fs::chown(dir.path(), Some(id("-u")), Some(id("-g"))).unwrap();
-        cmd.uid(id("-u")).gid(id("-g"));
-    }
-    let child = cmd.spawn().expect("start pgbouncer");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "pgbouncer did not start: {}", std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Bouncer { child, port: listen, _dir: dir }
+    procrastinate_tests::pgbouncer::start(host, port.parse().unwrap(), user, password).unwrap()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! (or an existing server) and the real upstream Procrastinate SQL, fetched at run time.
 
 pub mod db;
+pub mod pgbouncer;
 pub mod proxy;
 pub mod wheels;
 

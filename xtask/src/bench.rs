@@ -449,7 +449,7 @@ fn floor(c: &FloorCase<'_>, fresh: &dyn Fn() -> Result<String>, ours: &dyn Fn(&s
     Ok(f)
 }
 
-fn median(v: &[Duration]) -> Duration {
+pub(crate) fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
     v[v.len() / 2]
@@ -571,21 +571,24 @@ fn package(dir: &Path, migrations: &Path) -> Result<PathBuf> {
 
 /// The psql floor: `BEGIN; \i file; COMMIT;` for each file, in order, one session.
 fn one_transaction_each(script: &Path, dir: &Path) -> Result<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
-    files.retain(|f| f.extension().is_some_and(|x| x == "sql"));
-    files.sort();
+    let files = sql_files(dir)?;
     let body: String = files.iter().map(|f| format!("BEGIN;\n\\i '{}'\nCOMMIT;\n", f.display())).collect();
     std::fs::write(script, body)?;
     Ok(script.to_path_buf())
 }
 
-/// Every file, each in its own transaction, as one query string.
-fn one_round_trip(out: &Path, dir: &Path) -> Result<PathBuf> {
+/// The `.sql` files of `dir`, in the order they run.
+fn sql_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
     files.retain(|f| f.extension().is_some_and(|x| x == "sql"));
     files.sort();
+    Ok(files)
+}
+
+/// Every file, each in its own transaction, as one query string.
+fn one_round_trip(out: &Path, dir: &Path) -> Result<PathBuf> {
     let mut body = String::new();
-    for f in files {
+    for f in sql_files(dir)? {
         body.push_str("BEGIN;\n");
         body.push_str(&std::fs::read_to_string(f)?);
         body.push_str("\n;\nCOMMIT;\n");

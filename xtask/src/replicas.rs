@@ -6,79 +6,11 @@
 //! alone; the replicas' wall time (all of them done) with one process alone. The pool is warm
 //! (both server connections open) when the replicas start, as a running application has it.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-
-/// A PgBouncer process, killed on drop.
-struct Bouncer {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Bouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn postgres_id(flag: &str) -> Result<u32> {
-    let out = Command::new("id").args([flag, "postgres"]).output()?;
-    Ok(String::from_utf8(out.stdout)?.trim().parse()?)
-}
-
-/// PgBouncer in front of `scratch`, transaction pooling, 2 server connections per database.
-fn bouncer(scratch: &pg_scratch::Scratch) -> Result<Bouncer> {
-    let binary = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer"]
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .ok_or("pgbouncer is not installed (apt-get install pgbouncer)")?;
-    let dir = crate::bench::tempfile_dir("pgbouncer")?;
-    let listen = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let d = dir.display();
-    std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n")?;
-    std::fs::write(
-        dir.join("pgbouncer.ini"),
-        format!(
-            "[databases]\n* = host=127.0.0.1 port={} user=postgres password={}\n\n[pgbouncer]\n\
-             listen_addr = 127.0.0.1\nlisten_port = {listen}\nunix_socket_dir =\n\
-             auth_type = trust\nauth_file = {d}/users.txt\n\
-             pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 500\n\
-             logfile = {d}/pgbouncer.log\npidfile = {d}/pgbouncer.pid\n",
-            scratch.port(),
-            scratch.password()
-        ),
-    )?;
-    let mut cmd = Command::new(binary);
-    cmd.arg(dir.join("pgbouncer.ini")).stdout(Stdio::null()).stderr(Stdio::null());
-    // PgBouncer refuses to run as root: as the postgres user, then.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        let (uid, gid) = (postgres_id("-u")?, postgres_id("-g")?);
-        for entry in std::fs::read_dir(&dir)? {
-            std::os::unix::fs::chown(entry?.path(), Some(uid), Some(gid))?;
-        }
-        std::os::unix::fs::chown(&dir, Some(uid), Some(gid))?;
-        cmd.uid(uid).gid(gid);
-    }
-    let child = cmd.spawn()?;
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            return Err(format!("pgbouncer did not start: {}", std::fs::read_to_string(dir.join("pgbouncer.log")).unwrap_or_default()).into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(Bouncer { child, port: listen, dir })
-}
 
 /// p50, p99 and max of `v`, in milliseconds.
 fn percentiles(v: &mut [Duration]) -> (f64, f64, f64) {
@@ -139,7 +71,7 @@ fn deploy(n: usize, url: &str, ours: &dyn Fn(&str) -> Command) -> Result<(Durati
 }
 
 pub(crate) fn replicas(scratch: &pg_scratch::Scratch, fresh: &dyn Fn() -> Result<String>, ours: &dyn Fn(&str) -> Command) -> Result<()> {
-    let pooler = bouncer(scratch)?;
+    let pooler = procrastinate_tests::pgbouncer::start("127.0.0.1", scratch.port(), "postgres", scratch.password())?;
     let pooled = |url: &str| url.replace(&format!(":{}/", scratch.port()), &format!(":{}/", pooler.port));
     println!("replicas upgrading at once (3.10.0's 38 files, a fresh database each time); the application's `SELECT 1` every 5 ms");
     for (path, via) in [("directly", false), ("through PgBouncer, pool of 2", true)] {

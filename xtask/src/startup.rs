@@ -10,11 +10,6 @@ use procrastinate_migrations::{db, SetDef};
 
 use crate::Result;
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -67,7 +62,8 @@ pub(crate) fn startup(url: &str, migrations: &std::path::Path) -> Result<()> {
             }
         }
     }
-    let (check, plain, one, first, first_read) = (median(check), median(plain), median(one), median(first), median(first_read));
+    let median = crate::bench::median;
+    let (check, plain, one, first, first_read) = (median(&check), median(&plain), median(&one), median(&first), median(&first_read));
     println!("start-up check of 3.10.0's set, up-to-date database, in process (blocking postgres client)");
     println!(
         "  on a warm connection: check_sets {:.3} ms; one query reading the tracking table {:.3} ms (ratio {:.2}); SELECT 1 {:.3} ms",

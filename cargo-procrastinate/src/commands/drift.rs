@@ -83,14 +83,12 @@ pub(super) fn run(ctx: &mut Ctx, server: Option<&str>) -> Result<i32, Failure> {
             if mine.is_empty() {
                 lines.push(format!("{p}ok: schema {live_name} is what the migrations recorded ({at}) build"));
             } else {
-                // Counted as listed: a table's columns go with the table.
-                let rendered = procrastinate_migrations::catalog::Diff { differences: mine.iter().map(|d| (*d).clone()).collect() }.render("the database", "its migrations");
-                let n = rendered.lines().count();
+                let (n, listed) = listed(mine, "its migrations");
                 lines.push(format!(
                     "{p}schema {live_name} is not what the migrations recorded ({at}) build: {}",
                     if n == 1 { "1 object differs".to_string() } else { format!("{n} objects differ") }
                 ));
-                lines.extend(rendered.lines().map(|l| format!("  {l}")));
+                lines.extend(listed);
             }
             if !status.divergences.is_empty() {
                 lines.push(format!(
@@ -112,13 +110,12 @@ pub(super) fn run(ctx: &mut Ctx, server: Option<&str>) -> Result<i32, Failure> {
         }
         if !unowned.is_empty() && selected.iter().any(|&i| schema_of[i] == k) {
             worst = exit::DIVERGED;
-            let rendered = procrastinate_migrations::catalog::Diff { differences: unowned.iter().map(|d| (*d).clone()).collect() }.render("the database", "the migrations");
-            let n = rendered.lines().count();
+            let (n, listed) = listed(&unowned, "the migrations");
             lines.push(format!(
                 "schema {live_name} has {} that no set's migrations make (`compare-ignore` leaves objects out):",
                 if n == 1 { "1 object".to_string() } else { format!("{n} objects") }
             ));
-            lines.extend(rendered.lines().map(|l| format!("  {l}")));
+            lines.extend(listed);
             unowned_json.extend(unowned.iter().map(|d| json::Difference::from(*d)));
         }
     }
@@ -129,6 +126,14 @@ pub(super) fn run(ctx: &mut Ctx, server: Option<&str>) -> Result<i32, Failure> {
         &sets,
     );
     Ok(worst)
+}
+
+/// `differences` as listed under a verdict, indented, and how many objects that is (counted as
+/// listed: a table's columns go with the table).
+fn listed(differences: &[&Difference], there: &str) -> (usize, Vec<String>) {
+    let rendered = procrastinate_migrations::catalog::Diff { differences: differences.iter().map(|d| (*d).clone()).collect() }.render("the database", there);
+    let lines: Vec<String> = rendered.lines().map(|l| format!("  {l}")).collect();
+    (lines.len(), lines)
 }
 
 /// The set whose migrations made the object a difference is about: the last whose own objects

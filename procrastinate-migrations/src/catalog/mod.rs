@@ -228,21 +228,28 @@ impl Object {
         }
     }
 
+    /// A column's type as DDL spells it: the type, its collation, and whether it is generated
+    /// or an identity.
+    pub fn column_type(&self) -> String {
+        let mut s = self.get("type").unwrap_or("").to_string();
+        if let Some(c) = self.get("collation") {
+            s.push_str(&format!(" COLLATE {c}"));
+        }
+        if let Some(e) = self.get("generated") {
+            s.push_str(&format!(" GENERATED ALWAYS AS ({e}) STORED"));
+        }
+        if let Some(i) = self.get("identity") {
+            s.push_str(&format!(" GENERATED {} AS IDENTITY", i.to_uppercase()));
+        }
+        s
+    }
+
     /// What it is, in a few words: a column's type and constraints, an index's method and keys.
     pub fn summary(&self) -> String {
         let g = |k: &str| self.get(k).unwrap_or("");
         match self.kind {
             Kind::Column => {
-                let mut s = g("type").to_string();
-                if let Some(c) = self.get("collation") {
-                    s.push_str(&format!(" COLLATE {c}"));
-                }
-                if let Some(e) = self.get("generated") {
-                    s.push_str(&format!(" GENERATED ALWAYS AS ({e}) STORED"));
-                }
-                if let Some(i) = self.get("identity") {
-                    s.push_str(&format!(" GENERATED {} AS IDENTITY", i.to_uppercase()));
-                }
+                let mut s = self.column_type();
                 if self.is("not null") {
                     s.push_str(" NOT NULL");
                 }

@@ -1170,10 +1170,7 @@ impl Seen {
         if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
             return Early::Unknown;
         }
-        let set = opts.set_name();
-        let mut rows: Vec<_> = rows.into_iter().filter(|r| r[0].as_deref() == Some(set)).collect();
-        rows.sort_by(|a, b| a[2].cmp(&b[2]));
-        let applied: Vec<Applied> = rows.iter().map(|r| Applied::from_text(r)).collect();
+        let applied = super::status::set_rows(rows, opts.set_name(), false);
         let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
         match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
             Ok(plan) if plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty() => Early::Done(status.current),

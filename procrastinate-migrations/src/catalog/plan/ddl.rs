@@ -48,16 +48,7 @@ pub(super) fn invalid_index(name: &str) -> Hazard {
 }
 
 pub(super) fn column_definition(o: &Object, with_not_null: bool) -> String {
-    let mut s = format!("{} {}", ident(o.local_name()), o.get("type").unwrap_or(""));
-    if let Some(c) = o.get("collation") {
-        s.push_str(&format!(" COLLATE {c}"));
-    }
-    if let Some(e) = o.get("generated") {
-        s.push_str(&format!(" GENERATED ALWAYS AS ({e}) STORED"));
-    }
-    if let Some(i) = o.get("identity") {
-        s.push_str(&format!(" GENERATED {} AS IDENTITY", i.to_uppercase()));
-    }
+    let mut s = format!("{} {}", ident(o.local_name()), o.column_type());
     if let Some(d) = o.get("default") {
         s.push_str(&format!(" DEFAULT {d}"));
     }
