@@ -337,6 +337,27 @@ fn statement_timeout_per_run_and_per_file() {
     assert!(bad.stderr.contains("03.00.00_03_pre_bad.sql:1: header setting `statement-timeout`: `soon` is not a duration"), "{}", bad.stderr);
 }
 
+/// Each migration's transaction gets the run's settings (`SET LOCAL`): a schema whose name
+/// needs quoting is one schema, not a list or a name with quotes in it, and files find their
+/// objects there; the settings end with the transaction.
+#[test]
+fn a_schema_name_that_needs_quoting_holds_every_migration() {
+    let db = TestDb::new("quoted_schema");
+    let schema = "My \"odd\", schema";
+    cli(&db, &example_set(), &["--schema", schema, "upgrade"]).ok();
+    let mut c = db.client();
+    let tables: Vec<String> = c
+        .query("SELECT relname::text FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1) AND relkind = 'r' ORDER BY 1", &[&schema])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tables, ["accounts", "cargo_procrastinate_migrations"]);
+    let elsewhere: i64 = c.query_one("SELECT count(*) FROM pg_class WHERE relname = 'accounts' AND relnamespace <> (SELECT oid FROM pg_namespace WHERE nspname = $1)", &[&schema]).unwrap().get(0);
+    assert_eq!(elsewhere, 0);
+    assert_eq!(cli(&db, &example_set(), &["--schema", schema, "current"]).ok().stdout.trim(), "0003 (head)");
+}
+
 /// A read-only server (a hot standby, or default_transaction_read_only) is named as such, and a
 /// password given on the command line draws a warning (`ps` shows it to every user).
 #[test]

@@ -321,29 +321,37 @@ pub(super) fn guard_sql(key: &str, settings: &[(&str, String)], recorded: Option
     sql
 }
 
-/// The first statements of each transaction of an `upgrade` batch: one that applies
-/// `settings` for this transaction only (before anything touches the tracking table, so that
-/// even the wait for that table's lock is bounded by `lock_timeout`), then the claim: one
-/// statement that sets the batch's session marker to `marker` (a value that stays only if this
-/// transaction commits: a session setting changed in a transaction that aborts goes back),
-/// takes the migration lock without waiting, and writes the migration's row with
-/// [`TrackingTable::start_row_sql`], whose primary key refuses a file recorded meanwhile
-/// (23505). The marker and the lock feed the value of the row's `stamped` column (`false`), so
-/// that neither is left out or reordered: `CASE` evaluates its conditions in order. Fails with
-/// [`Guard::Busy`] when another session holds the lock.
+/// The first statements of each transaction of an `upgrade` batch: `SET LOCAL` for each of
+/// `settings` (for this transaction only: nothing leaks through a pool; and before anything
+/// touches the tracking table, so that even the wait for that table's lock is bounded by
+/// `lock_timeout`), `SET` of the batch's session marker to `marker` (a value that stays only if
+/// this transaction commits: a session setting changed in a transaction that aborts goes back),
+/// then the claim: one statement that takes the migration lock without waiting and writes the
+/// migration's row with [`TrackingTable::start_row_sql`], whose primary key refuses a file
+/// recorded meanwhile (23505). The lock feeds the value of the row's `stamped` column (`false`),
+/// so that it is neither left out nor moved. Fails with [`Guard::Busy`] when another session
+/// holds the lock.
+///
+/// `SET` is a utility statement that the server neither plans nor runs through the executor:
+/// 3 us a migration where `SELECT set_config(..)` costs 10 (BENCHMARKS.md).
 pub(super) fn claim_sql(key: &str, settings: &[(&str, String)], marker: (&str, &str), row: &dyn Fn(&str) -> String) -> String {
-    let applied: Vec<String> = settings.iter().map(|(name, value)| format!("set_config({}, {}, true)", quote_literal(name), quote_literal(value))).collect();
-    let claim = row(
-        &format!(
-            "CASE WHEN set_config({}, {}, false) IS NULL THEN NULL WHEN pg_try_advisory_xact_lock({key}) THEN false ELSE current_setting('{GUARD_BUSY}')::boolean END",
-            quote_literal(marker.0),
-            quote_literal(marker.1)
-        ),
-    );
-    if applied.is_empty() {
-        claim
+    let mut sql = String::new();
+    for (name, value) in settings {
+        sql.push_str(&format!("SET LOCAL {name} = {};\n", set_value(name, value)));
+    }
+    sql.push_str(&format!("SET {} = {};\n", marker.0, quote_literal(marker.1)));
+    sql.push_str(&row(&format!("CASE WHEN pg_try_advisory_xact_lock({key}) THEN false ELSE current_setting('{GUARD_BUSY}')::boolean END")));
+    sql
+}
+
+/// A setting's value as `SET` takes it: `search_path`'s is a list of quoted identifiers already
+/// (a string literal would name one schema, quotes and all); any other is a string literal,
+/// which the server reads as the setting's type.
+fn set_value(name: &str, value: &str) -> String {
+    if name == "search_path" {
+        value.to_string()
     } else {
-        format!("SELECT {};\n{claim}", applied.join(", "))
+        quote_literal(value)
     }
 }
 

@@ -474,10 +474,10 @@ enum End {
     Split(usize),
 }
 
-/// Runs `batch` in one round trip, each migration in its own transaction: BEGIN, the claim
-/// (one statement that applies the settings, takes the lock and writes the file's row, which
-/// the primary key refuses when another process recorded the file while we waited, whatever
-/// the statement's snapshot), the file whole, COMMIT. Then one statement completes the rows
+/// Runs `batch` in one round trip, each migration in its own transaction: BEGIN, the settings
+/// and the batch's marker (`SET`), the claim (one statement that takes the lock and writes the
+/// file's row, which the primary key refuses when another process recorded the file while we
+/// waited, whatever the statement's snapshot), the file whole, COMMIT. Then one statement completes the rows
 /// with each file's duration (to the next one's start) and the time it ended. The claim stops
 /// the batch before the file when the lock is taken or the file is recorded; an error in a
 /// file stops it there, the transactions before it committed. Which of them did is found after
