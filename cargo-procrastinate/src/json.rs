@@ -716,8 +716,9 @@ pub struct Applied {
     pub file_name: String,
     /// `pre`, `post` or `unmarked`.
     pub phase: &'static str,
-    /// How long it took, in milliseconds.
-    pub duration_ms: u64,
+    /// How long it took, in milliseconds; null when unknown (what followed it in its round
+    /// trip failed and took its end back with it).
+    pub duration_ms: Option<u64>,
 }
 
 /// One line of `upgrade`'s event stream (reason `migration`).

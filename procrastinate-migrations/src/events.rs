@@ -35,7 +35,7 @@ pub fn upgrade(set: Option<&str>, e: &crate::db::Event<'_>) {
                 }
             }
             Event::Applied { migration, duration } => {
-                tracing::info!(target: "procrastinate_migrations", set, revision = %migration.revision, file = %migration.file_name, duration_ms = duration.as_millis() as u64, "applied {}", migration.file_name);
+                tracing::info!(target: "procrastinate_migrations", set, revision = %migration.revision, file = %migration.file_name, duration_ms = duration.map(|d| d.as_millis() as u64), "applied {}", migration.file_name);
             }
             Event::AppliedElsewhere { migration } => {
                 tracing::info!(target: "procrastinate_migrations", set, revision = %migration.revision, file = %migration.file_name, "skipped {}: another process applied it", migration.file_name);

@@ -257,19 +257,15 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
                         revision: migration.revision.to_string(),
                         file_name: migration.file_name.to_string(),
                         phase: migration.phase.as_str(),
-                        duration_ms: duration.as_millis() as u64,
+                        duration_ms: duration.map(|d| d.as_millis() as u64),
                     });
+                    // Unknown when what followed it in its round trip failed (see the event).
+                    let took = duration.map_or_else(|| " (its duration is unknown)".to_string(), |d| format!(" in {} ms", d.as_millis()));
                     say(
                         "applied",
                         Some(migration),
-                        Some(duration),
-                        format!(
-                            "applied {} {:<8} {} in {} ms",
-                            label(migration.revision),
-                            migration.phase,
-                            migration.file_name,
-                            duration.as_millis()
-                        ),
+                        duration,
+                        format!("applied {} {:<8} {}{took}", label(migration.revision), migration.phase, migration.file_name),
                     );
                 }
                 Event::AppliedElsewhere { migration } => {
