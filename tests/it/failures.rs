@@ -546,6 +546,45 @@ fn a_file_recorded_meanwhile_is_not_run_again() {
     }
 }
 
+/// The read before the lock finds no tracking table, so step 1 plans to commit in the same
+/// round trip as its read under the lock. Meanwhile another process recorded 0001 with another
+/// text, which `--accept-changed 0001` accepts: that needs the lock after the read, so step 1
+/// runs again the usual way. The change is accepted under the lock, and the rest applied once.
+#[test]
+fn a_read_before_the_lock_that_went_stale_is_planned_again_under_the_lock() {
+    use procrastinate_migrations::db;
+    let set = procrastinate_migrations::MigrationSet::from_dir(example_set()).unwrap();
+    let dbase = TestDb::new("stale_read");
+    let mut client = dbase.client();
+    let mut opts = db::Options::default();
+    opts.accept_changed = db::AcceptChanged::Only(vec![set.migrations[0].revision]);
+    let seen = db::Seen::read(&mut client, &opts);
+    // Another process, between that read and our lock: its first file, with another text.
+    cli(&dbase, &example_set(), &["upgrade", "0001"]).ok();
+    dbase.client().batch_execute(&format!("UPDATE {TABLE} SET checksum = '{}'", "0".repeat(64))).unwrap();
+    let mut events = Vec::new();
+    let head = set.migrations.last().map(|m| m.revision);
+    // What another session sees while the change is accepted: the migration lock, held.
+    let mut other = dbase.client();
+    let report = db::upgrade_seen(&mut client, &set.migrations, head, &opts, Some(seen), &mut |e| {
+        events.push(match e {
+            db::Event::Accepted { migration, .. } => {
+                let held: i64 = other.query_one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", &[]).unwrap().get(0);
+                format!("accepted {} under {held} lock", migration.revision)
+            }
+            db::Event::Applied { migration, .. } => format!("applied {}", migration.revision),
+            _ => String::new(),
+        })
+    })
+    .unwrap();
+    events.retain(|e| !e.is_empty());
+    assert_eq!(events, ["accepted 0001 under 1 lock", "applied 0002", "applied 0003"]);
+    assert_eq!(report.applied.len(), 2);
+    let checksum: String = dbase.client().query_one(&format!("SELECT checksum FROM {TABLE} WHERE revision = '0001'"), &[]).unwrap().get(0);
+    assert_eq!(checksum, set.migrations[0].checksum.to_string());
+    assert_eq!(cli(&dbase, &example_set(), &["current"]).ok().stdout.trim(), "0003 (head)");
+}
+
 /// A tracking table that lost its primary key (restored without constraints, say) no longer
 /// keeps two processes from applying one file: nothing runs, and the message says what to add.
 #[test]

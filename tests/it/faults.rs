@@ -89,13 +89,17 @@ fn a_lost_commit_is_found_and_the_lock_let_go() {
     let (proxy, url) = proxied(&db);
     proxy.set(Mode::DropCommit);
     let started = Instant::now();
-    let run = run_with(&url, &example_set(), &["--round-trip-timeout", "1s", "upgrade"]).code(7);
+    // A tracking table in a schema of its own goes through step 1's plpgsql set-up, whose
+    // transaction ends with a COMMIT of its own (a plain first run commits step 1 in the same
+    // round trip as its read).
+    let table = ["--version-table", "ops.migrations"];
+    let run = run_with(&url, &example_set(), &[&table[..], &["--round-trip-timeout", "1s", "upgrade"]].concat()).code(7);
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(run.stderr.contains("the server had our transaction open, waiting for a message that was lost"), "{}", run.stderr);
     // Nobody holds the migration lock or sits idle in a transaction: the next run goes through.
     let idle: i64 = db.client().query_one("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'", &[]).unwrap().get(0);
     assert_eq!(idle, 0);
-    cli(&db, &example_set(), &["upgrade"]).ok();
+    cli(&db, &example_set(), &[&table[..], &["upgrade"]].concat()).ok();
 }
 
 #[test]

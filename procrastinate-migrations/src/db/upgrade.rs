@@ -222,29 +222,44 @@ fn upgrade_inner(
     }
     // A table read in its current layout needs no setting up (nor its schemas created); a
     // missing one is created in plain DDL.
-    let table = match early {
-        Early::Pending => Table::Ready,
+    let (table, plain) = match early {
+        // Step 1 writes nothing then but the claim of the unnamed set's rows.
+        Early::Pending { plain } => (Table::Ready, plain && !opts.claim_unnamed),
         // A qualified table's missing schema reads as a missing table (42P01): those go through
         // the block that looks before it creates (CREATE SCHEMA needs the privilege even with
         // IF NOT EXISTS).
-        Early::Missing { schema } if opts.table.schema.is_none() => Table::Missing { schema },
-        _ => Table::Unknown,
+        Early::Missing { schema, plain } if opts.table.schema.is_none() => (Table::Missing { schema }, plain),
+        _ => (Table::Unknown, false),
     };
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
-    // accept changed files, record upstream's revised ones.
-    let settled = &mut |c: &mut dyn Session| Ok(poll(c, migrations, target, opts, &opts.table.lock_key()));
-    let Some((status, missing, key)) = locked_status_with(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled, table)? else {
-        let current = match nothing_to_do(client, migrations, target, opts) {
-            Early::Done(current) => current,
-            _ => None,
+    // accept changed files, record upstream's revised ones. When the read before the lock
+    // planned nothing that needs the lock after the read, step 1 commits in the same round
+    // trip: the table it may create is one the migrations need anyway, and the plan under the
+    // lock can differ from that read only if another process recorded files meanwhile. Should
+    // it then ask for something under the lock after all, step 1 runs again the usual way.
+    let mut commit_early = plain;
+    let (status, key, plan) = loop {
+        let settled = &mut |c: &mut dyn Session| Ok(poll(c, migrations, target, opts, &opts.table.lock_key()));
+        let Some((status, missing, key)) =
+            locked_status_with(client, migrations, opts, &mut |holder| on_event(Event::Waiting { holder }), settled, table, commit_early)?
+        else {
+            let current = match nothing_to_do(client, migrations, target, opts) {
+                Early::Done(current) => current,
+                _ => None,
+            };
+            return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
         };
-        return Ok(UpgradeReport { from: current, to: current, applied: Vec::new() });
+        created.extend(missing);
+        let plan = plan_upgrade(migrations, &status, target, &opts.accept_changed);
+        match &plan {
+            Ok(p) if commit_early && !(p.accept.is_empty() && p.revised.is_empty()) => commit_early = false,
+            _ => break (status, key, plan),
+        }
     };
-    *created = missing;
     // From here on the lock's key is the number step 1 computed under the run's settings: the
     // same lock, without hashing its name again in every migration's guard.
     let key = &key;
-    let plan = match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
+    let plan = match plan {
         Ok(plan) => plan,
         Err(r) => {
             let _ = client.batch_execute("ROLLBACK");
@@ -287,7 +302,9 @@ fn upgrade_inner(
         in_tx(client, &record(m), "cannot record the revised checksum")?;
         on_event(Event::Revised { revised: r, rerun });
     }
-    client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the tracking table")(e))?;
+    if !commit_early {
+        client.batch_execute("COMMIT").map_err(|e| db_err(client, "cannot commit the tracking table")(e))?;
+    }
 
     let mut report = UpgradeReport { from: status.current, to: status.current, applied: Vec::new() };
     let interrupted = || opts.interrupt.as_ref().is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst));
@@ -1079,21 +1096,25 @@ fn locate(
     failing
 }
 
-/// Takes the migration lock in a new transaction (left open for the caller), creates what is
-/// missing (the schema, the tracking table), brings an older tracking table to the current
-/// layout, gives the unnamed set's rows to the first set, and compares what is recorded with
-/// the files: the start of every change, in one round trip.
 /// What the read before the lock found.
 enum Early {
     /// The set is already where an upgrade to the target would take it, with nothing to accept
     /// or record either: at this revision.
     Done(Option<Revision>),
     /// There is work, and the tracking table is there in its current layout.
-    Pending,
+    Pending {
+        /// The plan from this read needs nothing under the lock but that read: see
+        /// [`Early::Missing::plain`].
+        plain: bool,
+    },
     /// There is no tracking table yet (`schema`: nor its schema): a first run.
     Missing {
         /// The tracking table's schema is missing too.
         schema: bool,
+        /// The plan from this read (nothing applied) needs nothing under the lock but the read:
+        /// nothing to accept or record as revised, no file that `new` left unwritten, so no
+        /// refusal. Step 1 then commits in its own round trip.
+        plain: bool,
     },
     /// Anything unusual (no table yet, its first layout, rows to claim, a divergence, a failed
     /// read): the locked path finds out and says it.
@@ -1169,9 +1190,13 @@ impl Seen {
     }
 
     fn early(self, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Early {
+        let plain = |status: &Status| {
+            matches!(plan_upgrade(migrations, status, target, &opts.accept_changed), Ok(plan)
+                if plan.accept.is_empty() && plan.revised.is_empty() && !plan.gaps.iter().copied().chain(plan.run.iter()).any(|m| m.not_written()))
+        };
         let rows = match self.found {
             Found::Rows(rows) => rows,
-            Found::Missing { schema } => return Early::Missing { schema },
+            Found::Missing { schema } => return Early::Missing { schema, plain: plain(&Status::compare_with(Some(Vec::new()), migrations, opts.out_of_order)) },
             Found::Other => return Early::Unknown,
         };
         if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
@@ -1181,12 +1206,16 @@ impl Seen {
         let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
         match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
             Ok(plan) if plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty() => Early::Done(status.current),
-            Ok(_) => Early::Pending,
+            Ok(_) => Early::Pending { plain: plain(&status) },
             Err(_) => Early::Unknown,
         }
     }
 }
 
+/// Takes the migration lock in a new transaction (left open for the caller), creates what is
+/// missing (the schema, the tracking table), brings an older tracking table to the current
+/// layout, gives the unnamed set's rows to the first set, and compares what is recorded with
+/// the files: the start of every change, in one round trip.
 fn locked_status(
     client: &mut dyn Session,
     migrations: &[Migration],
@@ -1194,7 +1223,7 @@ fn locked_status(
     on_wait: &mut dyn FnMut(Option<&str>),
     settled: &mut dyn FnMut(&mut dyn Session) -> Result<lock::Poll, Error>,
 ) -> Result<Option<(Status, Vec<String>)>, Error> {
-    Ok(locked_status_with(client, migrations, opts, on_wait, settled, Table::Unknown)?.map(|(status, missing, _)| (status, missing)))
+    Ok(locked_status_with(client, migrations, opts, on_wait, settled, Table::Unknown, false)?.map(|(status, missing, _)| (status, missing)))
 }
 
 /// What the read before the lock said of the tracking table.
@@ -1208,7 +1237,8 @@ enum Table {
     Unknown,
 }
 
-/// [`locked_status`], setting the table up as `table` says it is.
+/// [`locked_status`], setting the table up as `table` says it is; with `commit`, the
+/// transaction commits in the same round trip instead of staying open.
 fn locked_status_with(
     client: &mut dyn Session,
     migrations: &[Migration],
@@ -1216,6 +1246,7 @@ fn locked_status_with(
     on_wait: &mut dyn FnMut(Option<&str>),
     settled: &mut dyn FnMut(&mut dyn Session) -> Result<lock::Poll, Error>,
     table: Table,
+    commit: bool,
 ) -> Result<Option<(Status, Vec<String>, String)>, Error> {
     let table_ready = matches!(table, Table::Ready);
     let mut then = Vec::new();
@@ -1256,6 +1287,9 @@ fn locked_status_with(
     let key_at = then.len();
     let key = opts.table.lock_key();
     then.push(format!("SELECT {key}"));
+    if commit {
+        then.push("COMMIT".to_string());
+    }
     let locked = lock::begin_locked(client, &opts.local_settings(), &key, &then, lock::Waiter::new(opts.lock_wait, opts.interrupt.clone()), on_wait, settled)
         .map_err(|e| match e {
             Error::Db { source, .. } if source.code().map(|c| c.code()) == Some("42P10") => Error::Refused(format!(
