@@ -51,6 +51,25 @@ fn upgrade_reaches_head_with_the_catalog_of_schema_sql() {
     let rows = tracking_rows(&db, TABLE);
     let expected: Vec<_> = set.migrations.iter().map(|m| (m.revision.to_string(), m.file_name.to_string(), m.checksum.to_string(), false)).collect();
     assert_eq!(rows, expected);
+    // Each row has its duration (written when the run ends, from the starts the claims
+    // returned), and the output says what the row says.
+    let said: Vec<(String, i64)> = run
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("applied ")?;
+            let (head, ms) = rest.rsplit_once(" in ")?;
+            Some((head.split_whitespace().last()?.to_string(), ms.strip_suffix(" ms")?.parse().ok()?))
+        })
+        .collect();
+    let recorded: Vec<(String, i64)> = db
+        .client()
+        .query(&format!("SELECT file_name, duration_ms FROM {TABLE} ORDER BY file_name COLLATE \"C\""), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get::<_, Option<i64>>(1).expect("every duration is known")))
+        .collect();
+    assert_eq!(said, recorded);
     // Again: nothing to do, exit 0.
     let again = cli(&db, &up.migrations, &["upgrade"]).ok();
     assert!(again.stderr.contains("already at 0038 (head); nothing to do"), "{}", again.stderr);
