@@ -585,6 +585,32 @@ fn a_read_before_the_lock_that_went_stale_is_planned_again_under_the_lock() {
     assert_eq!(cli(&dbase, &example_set(), &["current"]).ok().stdout.trim(), "0003 (head)");
 }
 
+/// The durations are written in one statement whose file names go in an array literal. A set's
+/// names hold only `a-z`, `0-9`, `_` and `.`, but the statement does not count on it: names
+/// with quotes, a backslash, braces, a comma and spaces are each their own element.
+#[test]
+fn the_durations_statement_takes_any_file_name() {
+    let db = TestDb::new("odd_names");
+    cli(&db, &example_set(), &["upgrade"]).ok();
+    let names = ["it's", "say \"hi\"", "a\\b", "{x},y", "NULL", "x\\"];
+    let mut c = db.client();
+    for n in names {
+        c.execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('9999', $1, 'x')"), &[&n]).unwrap();
+    }
+    let table = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap();
+    let done: Vec<(&str, u64, f64)> = names.iter().enumerate().map(|(i, n)| (*n, i as u64 + 1, 1.7e9)).collect();
+    c.batch_execute(&table.finish_rows_sql("", &done)).unwrap();
+    let mut written: Vec<(String, i64)> = c
+        .query(&format!("SELECT file_name, duration_ms FROM {TABLE} WHERE revision = '9999' AND applied_at = to_timestamp(1.7e9)"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    written.sort_by_key(|(_, d)| *d);
+    let expected: Vec<(String, i64)> = names.iter().enumerate().map(|(i, n)| (n.to_string(), i as i64 + 1)).collect();
+    assert_eq!(written, expected);
+}
+
 /// A tracking table that lost its primary key (restored without constraints, say) no longer
 /// keeps two processes from applying one file: nothing runs, and the message says what to add.
 #[test]
