@@ -175,7 +175,7 @@ pub fn bench(filter: Option<&str>) -> Result<()> {
         let upstream = FloorCase {
             label: "3.10.0, 38 files",
             files: 38,
-            rounds: 15,
+            rounds: 41,
             package: pkg.clone(),
             script: psql_script.clone(),
             one_trip: one_round_trip(&work.join("one-trip-38.sql"), &up.migrations)?,
