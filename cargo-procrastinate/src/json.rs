@@ -737,9 +737,10 @@ pub struct Event {
     /// `pre`, `post` or `unmarked`; absent for `waiting` and `revised`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<&'static str>,
-    /// Wall-clock milliseconds the migration took; on `applied` only.
+    /// Milliseconds the migration took; on `applied` only, where it is null when unknown (the
+    /// transaction after it in the same round trip failed and took its end back).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
+    pub duration_ms: Option<Option<u64>>,
     /// What a person would read on stderr.
     pub message: String,
 }

@@ -522,7 +522,8 @@ fn a_file_recorded_meanwhile_is_not_run_again() {
             let of = |kind: &str| -> Vec<String> { events.iter().filter(|e| e["event"] == kind).map(|e| e["revision"].as_str().unwrap().to_string()).collect() };
             assert_eq!((of("applied"), of("applied_elsewhere")), (vec!["0001".to_string(), "0003".to_string()], vec!["0002".to_string()]), "{}", run.stdout);
             assert!(exists("a") && !exists("b") && exists("c"), "0002 did not run");
-            let took = |rev: &str| events.iter().find(|e| e["event"] == "applied" && e["revision"] == rev).map(|e| e["duration_ms"].clone());
+            // Present and null: unknown, not left out.
+            let took = |rev: &str| events.iter().find(|e| e["event"] == "applied" && e["revision"] == rev).and_then(|e| e.get("duration_ms").cloned());
             assert!(took("0001").is_some_and(|d| d.is_null()) && took("0003").is_some_and(|d| d.is_u64()), "{}", run.stdout);
         } else {
             let run = cli(&db, set.path(), &["upgrade"]).code(5);
@@ -547,7 +548,7 @@ fn a_file_recorded_meanwhile_is_not_run_again() {
 }
 
 /// The read before the lock finds no tracking table, so step 1 plans to commit in the same
-/// round trip as its read under the lock. Meanwhile another process recorded 0001 with another
+/// round trip as its read under the lock. Meanwhile another process applied 0001 from another
 /// text, which `--accept-changed 0001` accepts: that needs the lock after the read, so step 1
 /// runs again the usual way. The change is accepted under the lock, and the rest applied once.
 #[test]
@@ -556,20 +557,29 @@ fn a_read_before_the_lock_that_went_stale_is_planned_again_under_the_lock() {
     let set = procrastinate_migrations::MigrationSet::from_dir(example_set()).unwrap();
     let dbase = TestDb::new("stale_read");
     let mut client = dbase.client();
+    let mut other = dbase.client();
     let mut opts = db::Options::default();
     opts.accept_changed = db::AcceptChanged::Only(vec![set.migrations[0].revision]);
+    let read = std::time::Instant::now();
     let seen = db::Seen::read(&mut client, &opts);
-    // Another process, between that read and our lock: its first file, with another text.
-    cli(&dbase, &example_set(), &["upgrade", "0001"]).ok();
-    dbase.client().batch_execute(&format!("UPDATE {TABLE} SET checksum = '{}'", "0".repeat(64))).unwrap();
+    // Another process, between that read and our lock: the tracking table, and its first
+    // file, recorded with another text.
+    let table = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap();
+    other.batch_execute(&table.create_sql(false)).unwrap();
+    other.batch_execute(&set.migrations[0].sql).unwrap();
+    other
+        .execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('0001', $1, $2)"), &[&&*set.migrations[0].file_name, &"0".repeat(64)])
+        .unwrap();
+    // Still the read `upgrade_seen` plans from (it reads again after a second).
+    assert!(read.elapsed() < std::time::Duration::from_millis(500), "{:?}", read.elapsed());
     let mut events = Vec::new();
     let head = set.migrations.last().map(|m| m.revision);
     // What another session sees while the change is accepted: the migration lock, held.
-    let mut other = dbase.client();
+    let held_sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
     let report = db::upgrade_seen(&mut client, &set.migrations, head, &opts, Some(seen), &mut |e| {
         events.push(match e {
             db::Event::Accepted { migration, .. } => {
-                let held: i64 = other.query_one("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", &[]).unwrap().get(0);
+                let held: i64 = other.query_one(held_sql, &[]).unwrap().get(0);
                 format!("accepted {} under {held} lock", migration.revision)
             }
             db::Event::Applied { migration, .. } => format!("applied {}", migration.revision),
@@ -583,6 +593,32 @@ fn a_read_before_the_lock_that_went_stale_is_planned_again_under_the_lock() {
     let checksum: String = dbase.client().query_one(&format!("SELECT checksum FROM {TABLE} WHERE revision = '0001'"), &[]).unwrap().get(0);
     assert_eq!(checksum, set.migrations[0].checksum.to_string());
     assert_eq!(cli(&dbase, &example_set(), &["current"]).ok().stdout.trim(), "0003 (head)");
+}
+
+/// The first set takes over the unnamed set's rows under the lock. When the read before the
+/// lock found no table, and another process created it meanwhile with an unnamed row that
+/// diverges, the refusal leaves those rows as they were: that claim is never committed early.
+#[test]
+fn a_refused_first_set_leaves_the_unnamed_rows_it_found_meanwhile() {
+    use procrastinate_migrations::db;
+    let set = procrastinate_migrations::MigrationSet::from_dir(example_set()).unwrap();
+    let dbase = TestDb::new("stale_unnamed");
+    let mut client = dbase.client();
+    let mut other = dbase.client();
+    let opts = db::Options { set: Some("app".into()), claim_unnamed: true, ..db::Options::default() };
+    let read = std::time::Instant::now();
+    let seen = db::Seen::read(&mut client, &opts);
+    let table = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap();
+    other.batch_execute(&table.create_sql(false)).unwrap();
+    other
+        .execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('0001', $1, $2)"), &[&&*set.migrations[0].file_name, &"0".repeat(64)])
+        .unwrap();
+    assert!(read.elapsed() < std::time::Duration::from_millis(500), "{:?}", read.elapsed());
+    let head = set.migrations.last().map(|m| m.revision);
+    let refused = db::upgrade_seen(&mut client, &set.migrations, head, &opts, Some(seen), &mut |_| {}).unwrap_err();
+    assert!(matches!(refused, db::Error::Diverged { .. }), "{refused}");
+    let sets: Vec<String> = other.query(&format!("SELECT set_name FROM {TABLE}"), &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(sets, [""]);
 }
 
 /// The durations are written in one statement whose file names go in an array literal. A set's

@@ -161,7 +161,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
         // on stdout as it happens (a deploy script sees progress, not only the end).
         let say = |event: &'static str,
                    m: Option<&Migration>,
-                   duration: Option<Duration>,
+                   duration: Option<Option<Duration>>,
                    message: String| {
             if let Some(mut s) = spinner.take() {
                 s.clear();
@@ -176,7 +176,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
                         revision: m.map(|m| m.revision.to_string()),
                         file_name: m.map(|m| m.file_name.to_string()),
                         phase: m.map(|m| m.phase.as_str()),
-                        duration_ms: duration.map(|d| d.as_millis() as u64),
+                        duration_ms: duration.map(|d| d.map(|d| d.as_millis() as u64)),
                         message,
                     },
                 );
@@ -264,7 +264,7 @@ pub(super) fn run(ctx: &mut Ctx, how: How, accept: &[String], from_schema: bool,
                     say(
                         "applied",
                         Some(migration),
-                        duration,
+                        Some(duration),
                         format!("applied {} {:<8} {}{took}", label(migration.revision), migration.phase, migration.file_name),
                     );
                 }

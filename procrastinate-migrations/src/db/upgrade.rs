@@ -228,7 +228,10 @@ fn upgrade_inner(
         // A qualified table's missing schema reads as a missing table (42P01): those go through
         // the block that looks before it creates (CREATE SCHEMA needs the privilege even with
         // IF NOT EXISTS).
-        Early::Missing { schema, plain } if opts.table.schema.is_none() => (Table::Missing { schema }, plain),
+        // Nor when the table turns out to be there after all (another process created it
+        // meanwhile), save that claim, which a refusal must be able to undo: not committed
+        // early.
+        Early::Missing { schema, plain } if opts.table.schema.is_none() => (Table::Missing { schema }, plain && !opts.claim_unnamed),
         _ => (Table::Unknown, false),
     };
     // Step 1, under the lock: create or bring the tracking table up to date, compare, plan,
