@@ -547,6 +547,34 @@ fn a_file_recorded_meanwhile_is_not_run_again() {
     }
 }
 
+/// What the two tests below start from: the example set read before the lock on a database
+/// without a tracking table (`seen`); then, before that read is a second old (after which
+/// `upgrade_seen` reads again), another process (`other`) creates the table and applies 0001
+/// from another text (its row's checksum is zeros).
+struct Stale {
+    set: procrastinate_migrations::MigrationSet,
+    db: TestDb,
+    client: postgres::Client,
+    other: postgres::Client,
+    seen: procrastinate_migrations::db::Seen,
+}
+
+fn read_then_recorded_elsewhere(label: &str, opts: &procrastinate_migrations::db::Options) -> Stale {
+    let set = procrastinate_migrations::MigrationSet::from_dir(example_set()).unwrap();
+    let db = TestDb::new(label);
+    let (mut client, mut other) = (db.client(), db.client());
+    let read = std::time::Instant::now();
+    let seen = procrastinate_migrations::db::Seen::read(&mut client, opts);
+    let table = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap();
+    other.batch_execute(&table.create_sql(false)).unwrap();
+    other.batch_execute(&set.migrations[0].sql).unwrap();
+    other
+        .execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('0001', $1, $2)"), &[&&*set.migrations[0].file_name, &"0".repeat(64)])
+        .unwrap();
+    assert!(read.elapsed() < std::time::Duration::from_millis(500), "{:?}", read.elapsed());
+    Stale { set, db, client, other, seen }
+}
+
 /// The read before the lock finds no tracking table, so step 1 plans to commit in the same
 /// round trip as its read under the lock. Meanwhile another process applied 0001 from another
 /// text, which `--accept-changed 0001` accepts: that needs the lock after the read, so step 1
@@ -554,24 +582,9 @@ fn a_file_recorded_meanwhile_is_not_run_again() {
 #[test]
 fn a_read_before_the_lock_that_went_stale_is_planned_again_under_the_lock() {
     use procrastinate_migrations::db;
-    let set = procrastinate_migrations::MigrationSet::from_dir(example_set()).unwrap();
-    let dbase = TestDb::new("stale_read");
-    let mut client = dbase.client();
-    let mut other = dbase.client();
-    let mut opts = db::Options::default();
-    opts.accept_changed = db::AcceptChanged::Only(vec![set.migrations[0].revision]);
-    let read = std::time::Instant::now();
-    let seen = db::Seen::read(&mut client, &opts);
-    // Another process, between that read and our lock: the tracking table, and its first
-    // file, recorded with another text.
-    let table = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap();
-    other.batch_execute(&table.create_sql(false)).unwrap();
-    other.batch_execute(&set.migrations[0].sql).unwrap();
-    other
-        .execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('0001', $1, $2)"), &[&&*set.migrations[0].file_name, &"0".repeat(64)])
-        .unwrap();
-    // Still the read `upgrade_seen` plans from (it reads again after a second).
-    assert!(read.elapsed() < std::time::Duration::from_millis(500), "{:?}", read.elapsed());
+    let accept = db::AcceptChanged::Only(vec![procrastinate_migrations::Revision::new(1)]);
+    let opts = db::Options { accept_changed: accept, ..db::Options::default() };
+    let Stale { set, db: dbase, mut client, mut other, seen } = read_then_recorded_elsewhere("stale_read", &opts);
     let mut events = Vec::new();
     let head = set.migrations.last().map(|m| m.revision);
     // What another session sees while the change is accepted: the migration lock, held.
@@ -601,19 +614,8 @@ fn a_read_before_the_lock_that_went_stale_is_planned_again_under_the_lock() {
 #[test]
 fn a_refused_first_set_leaves_the_unnamed_rows_it_found_meanwhile() {
     use procrastinate_migrations::db;
-    let set = procrastinate_migrations::MigrationSet::from_dir(example_set()).unwrap();
-    let dbase = TestDb::new("stale_unnamed");
-    let mut client = dbase.client();
-    let mut other = dbase.client();
     let opts = db::Options { set: Some("app".into()), claim_unnamed: true, ..db::Options::default() };
-    let read = std::time::Instant::now();
-    let seen = db::Seen::read(&mut client, &opts);
-    let table = procrastinate_migrations::tracking::TrackingTable::new(TABLE, None).unwrap();
-    other.batch_execute(&table.create_sql(false)).unwrap();
-    other
-        .execute(&format!("INSERT INTO {TABLE} (revision, file_name, checksum) VALUES ('0001', $1, $2)"), &[&&*set.migrations[0].file_name, &"0".repeat(64)])
-        .unwrap();
-    assert!(read.elapsed() < std::time::Duration::from_millis(500), "{:?}", read.elapsed());
+    let Stale { set, db: _db, mut client, mut other, seen } = read_then_recorded_elsewhere("stale_unnamed", &opts);
     let head = set.migrations.last().map(|m| m.revision);
     let refused = db::upgrade_seen(&mut client, &set.migrations, head, &opts, Some(seen), &mut |_| {}).unwrap_err();
     assert!(matches!(refused, db::Error::Diverged { .. }), "{refused}");
