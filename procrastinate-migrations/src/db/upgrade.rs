@@ -222,15 +222,14 @@ fn upgrade_inner(
     }
     // A table read in its current layout needs no setting up (nor its schemas created); a
     // missing one is created in plain DDL.
+    // `plain`: step 1 may commit in the round trip of its read (below), unless the run gives the
+    // unnamed set's rows to its set, a write a refusal must be able to undo (a missing table
+    // may turn out to be there after all, created by another process meanwhile).
     let (table, plain) = match early {
-        // Step 1 writes nothing then but the claim of the unnamed set's rows.
         Early::Pending { plain } => (Table::Ready, plain && !opts.claim_unnamed),
         // A qualified table's missing schema reads as a missing table (42P01): those go through
         // the block that looks before it creates (CREATE SCHEMA needs the privilege even with
         // IF NOT EXISTS).
-        // Nor when the table turns out to be there after all (another process created it
-        // meanwhile), save that claim, which a refusal must be able to undo: not committed
-        // early.
         Early::Missing { schema, plain } if opts.table.schema.is_none() => (Table::Missing { schema }, plain && !opts.claim_unnamed),
         _ => (Table::Unknown, false),
     };
@@ -506,12 +505,12 @@ enum End {
 /// Runs `batch` in one round trip, each migration in its own transaction: BEGIN, the settings
 /// and the batch's marker (`SET`), the claim (one statement that takes the lock and writes the
 /// file's row, which the primary key refuses when another process recorded the file while we
-/// waited, whatever the statement's snapshot), the file whole, COMMIT. Then one statement completes the rows
-/// with each file's duration (to the next one's start) and the time it ended. The claim stops
-/// the batch before the file when the lock is taken or the file is recorded; an error in a
-/// file stops it there, the transactions before it committed. Which of them did is found after
-/// the fact, with the rollback, and so is the line of an error the server gives no position
-/// for: nothing is paid for either on success.
+/// waited, whatever the statement's snapshot), the file whole, COMMIT. Then one statement
+/// clears the marker and reads the time, which ends the last file's duration (each other one
+/// ends at the next one's start). The claim stops the batch before the file when the lock is
+/// taken or the file is recorded; an error in a file stops it there, the transactions before
+/// it committed. Which of them did is found after the fact, with the rollback, and so is the
+/// line of an error the server gives no position for: nothing is paid for either on success.
 fn run_batch(
     client: &mut dyn Session,
     batch: &[&Migration],
@@ -1118,7 +1117,7 @@ enum Early {
         schema: bool,
         /// The plan from this read (nothing applied) needs nothing under the lock but the read:
         /// nothing to accept or record as revised, no file that `new` left unwritten, so no
-        /// refusal. Step 1 then commits in its own round trip.
+        /// refusal. Step 1 may then commit in the round trip of its read.
         plain: bool,
     },
     /// Anything unusual (no table yet, its first layout, rows to claim, a divergence, a failed
@@ -1195,13 +1194,16 @@ impl Seen {
     }
 
     fn early(self, migrations: &[Migration], target: Option<Revision>, opts: &Options) -> Early {
-        let plain = |status: &Status| {
-            matches!(plan_upgrade(migrations, status, target, &opts.accept_changed), Ok(plan)
-                if plan.accept.is_empty() && plan.revised.is_empty() && !plan.gaps.iter().copied().chain(plan.run.iter()).any(|m| m.not_written()))
+        let plain = |plan: &crate::state::Plan<'_>| {
+            plan.accept.is_empty() && plan.revised.is_empty() && !plan.gaps.iter().copied().chain(plan.run.iter()).any(|m| m.not_written())
         };
         let rows = match self.found {
             Found::Rows(rows) => rows,
-            Found::Missing { schema } => return Early::Missing { schema, plain: plain(&Status::compare_with(Some(Vec::new()), migrations, opts.out_of_order)) },
+            Found::Missing { schema } => {
+                let nothing = Status::compare_with(Some(Vec::new()), migrations, opts.out_of_order);
+                let plain = plan_upgrade(migrations, &nothing, target, &opts.accept_changed).is_ok_and(|p| plain(&p));
+                return Early::Missing { schema, plain };
+            }
             Found::Other => return Early::Unknown,
         };
         if opts.claim_unnamed && rows.iter().any(|r| r[0].as_deref() == Some(crate::tracking::UNNAMED_SET)) {
@@ -1211,7 +1213,7 @@ impl Seen {
         let status = Status::compare_with(Some(applied), migrations, opts.out_of_order);
         match plan_upgrade(migrations, &status, target, &opts.accept_changed) {
             Ok(plan) if plan.run.is_empty() && plan.gaps.is_empty() && plan.accept.is_empty() && plan.revised.is_empty() => Early::Done(status.current),
-            Ok(_) => Early::Pending { plain: plain(&status) },
+            Ok(plan) => Early::Pending { plain: plain(&plan) },
             Err(_) => Early::Unknown,
         }
     }
